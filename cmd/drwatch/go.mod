@@ -1,0 +1,3 @@
+module github.com/drwatch/drwatch/cmd/drwatch
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/drwatch/drwatch/pkg/bus
+
+go 1.26

@@ -1,0 +1,391 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrInvalid marks a configuration that fails validation. The joined errors
+// each name the field, the value and what would fix it.
+var ErrInvalid = errors.New("invalid configuration")
+
+var siteNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+
+type problems []error
+
+func (p *problems) add(field, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+}
+
+// Validate checks every field and the timings against each other. It
+// returns every problem at once, joined, wrapped in ErrInvalid.
+func (c *Config) Validate() error {
+	var p problems
+	c.validateSite(&p)
+	c.validateNATS(&p)
+	c.validateCore(&p)
+	c.validateDatabases(&p)
+	c.validateFile(&p)
+	c.validateWatchdog(&p)
+	c.validateFailover(&p)
+	if len(p) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w:\n%w", ErrInvalid, errors.Join(p...))
+}
+
+func (c *Config) validateSite(p *problems) {
+	switch {
+	case c.Site.Name == "":
+		p.add("site.name", "is required (a short name such as a or paris)")
+	case !siteNameRE.MatchString(c.Site.Name):
+		p.add("site.name", "%q must be lower-case letters, digits or '-', starting with a letter, at most 32 characters", c.Site.Name)
+	}
+	switch {
+	case c.Site.Peer == "":
+		p.add("site.peer", "is required (the other site's name)")
+	case !siteNameRE.MatchString(c.Site.Peer):
+		p.add("site.peer", "%q must be lower-case letters, digits or '-', starting with a letter, at most 32 characters", c.Site.Peer)
+	case c.Site.Peer == c.Site.Name:
+		p.add("site.peer", "%q is this site's own name; name the other site", c.Site.Peer)
+	}
+	if !slices.Contains([]string{"active", "standby", "standalone"}, c.Site.Role) {
+		p.add("site.role", "%q must be active, standby or standalone", c.Site.Role)
+	}
+	for i, a := range c.Site.PeerAddresses {
+		if _, err := netip.ParseAddr(a); err != nil {
+			p.add(fmt.Sprintf("site.peerAddresses[%d]", i), "%q is not an IP address", a)
+		}
+	}
+}
+
+func (c *Config) validateNATS(p *problems) {
+	if c.NATS.URL != "" {
+		if !strings.Contains(c.NATS.URL, "://") {
+			p.add("nats.url", "%q must be a URL such as nats://10.0.0.5:4222", c.NATS.URL)
+		}
+		return
+	}
+	e := c.NATS.Embedded
+	if e.Port < -1 || e.Port > 65535 {
+		p.add("nats.embedded.port", "%d must be 0-65535 (-1 picks a free port)", e.Port)
+	}
+	if e.StoreDir == "" {
+		p.add("nats.embedded.storeDir", "is required for the embedded server (JetStream keeps the log there)")
+	}
+	if l := e.Leafnode.Listen; l != "" {
+		if _, _, err := net.SplitHostPort(l); err != nil {
+			p.add("nats.embedded.leafnode.listen", "%q must be host:port", l)
+		}
+	}
+	for i, r := range e.Leafnode.Remotes {
+		if !strings.Contains(r, "://") {
+			p.add(fmt.Sprintf("nats.embedded.leafnode.remotes[%d]", i), "%q must be a URL such as nats-leaf://10.0.0.6:7422", r)
+		}
+	}
+	validateTLS(p, "nats.embedded.leafnode.tls", e.Leafnode.TLS)
+}
+
+func validateTLS(p *problems, field string, t TLS) {
+	if (t.Cert == "") != (t.Key == "") {
+		p.add(field, "cert and key must be set together")
+	}
+}
+
+func (c *Config) validateCore(p *problems) {
+	if c.Core.PeerVIP != "" {
+		checkHost(p, "core.peerVip", c.Core.PeerVIP)
+	}
+	for i, n := range c.Core.PeerLoadBalancerNodes {
+		checkHost(p, fmt.Sprintf("core.peerLoadBalancerNodes[%d]", i), n)
+	}
+	if c.Core.SCPTimeout.D() <= 0 {
+		p.add("core.scpTimeout", "must be positive (seed default 120s)")
+	}
+	if c.VIP.Address != "" {
+		if _, err := netip.ParsePrefix(c.VIP.Address); err != nil {
+			p.add("vip.address", "%q must be an address with prefix length, e.g. 10.0.0.10/24", c.VIP.Address)
+		}
+		if c.VIP.Interface == "" {
+			p.add("vip.interface", "is required when vip.address is set")
+		}
+	}
+}
+
+func checkHost(p *problems, field, host string) {
+	if host == "" || strings.ContainsAny(host, " /,") {
+		p.add(field, "%q must be an IP address or host name", host)
+	}
+}
+
+func (c *Config) validateDatabases(p *problems) {
+	if c.MySQL.Enabled {
+		if !c.MySQL.DSN.IsSet() {
+			p.add("mysql.dsn", "is required when mysql.enabled is true")
+		}
+		checkInterval(p, "mysql.checkInterval", c.MySQL.CheckInterval)
+		if c.MySQL.RepairAttempts < 0 {
+			p.add("mysql.repairAttempts", "%d must be 0 or more", c.MySQL.RepairAttempts)
+		}
+		validateTLS(p, "mysql.tls", c.MySQL.TLS)
+	}
+	if c.PgSQL.Enabled {
+		if !c.PgSQL.DSN.IsSet() {
+			p.add("pgsql.dsn", "is required when pgsql.enabled is true")
+		}
+		checkInterval(p, "pgsql.checkInterval", c.PgSQL.CheckInterval)
+		if c.PgSQL.LagThresholdBytes < 0 {
+			p.add("pgsql.lagThresholdBytes", "%d must be 0 or more", c.PgSQL.LagThresholdBytes)
+		}
+		if c.PgSQL.RepairAttempts < 0 {
+			p.add("pgsql.repairAttempts", "%d must be 0 or more", c.PgSQL.RepairAttempts)
+		}
+		validateTLS(p, "pgsql.tls", c.PgSQL.TLS)
+	}
+}
+
+func checkInterval(p *problems, field string, d Duration) {
+	if d.D() <= 0 {
+		p.add(field, "must be positive")
+	}
+}
+
+func (c *Config) validateFile(p *problems) {
+	if c.File.Backup.MaxCount < 1 {
+		p.add("file.backup.maxCount", "%d must be at least 1 (seed default 3)", c.File.Backup.MaxCount)
+	}
+	checkSchedule(p, "file.backup.hoursOfDay", c.File.Backup.HoursOfDay, 0, 23)
+	checkSchedule(p, "file.backup.daysOfWeek", c.File.Backup.DaysOfWeek, 0, 6)
+	checkSchedule(p, "file.restore.hoursOfDay", c.File.Restore.HoursOfDay, 0, 23)
+	checkSchedule(p, "file.restore.daysOfWeek", c.File.Restore.DaysOfWeek, 0, 6)
+	if !slices.Contains([]string{"objectstore", "sftp"}, c.File.Transport) {
+		p.add("file.transport", "%q must be objectstore or sftp", c.File.Transport)
+	}
+	if len(c.File.Paths) > 0 && c.File.Dir == "" {
+		p.add("file.dir", "is required when file.paths is set")
+	}
+}
+
+// ParseSchedule reads a seed 000 schedule field: "*" (every value) or a
+// comma-separated list of numbers and ranges such as "1,3,20-23". It
+// returns the set of allowed values in [lo, hi].
+func ParseSchedule(s string, lo, hi int) ([]int, error) {
+	s = strings.TrimSpace(s)
+	if s == "*" || s == "" {
+		all := make([]int, 0, hi-lo+1)
+		for v := lo; v <= hi; v++ {
+			all = append(all, v)
+		}
+		return all, nil
+	}
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		from, to, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(from)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a number, a range like 1-5, or *", part)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(to); err != nil {
+				return nil, fmt.Errorf("%q is not a number, a range like 1-5, or *", part)
+			}
+		}
+		if a < lo || b > hi || a > b {
+			return nil, fmt.Errorf("%q is outside %d-%d", part, lo, hi)
+		}
+		for v := a; v <= b; v++ {
+			if !slices.Contains(out, v) {
+				out = append(out, v)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func checkSchedule(p *problems, field, s string, lo, hi int) {
+	if _, err := ParseSchedule(s, lo, hi); err != nil {
+		p.add(field, "%v", err)
+	}
+}
+
+func (c *Config) validateWatchdog(p *problems) {
+	hb := c.Watchdog.Heartbeat
+	if hb.Interval.D() <= 0 {
+		p.add("watchdog.heartbeat.interval", "must be positive (seed default 30s)")
+	}
+	if hb.Timeout.D() <= 0 {
+		p.add("watchdog.heartbeat.timeout", "must be positive (seed default 5s)")
+	} else if hb.Timeout.D() >= hb.Interval.D() {
+		p.add("watchdog.heartbeat.timeout", "must be less than interval (%s >= %s)", hb.Timeout.D(), hb.Interval.D())
+	}
+	if hb.Retries < 0 || hb.Retries > 100 {
+		p.add("watchdog.heartbeat.retries", "%d must be 0-100 (seed default 4)", hb.Retries)
+	}
+	checkProbe(p, "watchdog.heartbeat", hb.Probe, hb.Port)
+	names := map[string]bool{}
+	for i, l := range hb.Lines {
+		f := fmt.Sprintf("watchdog.heartbeat.lines[%d]", i)
+		if l.Name == "" || names[l.Name] {
+			p.add(f+".name", "%q must be set and unique", l.Name)
+		}
+		names[l.Name] = true
+		if l.VIP == "" && len(l.Nodes) == 0 {
+			p.add(f, "needs a vip or nodes to probe")
+		}
+		probe := l.Probe
+		if probe == "" {
+			probe = hb.Probe
+		}
+		port := l.Port
+		if port == 0 {
+			port = hb.Port
+		}
+		checkProbe(p, f, probe, port)
+	}
+
+	n := c.Watchdog.Notification
+	if n.Interval.D() <= 0 {
+		p.add("watchdog.notification.interval", "must be positive (seed default 3600s)")
+	}
+	for i, e := range n.Email {
+		if !strings.Contains(e, "@") {
+			p.add(fmt.Sprintf("watchdog.notification.email[%d]", i), "%q is not an e-mail address", e)
+		}
+	}
+	if len(n.Email) > 0 && n.SMTP.Host == "" {
+		p.add("watchdog.notification.smtp.host", "is required when watchdog.notification.email is set")
+	}
+	if !slices.Contains([]string{"starttls", "tls", "none"}, n.SMTP.Security) {
+		p.add("watchdog.notification.smtp.security", "%q must be starttls, tls or none", n.SMTP.Security)
+	}
+	if n.SMTP.Port < 1 || n.SMTP.Port > 65535 {
+		p.add("watchdog.notification.smtp.port", "%d must be 1-65535", n.SMTP.Port)
+	}
+
+	fd := c.Watchdog.FailureDetection
+	t := fd.Threshold
+	for _, s := range []struct {
+		name string
+		v    float64
+	}{{"failover", t.Failover}, {"adjustManaged", t.AdjustManaged}, {"warning", t.Warning}} {
+		if s.v < 0 || s.v > 1 {
+			p.add("watchdog.failureDetection.threshold."+s.name, "%g must be a share between 0 and 1", s.v)
+		}
+	}
+	if t.AdjustManaged > t.Failover {
+		p.add("watchdog.failureDetection.threshold.adjustManaged", "%g must not exceed failover %g (seed 000)", t.AdjustManaged, t.Failover)
+	}
+	if fd.IsCustom && fd.Script == "" {
+		p.add("watchdog.failureDetection.script", "is required when isCustom is true")
+	}
+	if fd.ScriptTimeout.D() <= 0 {
+		p.add("watchdog.failureDetection.scriptTimeout", "must be positive")
+	}
+	if fd.WaitDuration.D() < 0 {
+		p.add("watchdog.failureDetection.waitDuration", "must not be negative (seed default 8h)")
+	}
+	if fd.ProbeTimeout.D() <= 0 {
+		p.add("watchdog.failureDetection.probeTimeout", "must be positive")
+	} else if fd.ProbeTimeout.D() > hb.Interval.D() && hb.Interval.D() > 0 {
+		p.add("watchdog.failureDetection.probeTimeout", "must not exceed watchdog.heartbeat.interval (%s > %s)", fd.ProbeTimeout.D(), hb.Interval.D())
+	}
+	if !slices.Contains([]string{"icmp", "tcp"}, fd.ArbiterProbe) {
+		p.add("watchdog.failureDetection.arbiterProbe", "%q must be icmp or tcp", fd.ArbiterProbe)
+	}
+	if len(fd.Arbiters) > 1000 {
+		p.add("watchdog.failureDetection.arbiters", "%d arbiters is more than 1000", len(fd.Arbiters))
+	}
+	for i, a := range fd.Arbiters {
+		f := fmt.Sprintf("watchdog.failureDetection.arbiters[%d]", i)
+		checkHost(p, f+".host", a.Host)
+		if a.Port < 1 || a.Port > 65535 {
+			p.add(f+".port", "%d must be 1-65535", a.Port)
+		}
+		if a.Username == "" {
+			p.add(f+".username", "is required")
+		}
+		if !a.Password.IsSet() && a.PrivateKey == "" {
+			p.add(f, "needs a password or a privateKey")
+		}
+		if a.KnownHosts == "" {
+			p.add(f+".knownHosts", "is required: arbiter host keys are always verified")
+		}
+	}
+	for i, m := range c.Watchdog.Monitors {
+		f := fmt.Sprintf("watchdog.monitors[%d]", i)
+		if m.Name == "" {
+			p.add(f+".name", "is required")
+		}
+		if !slices.Contains([]string{"service", "process", "memory", "cpu", "disk", "script"}, m.Kind) {
+			p.add(f+".kind", "%q must be service, process, memory, cpu, disk or script", m.Kind)
+		}
+		if slices.Contains([]string{"service", "process", "disk", "script"}, m.Kind) && m.Target == "" {
+			p.add(f+".target", "is required for a %s monitor", m.Kind)
+		}
+		if slices.Contains([]string{"memory", "cpu", "disk"}, m.Kind) && (m.Threshold <= 0 || m.Threshold > 100) {
+			p.add(f+".threshold", "%g must be a percentage in (0, 100]", m.Threshold)
+		}
+		if m.Interval.D() <= 0 {
+			p.add(f+".interval", "must be positive (seed 004 default 2s)")
+		}
+		if m.MaxFailures < 1 {
+			p.add(f+".maxFailures", "%d must be at least 1 (seed 004 default 5)", m.MaxFailures)
+		}
+		if !slices.Contains([]string{"primary", "standby", "both"}, m.Scope) {
+			p.add(f+".scope", "%q must be primary, standby or both", m.Scope)
+		}
+	}
+	for i, s := range c.Watchdog.Services {
+		f := fmt.Sprintf("watchdog.services[%d]", i)
+		if s.Name == "" || s.Target == "" {
+			p.add(f, "name and target are required")
+		}
+		if !slices.Contains([]string{"systemd", "container", "script"}, s.Kind) {
+			p.add(f+".kind", "%q must be systemd, container or script", s.Kind)
+		}
+		if !slices.Contains([]string{"active", "standby", "both"}, s.RunOn) {
+			p.add(f+".runOn", "%q must be active, standby or both", s.RunOn)
+		}
+	}
+}
+
+func checkProbe(p *problems, field, probe string, port int) {
+	switch probe {
+	case "icmp":
+	case "tcp":
+		if port < 1 || port > 65535 {
+			p.add(field+".port", "%d must be 1-65535 for a tcp probe", port)
+		}
+	default:
+		p.add(field+".probe", "%q must be icmp or tcp", probe)
+	}
+}
+
+func (c *Config) validateFailover(p *problems) {
+	f := c.Failover
+	if !slices.Contains([]string{"manual", "automatic"}, f.Failback) {
+		p.add("failover.failback", "%q must be manual or automatic", f.Failback)
+	}
+	if f.BlockWindow.D() < 0 {
+		p.add("failover.blockWindow", "must not be negative")
+	}
+	if f.MaxLagBytes < 0 {
+		p.add("failover.maxLagBytes", "%d must be 0 or more", f.MaxLagBytes)
+	}
+	if c.Hooks.Timeout.D() <= 0 {
+		p.add("hooks.timeout", "must be positive")
+	}
+	if c.Hooks.Timeout.D() > time.Hour {
+		p.add("hooks.timeout", "%s is longer than an hour; a hung hook would block failover that long", c.Hooks.Timeout.D())
+	}
+}

@@ -1,0 +1,99 @@
+package events
+
+// ReplicationBroken says a replication check failed. Check names what was
+// checked; Error is the server's own text.
+type ReplicationBroken struct {
+	Database Database `json:"database" validate:"oneof=mysql pgsql"`
+	// Scope is "site" for replication inside a site, "cross" between sites.
+	Scope  string `json:"scope" validate:"oneof=site cross"`
+	Server string `json:"server" validate:"required,max=256"`
+	Check  string `json:"check" validate:"required,max=128"`
+	Error  string `json:"error" validate:"max=4096"`
+	// Attempts made to repair so far; Repairable false means drwatch will
+	// not try (or stopped trying) and an operator must act.
+	Attempts   int  `json:"attempts" validate:"gte=0"`
+	Repairable bool `json:"repairable"`
+}
+
+// EventType implements Event.
+func (ReplicationBroken) EventType() Type { return "ReplicationBroken" }
+
+// ReplicationRepaired says a broken check passes again.
+type ReplicationRepaired struct {
+	Database Database `json:"database" validate:"oneof=mysql pgsql"`
+	Scope    string   `json:"scope" validate:"oneof=site cross"`
+	Server   string   `json:"server" validate:"required,max=256"`
+	Check    string   `json:"check" validate:"required,max=128"`
+	Attempts int      `json:"attempts" validate:"gte=0"`
+}
+
+// EventType implements Event.
+func (ReplicationRepaired) EventType() Type { return "ReplicationRepaired" }
+
+// ReplicationLagHigh says replication lag crossed its configured limit.
+type ReplicationLagHigh struct {
+	Database         Database `json:"database" validate:"oneof=mysql pgsql"`
+	Server           string   `json:"server" validate:"required,max=256"`
+	LagSeconds       float64  `json:"lagSeconds" validate:"gte=0"`
+	LagBytes         int64    `json:"lagBytes" validate:"gte=0"`
+	ThresholdSeconds float64  `json:"thresholdSeconds" validate:"gte=0"`
+	ThresholdBytes   int64    `json:"thresholdBytes" validate:"gte=0"`
+}
+
+// EventType implements Event.
+func (ReplicationLagHigh) EventType() Type { return "ReplicationLagHigh" }
+
+// ReplicationLagRecovered says lag is back under its limit.
+type ReplicationLagRecovered struct {
+	Database   Database `json:"database" validate:"oneof=mysql pgsql"`
+	Server     string   `json:"server" validate:"required,max=256"`
+	LagSeconds float64  `json:"lagSeconds" validate:"gte=0"`
+	LagBytes   int64    `json:"lagBytes" validate:"gte=0"`
+}
+
+// EventType implements Event.
+func (ReplicationLagRecovered) EventType() Type { return "ReplicationLagRecovered" }
+
+// ReplicationDiverged says both sides accepted writes the other lacks
+// (errant GTIDs, a PostgreSQL timeline fork). Replication is not resumed
+// automatically; ResyncCommand is what an operator runs.
+type ReplicationDiverged struct {
+	Database      Database `json:"database" validate:"oneof=mysql pgsql"`
+	Server        string   `json:"server" validate:"required,max=256"`
+	Details       []string `json:"details" validate:"required,min=1"`
+	ResyncCommand string   `json:"resyncCommand" validate:"required,max=1024"`
+}
+
+// EventType implements Event.
+func (ReplicationDiverged) EventType() Type { return "ReplicationDiverged" }
+
+// DatabaseCommand asks a site's dbmonitor to act. It is answered with
+// DatabaseCommandDone carrying this event's id as causation id.
+type DatabaseCommand struct {
+	Command  string   `json:"command" validate:"oneof=promote demote repoint position resync"`
+	Database Database `json:"database" validate:"oneof=mysql pgsql"`
+	// Target site whose dbmonitor must act.
+	Target SiteID `json:"target" validate:"required,sitename"`
+	// PrimaryHost and PrimaryPort name the new primary for repoint/resync.
+	PrimaryHost string `json:"primaryHost,omitempty" validate:"max=256"`
+	PrimaryPort int    `json:"primaryPort,omitempty" validate:"gte=0,lte=65535"`
+	FailoverID  string `json:"failoverId,omitempty" validate:"max=64"`
+}
+
+// EventType implements Event.
+func (DatabaseCommand) EventType() Type { return "DatabaseCommand" }
+
+// DatabaseCommandDone answers a DatabaseCommand.
+type DatabaseCommandDone struct {
+	Command  string   `json:"command" validate:"oneof=promote demote repoint position resync"`
+	Database Database `json:"database" validate:"oneof=mysql pgsql"`
+	OK       bool     `json:"ok"`
+	Error    string   `json:"error,omitempty" validate:"max=4096"`
+	// Position is the GTID set (MySQL) or LSN (PostgreSQL) after the command.
+	Position   string `json:"position,omitempty" validate:"max=4096"`
+	LagBytes   int64  `json:"lagBytes" validate:"gte=0"`
+	FailoverID string `json:"failoverId,omitempty" validate:"max=64"`
+}
+
+// EventType implements Event.
+func (DatabaseCommandDone) EventType() Type { return "DatabaseCommandDone" }

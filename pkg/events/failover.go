@@ -1,0 +1,94 @@
+package events
+
+import "time"
+
+// FailoverRequested asks the orchestrator of Target to take ToRole. Manual
+// requests come from an operator (seed 000 manualFailover); Force skips the
+// replication-in-sync guard (seed 004).
+type FailoverRequested struct {
+	Target      SiteID `json:"target" validate:"required,sitename"`
+	ToRole      Role   `json:"toRole" validate:"oneof=active standby"`
+	Manual      bool   `json:"manual"`
+	Force       bool   `json:"force"`
+	Reason      string `json:"reason" validate:"required,max=1024"`
+	RequestedBy string `json:"requestedBy" validate:"required,max=128"`
+}
+
+// EventType implements Event.
+func (FailoverRequested) EventType() Type { return "FailoverRequested" }
+
+// FailoverStarted opens a failover saga; its steps follow as
+// FailoverStepDone with the same FailoverID.
+type FailoverStarted struct {
+	FailoverID string `json:"failoverId" validate:"required,max=64"`
+	From       Role   `json:"from" validate:"oneof=active standby standalone"`
+	To         Role   `json:"to" validate:"oneof=active standby standalone"`
+	Epoch      Epoch  `json:"epoch"`
+	Manual     bool   `json:"manual"`
+	Force      bool   `json:"force"`
+	Reason     string `json:"reason" validate:"required,max=1024"`
+	// Steps is the plan, in order.
+	Steps []string `json:"steps" validate:"required,min=1"`
+}
+
+// EventType implements Event.
+func (FailoverStarted) EventType() Type { return "FailoverStarted" }
+
+// FailoverStepDone records one finished (or failed) step of a saga.
+type FailoverStepDone struct {
+	FailoverID      string  `json:"failoverId" validate:"required,max=64"`
+	Step            string  `json:"step" validate:"required,max=64"`
+	OK              bool    `json:"ok"`
+	Error           string  `json:"error,omitempty" validate:"max=4096"`
+	Output          string  `json:"output,omitempty" validate:"max=4096"`
+	DurationSeconds float64 `json:"durationSeconds" validate:"gte=0"`
+}
+
+// EventType implements Event.
+func (FailoverStepDone) EventType() Type { return "FailoverStepDone" }
+
+// FailoverCompleted closes a saga that reached its goal.
+type FailoverCompleted struct {
+	FailoverID      string  `json:"failoverId" validate:"required,max=64"`
+	Role            Role    `json:"role" validate:"oneof=active standby standalone"`
+	Epoch           Epoch   `json:"epoch"`
+	DurationSeconds float64 `json:"durationSeconds" validate:"gte=0"`
+}
+
+// EventType implements Event.
+func (FailoverCompleted) EventType() Type { return "FailoverCompleted" }
+
+// FailoverAborted closes a saga that stopped before its goal.
+type FailoverAborted struct {
+	FailoverID string `json:"failoverId" validate:"required,max=64"`
+	Step       string `json:"step,omitempty" validate:"max=64"`
+	Reason     string `json:"reason" validate:"required,max=4096"`
+}
+
+// EventType implements Event.
+func (FailoverAborted) EventType() Type { return "FailoverAborted" }
+
+// RoleChanged announces a site's new role and fencing epoch.
+type RoleChanged struct {
+	From       Role   `json:"from" validate:"oneof=active standby standalone"`
+	To         Role   `json:"to" validate:"oneof=active standby standalone"`
+	Epoch      Epoch  `json:"epoch"`
+	Reason     string `json:"reason" validate:"required,max=1024"`
+	FailoverID string `json:"failoverId,omitempty" validate:"max=64"`
+}
+
+// EventType implements Event.
+func (RoleChanged) EventType() Type { return "RoleChanged" }
+
+// AutomaticFailoverChanged records automatic failover switched on or off,
+// by an operator (toolkit watchdog status) or by the watchdog itself.
+type AutomaticFailoverChanged struct {
+	Enabled bool `json:"enabled"`
+	// Until is when a disable ends; nil means until enabled again.
+	Until  *time.Time `json:"until,omitempty"`
+	Reason string     `json:"reason" validate:"required,max=1024"`
+	By     string     `json:"by" validate:"required,max=128"`
+}
+
+// EventType implements Event.
+func (AutomaticFailoverChanged) EventType() Type { return "AutomaticFailoverChanged" }

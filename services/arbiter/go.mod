@@ -1,0 +1,3 @@
+module github.com/drwatch/drwatch/services/arbiter
+
+go 1.26

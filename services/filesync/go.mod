@@ -1,0 +1,3 @@
+module github.com/drwatch/drwatch/services/filesync
+
+go 1.26
