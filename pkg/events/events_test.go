@@ -18,45 +18,11 @@ var update = flag.Bool("update", false, "rewrite schema/*.json")
 
 var now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
-// samples holds one valid event of every registered type.
-func samples() []Event {
-	until := now.Add(2 * time.Hour)
-	return []Event{
-		RemoteUnreachable{Peer: "b", Line: "vip", Since: now, DownForSeconds: 50, Failed: []ProbeResult{{Target: "10.0.0.2", Kind: "icmp", Attempts: 5, Error: "timeout"}}},
-		RemoteReachable{Peer: "b", Line: "vip", Target: "10.0.0.2", DownForSeconds: 12},
-		PeerVIPMovedLocally{Peer: "b", Line: "vip", VIP: "10.0.0.2", AnsweringNodes: []string{"10.0.0.3"}},
-		MonitorTripped{Monitor: "jboss", Kind: "service", Failures: 5, Detail: "inactive"},
-		MonitorRecovered{Monitor: "jboss", Kind: "service"},
-		ConfigChecked{OK: false, Problems: []string{"peer vip unset"}},
-		ArbitrationDecided{Role: RoleStandby, Method: "arbiters", Action: ActionBeActive, Branch: "standby.managed+unreachable<failover", N: 3, Reachable: 3, Thresholds: Thresholds{0.5, 0.5, 0.7}, ReachableShare: 1, Arbiters: []ArbiterResult{{Host: "arb1", Reachable: true}}},
-		ArbiterQuorumLow{N: 3, Reachable: 1, Share: 0.33, Warning: 0.7, Unreachable: []string{"arb2", "arb3"}},
-		FailureDetectionFailed{Method: "script", Script: "/bin/x", Reason: "timed out after 30s"},
-		ReplicationBroken{Database: MySQL, Scope: "cross", Server: "db-b", Check: "io_thread", Error: "error connecting", Attempts: 3},
-		ReplicationRepaired{Database: PgSQL, Scope: "site", Server: "pg-b", Check: "wal_receiver", Attempts: 1},
-		ReplicationLagHigh{Database: PgSQL, Server: "pg-b", LagSeconds: 40, LagBytes: 5 << 20, ThresholdSeconds: 30, ThresholdBytes: 1 << 20},
-		ReplicationLagRecovered{Database: PgSQL, Server: "pg-b", LagSeconds: 1},
-		ReplicationDiverged{Database: MySQL, Server: "db-b", Details: []string{"errant GTID 0-2-17"}, ResyncCommand: "drwatch db resync --database mysql"},
-		DatabaseCommand{Command: "promote", Database: MySQL, Target: "b", FailoverID: "f1"},
-		DatabaseCommandDone{Command: "promote", Database: MySQL, OK: true, Position: "0-1-100", FailoverID: "f1"},
-		FileSyncCompleted{Transport: "objectstore", Files: 10, Bytes: 1000, DurationSeconds: 0.5},
-		FileSyncFailed{Transport: "sftp", File: "/etc/x", Reason: "checksum mismatch", Attempts: 2},
-		FailoverRequested{Target: "b", ToRole: RoleActive, Manual: true, Reason: "operator", RequestedBy: "root@b"},
-		FailoverStarted{FailoverID: "f1", From: RoleStandby, To: RoleActive, Epoch: 2, Reason: "peer down", Steps: []string{"promote"}},
-		FailoverStepDone{FailoverID: "f1", Step: "promote", OK: true, DurationSeconds: 0.1},
-		FailoverCompleted{FailoverID: "f1", Role: RoleActive, Epoch: 2, DurationSeconds: 1},
-		FailoverAborted{FailoverID: "f1", Step: "veto", Reason: "veto hook exited 1"},
-		RoleChanged{From: RoleStandby, To: RoleActive, Epoch: 2, Reason: "failover"},
-		AutomaticFailoverChanged{Enabled: false, Until: &until, Reason: "maintenance", By: "operator"},
-		NotificationSent{Key: "b/ArbiterQuorumLow", Kind: "ArbiterQuorumLow", Recipients: []string{"ops@example.com"}, Subject: "x", Cause: "id"},
-		NotificationSuppressed{Key: "b/ArbiterQuorumLow", Kind: "ArbiterQuorumLow", Reason: "mailed within 1h0m0s", Until: until, Cause: "id"},
-	}
-}
-
 var src = Source{Site: "a", Node: "a1", Service: "heartbeat"}
 
 func TestEverySampleRoundTrips(t *testing.T) {
 	seen := map[Type]bool{}
-	for _, ev := range samples() {
+	for _, ev := range Examples() {
 		t.Run(string(ev.EventType()), func(t *testing.T) {
 			seen[ev.EventType()] = true
 			env, err := New(src, ev, now, nil)
@@ -85,7 +51,7 @@ func TestEverySampleRoundTrips(t *testing.T) {
 	}
 	for _, typ := range Types() {
 		if !seen[typ] {
-			t.Errorf("registered type %s has no sample: add one to samples()", typ)
+			t.Errorf("registered type %s has no sample: add one to Examples()", typ)
 		}
 	}
 }

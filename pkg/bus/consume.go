@@ -1,0 +1,304 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/drwatch/drwatch/pkg/events"
+)
+
+// DefaultBackOff is the redelivery schedule after a handler error.
+var DefaultBackOff = []time.Duration{250 * time.Millisecond, time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second}
+
+// ConsumerSpec describes a durable consumer of the site's log.
+type ConsumerSpec struct {
+	// Durable names the consumer; its position survives restarts.
+	Durable string
+	// Filters select subjects, e.g. events.TypeFilter("RoleChanged").
+	// Empty means every event in the log.
+	Filters []string
+	Handler events.Handler
+	// BackOff is the delay before each redelivery after a handler error;
+	// its last entry repeats. Default DefaultBackOff.
+	BackOff []time.Duration
+	// MaxDeliver is how often a message is tried before it is parked as
+	// poison. Default len(BackOff)+1.
+	MaxDeliver int
+	// MaxAckPending bounds messages in flight; 1 (the default) keeps
+	// handling in log order.
+	MaxAckPending int
+	// AckWait is how long a handler may run before the server redelivers.
+	AckWait time.Duration
+	// DeliverNew starts a new consumer at the end of the log instead of
+	// its beginning.
+	DeliverNew bool
+	// StartSeq, when set, starts a new consumer at this stream sequence.
+	StartSeq uint64
+}
+
+func (s *ConsumerSpec) applyDefaults() error {
+	if s.Durable == "" {
+		return errors.New("consumer: durable name is required")
+	}
+	if s.Handler == nil {
+		return fmt.Errorf("consumer %s: handler is required", s.Durable)
+	}
+	if len(s.BackOff) == 0 {
+		s.BackOff = DefaultBackOff
+	}
+	if s.MaxDeliver == 0 {
+		s.MaxDeliver = len(s.BackOff) + 1
+	}
+	if s.MaxAckPending == 0 {
+		s.MaxAckPending = 1
+	}
+	if s.AckWait == 0 {
+		s.AckWait = 30 * time.Second
+	}
+	return nil
+}
+
+func (s *ConsumerSpec) config() jetstream.ConsumerConfig {
+	cfg := jetstream.ConsumerConfig{
+		Durable:       s.Durable,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       s.AckWait,
+		MaxDeliver:    s.MaxDeliver,
+		MaxAckPending: s.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	switch {
+	case s.StartSeq > 0:
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = s.StartSeq
+	case s.DeliverNew:
+		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
+	}
+	switch len(s.Filters) {
+	case 0:
+	case 1:
+		cfg.FilterSubject = s.Filters[0]
+	default:
+		cfg.FilterSubjects = s.Filters
+	}
+	return cfg
+}
+
+// Consume runs a durable consumer until ctx ends. Each message is decoded
+// and validated; undecodable or invalid ones are parked in the poison
+// stream and terminated so they never block the next. A handler error is
+// retried with back-off; after MaxDeliver tries the message is parked too.
+// A handler panic counts as an error.
+func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec) error {
+	if err := spec.applyDefaults(); err != nil {
+		return err
+	}
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, EventsStream, spec.config())
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", spec.Durable, err)
+	}
+	log := b.log.With("consumer", spec.Durable)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		b.handle(ctx, &spec, m)
+	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		if ctx.Err() == nil {
+			log.Warn("consumer error", "err", err)
+		}
+	}))
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", spec.Durable, err)
+	}
+	<-ctx.Done()
+	cc.Stop()
+	<-cc.Closed()
+	return nil
+}
+
+func (b *Bus) handle(ctx context.Context, spec *ConsumerSpec, m jetstream.Msg) {
+	meta, err := m.Metadata()
+	if err != nil {
+		b.park(ctx, spec.Durable, m, 0, fmt.Sprintf("no JetStream metadata: %v", err))
+		return
+	}
+	env, err := events.Unmarshal(m.Data())
+	if err == nil {
+		_, err = events.Decode(env)
+	}
+	if err != nil {
+		b.park(ctx, spec.Durable, m, meta.Sequence.Stream, err.Error())
+		return
+	}
+
+	ctx = b.prop.Extract(ctx, headerCarrier(m.Headers()))
+	ctx, span := b.tracer.Start(ctx, "handle "+string(env.Type),
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(eventAttrs(env)...),
+		trace.WithAttributes(attribute.String("drwatch.consumer", spec.Durable)))
+	defer span.End()
+
+	start := time.Now()
+	err = callHandler(ctx, spec.Handler, env)
+	b.metrics.handleSeconds.WithLabelValues(spec.Durable).Observe(time.Since(start).Seconds())
+	if err == nil {
+		if aerr := m.DoubleAck(ctx); aerr != nil && ctx.Err() == nil {
+			b.log.Warn("ack failed; the message will be redelivered", "consumer", spec.Durable, "id", env.ID, "err", aerr)
+		}
+		b.metrics.handled.WithLabelValues(spec.Durable, "ok").Inc()
+		return
+	}
+	span.RecordError(err)
+	if errors.Is(err, events.ErrInvalid) || errors.Is(err, events.ErrUndecodable) {
+		b.park(ctx, spec.Durable, m, meta.Sequence.Stream, err.Error())
+		return
+	}
+	n := int(meta.NumDelivered)
+	if n >= spec.MaxDeliver {
+		b.park(ctx, spec.Durable, m, meta.Sequence.Stream, fmt.Sprintf("handler failed %d times, last: %v", n, err))
+		return
+	}
+	delay := spec.BackOff[min(n-1, len(spec.BackOff)-1)]
+	b.metrics.handled.WithLabelValues(spec.Durable, "retry").Inc()
+	b.log.Warn("handler failed; will retry", "consumer", spec.Durable, "id", env.ID, "type", env.Type, "delivery", n, "retryIn", delay, "err", err)
+	if nerr := m.NakWithDelay(delay); nerr != nil && ctx.Err() == nil {
+		b.log.Warn("nak failed", "consumer", spec.Durable, "err", nerr)
+	}
+}
+
+func callHandler(ctx context.Context, h events.Handler, env *events.Envelope) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panicked: %v", r)
+		}
+	}()
+	return h(ctx, env)
+}
+
+// park copies m to the poison stream with the reason and terminates it, so
+// the consumer moves on and the message stays available for inspection.
+func (b *Bus) park(ctx context.Context, consumer string, m jetstream.Msg, seq uint64, reason string) {
+	b.metrics.poison.WithLabelValues(consumer).Inc()
+	b.metrics.handled.WithLabelValues(consumer, "poison").Inc()
+	b.log.Error("poison message parked", "consumer", consumer, "subject", m.Subject(), "seq", seq, "reason", reason)
+	pm := nats.NewMsg(events.PoisonSubject(b.src.Site, consumer))
+	pm.Data = m.Data()
+	pm.Header.Set(HeaderPoisonReason, truncate(reason, 1024))
+	pm.Header.Set(HeaderPoisonSubject, m.Subject())
+	pm.Header.Set(HeaderPoisonSequence, strconv.FormatUint(seq, 10))
+	pm.Header.Set(HeaderPoisonConsumer, consumer)
+	msgID := fmt.Sprintf("poison-%s-%d", consumer, seq)
+	if _, err := b.js.PublishMsg(ctx, pm, jetstream.WithMsgID(msgID)); err != nil {
+		// Not parked: leave the message to be redelivered rather than lose it.
+		b.log.Error("could not park poison message; leaving it for redelivery", "consumer", consumer, "seq", seq, "err", err)
+		_ = m.NakWithDelay(5 * time.Second)
+		return
+	}
+	if err := m.Term(); err != nil && ctx.Err() == nil {
+		b.log.Warn("terminate poison message", "consumer", consumer, "err", err)
+	}
+}
+
+// Replay reads the log from the beginning (or from seq) up to its last
+// message at the time of the call, in order, and calls fn for every valid
+// envelope matching filters. Invalid messages are counted and skipped, never
+// fatal. It returns the last stream sequence read, from which a live
+// consumer can continue. fn returning an error stops the replay.
+func (b *Bus) Replay(ctx context.Context, from uint64, filters []string, fn func(seq uint64, env *events.Envelope) error) (uint64, error) {
+	stream, err := b.js.Stream(ctx, EventsStream)
+	if err != nil {
+		return 0, fmt.Errorf("replay: %w", err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("replay: %w", err)
+	}
+	last := info.State.LastSeq
+	if last == 0 || from > last {
+		return last, nil
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters}
+	if from > 0 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = from
+	}
+	cons, err := stream.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return 0, fmt.Errorf("replay: %w", err)
+	}
+	// With filters the last matching message may sit before last; the
+	// consumer's pending count says when nothing more is there.
+	for {
+		batch, err := cons.FetchNoWait(256)
+		if err != nil {
+			return 0, fmt.Errorf("replay: %w", err)
+		}
+		n := 0
+		var seq uint64
+		var pending uint64
+		for m := range batch.Messages() {
+			n++
+			meta, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			seq, pending = meta.Sequence.Stream, meta.NumPending
+			if seq > last {
+				return last, nil
+			}
+			env, err := events.Unmarshal(m.Data())
+			if err == nil {
+				_, err = events.Decode(env)
+			}
+			if err != nil {
+				b.metrics.invalid.WithLabelValues("replay").Inc()
+				b.log.Warn("replay skipped an invalid message", "seq", seq, "err", err)
+				continue
+			}
+			if err := fn(seq, env); err != nil {
+				return seq, err
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return seq, fmt.Errorf("replay: %w", err)
+		}
+		if n == 0 || seq >= last || pending == 0 {
+			return last, nil
+		}
+	}
+}
+
+func eventAttrs(env *events.Envelope) []attribute.KeyValue {
+	return []attribute.KeyValue{
+		attribute.String("drwatch.event.id", string(env.ID)),
+		attribute.String("drwatch.event.type", string(env.Type)),
+		attribute.String("drwatch.site", string(env.Site)),
+		attribute.String("drwatch.correlation_id", string(env.CorrelationID)),
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// headerCarrier adapts NATS headers to OpenTelemetry's propagation.
+type headerCarrier nats.Header
+
+func (h headerCarrier) Get(key string) string { return nats.Header(h).Get(key) }
+func (h headerCarrier) Set(key, value string) { nats.Header(h).Set(key, value) }
+func (h headerCarrier) Keys() []string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	return keys
+}
