@@ -3,3 +3,23 @@ module github.com/drwatch/drwatch/pkg/config
 go 1.26
 
 require gopkg.in/yaml.v3 v3.0.1
+
+replace github.com/drwatch/drwatch/cmd/drwatch => ../../cmd/drwatch
+
+replace github.com/drwatch/drwatch/pkg/bus => ../bus
+
+replace github.com/drwatch/drwatch/pkg/events => ../events
+
+replace github.com/drwatch/drwatch/pkg/service => ../service
+
+replace github.com/drwatch/drwatch/services/arbiter => ../../services/arbiter
+
+replace github.com/drwatch/drwatch/services/dbmonitor => ../../services/dbmonitor
+
+replace github.com/drwatch/drwatch/services/filesync => ../../services/filesync
+
+replace github.com/drwatch/drwatch/services/heartbeat => ../../services/heartbeat
+
+replace github.com/drwatch/drwatch/services/notifier => ../../services/notifier
+
+replace github.com/drwatch/drwatch/services/orchestrator => ../../services/orchestrator

@@ -1,3 +1,23 @@
 module github.com/drwatch/drwatch/services/filesync
 
 go 1.26
+
+replace github.com/drwatch/drwatch/cmd/drwatch => ../../cmd/drwatch
+
+replace github.com/drwatch/drwatch/pkg/bus => ../../pkg/bus
+
+replace github.com/drwatch/drwatch/pkg/config => ../../pkg/config
+
+replace github.com/drwatch/drwatch/pkg/events => ../../pkg/events
+
+replace github.com/drwatch/drwatch/pkg/service => ../../pkg/service
+
+replace github.com/drwatch/drwatch/services/arbiter => ../arbiter
+
+replace github.com/drwatch/drwatch/services/dbmonitor => ../dbmonitor
+
+replace github.com/drwatch/drwatch/services/heartbeat => ../heartbeat
+
+replace github.com/drwatch/drwatch/services/notifier => ../notifier
+
+replace github.com/drwatch/drwatch/services/orchestrator => ../orchestrator

@@ -1,0 +1,88 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/drwatch/drwatch/pkg/bus"
+	"github.com/drwatch/drwatch/pkg/events"
+)
+
+// RoleView tracks this site's current role and epoch from the RoleChanged
+// events in the log; before the first one it reports the configured role.
+type RoleView struct {
+	mu    sync.RWMutex
+	role  events.Role
+	epoch events.Epoch
+	subs  []chan struct{}
+}
+
+// WatchRole replays this site's RoleChanged events, then follows new ones
+// until ctx ends. consumer names the durable consumer (unique per service).
+func WatchRole(ctx context.Context, deps Deps, consumer string) (*RoleView, error) {
+	site := events.SiteID(deps.Config.Site.Name)
+	v := &RoleView{role: events.Role(deps.Config.Site.Role)}
+	filter := []string{events.SiteTypeFilter(site, "RoleChanged")}
+	last, err := deps.Bus.Replay(ctx, 0, filter, func(_ uint64, env *events.Envelope) error {
+		return v.apply(env)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("watch role: %w", err)
+	}
+	go func() {
+		err := deps.Bus.Consume(ctx, bus.ConsumerSpec{
+			Durable:  consumer,
+			Filters:  filter,
+			StartSeq: last + 1,
+			Handler:  func(_ context.Context, env *events.Envelope) error { return v.apply(env) },
+		})
+		if err != nil {
+			deps.Log.Error("role watch stopped", "err", err)
+		}
+	}()
+	return v, nil
+}
+
+// NewRoleView returns a view fixed at role and epoch, for tests and for
+// callers that feed it themselves with Set.
+func NewRoleView(role events.Role, epoch events.Epoch) *RoleView {
+	return &RoleView{role: role, epoch: epoch}
+}
+
+func (v *RoleView) apply(env *events.Envelope) error {
+	ev, err := events.DecodeInto[events.RoleChanged](env)
+	if err != nil {
+		return err
+	}
+	v.Set(ev.To, ev.Epoch)
+	return nil
+}
+
+// Set records a role change and wakes Changed waiters.
+func (v *RoleView) Set(role events.Role, epoch events.Epoch) {
+	v.mu.Lock()
+	v.role, v.epoch = role, epoch
+	subs := v.subs
+	v.subs = nil
+	v.mu.Unlock()
+	for _, c := range subs {
+		close(c)
+	}
+}
+
+// Current returns the role and epoch.
+func (v *RoleView) Current() (events.Role, events.Epoch) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.role, v.epoch
+}
+
+// Changed returns a channel closed at the next role change.
+func (v *RoleView) Changed() <-chan struct{} {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	c := make(chan struct{})
+	v.subs = append(v.subs, c)
+	return c
+}
