@@ -224,7 +224,8 @@ type FailureDetection struct {
 	Threshold     Threshold `yaml:"threshold"`
 	WaitDuration  Duration  `yaml:"waitDuration"`
 	Arbiters      []Arbiter `yaml:"arbiters"`
-	// ProbeTimeout bounds one arbiter probe (ping or SSH login+command).
+	// ProbeTimeout bounds one arbiter probe (ping or SSH login+command);
+	// it defaults to watchdog.heartbeat.timeout.
 	ProbeTimeout Duration `yaml:"probeTimeout"`
 	// SessionCommand lists an arbiter's SSH sessions, one peer address per
 	// line or in `ss`/`who` form.
@@ -375,7 +376,6 @@ func Defaults() Config {
 				ScriptTimeout:  Duration(30 * time.Second),
 				Threshold:      Threshold{Failover: 0.5, AdjustManaged: 0.5, Warning: 0.7},
 				WaitDuration:   Duration(8 * time.Hour),
-				ProbeTimeout:   Duration(5 * time.Second),
 				SessionCommand: "who",
 				ArbiterProbe:   "icmp",
 			},
@@ -442,6 +442,10 @@ func Parse(r io.Reader) (*Config, error) {
 	}
 	for i := range cfg.Watchdog.FailureDetection.Arbiters {
 		cfg.Watchdog.FailureDetection.Arbiters[i].applyDefaults()
+	}
+	// An arbiter probe is bounded like a heartbeat probe unless set.
+	if cfg.Watchdog.FailureDetection.ProbeTimeout == 0 {
+		cfg.Watchdog.FailureDetection.ProbeTimeout = cfg.Watchdog.Heartbeat.Timeout
 	}
 	if cfg.Site.Node == "" {
 		cfg.Site.Node, _ = os.Hostname()
