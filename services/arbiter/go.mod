@@ -1,6 +1,6 @@
 module github.com/drwatch/drwatch/services/arbiter
 
-go 1.26
+go 1.26.0
 
 replace github.com/drwatch/drwatch/cmd/drwatch => ../../cmd/drwatch
 
@@ -21,3 +21,9 @@ replace github.com/drwatch/drwatch/services/heartbeat => ../heartbeat
 replace github.com/drwatch/drwatch/services/notifier => ../notifier
 
 replace github.com/drwatch/drwatch/services/orchestrator => ../orchestrator
+
+require (
+	github.com/google/go-cmp v0.7.0 // indirect
+	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/net v0.60.0 // indirect
+)
