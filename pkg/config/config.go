@@ -148,6 +148,24 @@ type File struct {
 	// Dir is where the standby keeps its backups.
 	Dir       string `yaml:"dir"`
 	Transport string `yaml:"transport"`
+	// SFTP is how the standby reaches the active site when Transport is sftp.
+	SFTP FileSFTP `yaml:"sftp"`
+}
+
+// FileSFTP is the active site's SSH server, from which the standby pulls
+// backups over SFTP (seed 000's SCP way).
+type FileSFTP struct {
+	Host     string `yaml:"host"`
+	Port     int    `yaml:"port"`
+	Username string `yaml:"username"`
+	Password Secret `yaml:"password"`
+	// PrivateKey is a key file; used instead of, or before, Password.
+	PrivateKey string `yaml:"privateKey"`
+	// KnownHosts verifies the peer's host key; there is no way to skip it.
+	KnownHosts string `yaml:"knownHosts"`
+	// RemoteDir is where the active site publishes its backups; empty
+	// means <file.dir>/outgoing, the same layout on both sites.
+	RemoteDir string `yaml:"remoteDir"`
 }
 
 // Backup is when the active site takes file backups and how many it keeps.
@@ -359,6 +377,7 @@ func Defaults() Config {
 			Restore:   Restore{HoursOfDay: "*", DaysOfWeek: "*"},
 			Dir:       "/var/lib/drwatch/files",
 			Transport: "objectstore",
+			SFTP:      FileSFTP{Port: 22},
 		},
 		Watchdog: Watchdog{
 			Heartbeat: Heartbeat{

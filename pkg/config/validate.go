@@ -171,6 +171,24 @@ func (c *Config) validateFile(p *problems) {
 	if len(c.File.Paths) > 0 && c.File.Dir == "" {
 		p.add("file.dir", "is required when file.paths is set")
 	}
+	if c.File.Transport == "sftp" {
+		s := c.File.SFTP
+		if s.Host == "" {
+			p.add("file.sftp.host", "is required when file.transport is sftp (the peer's SSH address)")
+		}
+		if s.Port < 1 || s.Port > 65535 {
+			p.add("file.sftp.port", "%d must be 1-65535 (default 22)", s.Port)
+		}
+		if s.Username == "" {
+			p.add("file.sftp.username", "is required when file.transport is sftp")
+		}
+		if s.KnownHosts == "" {
+			p.add("file.sftp.knownHosts", "is required when file.transport is sftp: the peer's host key must be verified")
+		}
+		if s.PrivateKey == "" && !s.Password.IsSet() {
+			p.add("file.sftp.privateKey", "set privateKey or password when file.transport is sftp")
+		}
+	}
 }
 
 // ParseSchedule reads a seed 000 schedule field: "*" (every value) or a
