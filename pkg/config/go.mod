@@ -4,6 +4,8 @@ go 1.26
 
 require gopkg.in/yaml.v3 v3.0.1
 
+require github.com/google/go-cmp v0.7.0 // indirect
+
 replace github.com/drwatch/drwatch/cmd/drwatch => ../../cmd/drwatch
 
 replace github.com/drwatch/drwatch/pkg/bus => ../bus
