@@ -33,6 +33,8 @@ func Examples() []Event {
 		FailoverAborted{FailoverID: "f1", Step: "veto", Reason: "veto hook exited 1"},
 		RoleChanged{From: RoleStandby, To: RoleActive, Epoch: 2, Reason: "failover"},
 		AutomaticFailoverChanged{Enabled: false, Until: &until, Reason: "maintenance", By: "operator"},
+		FailoverDecided{Action: ActionBeActive, Branch: "guard.lag", Reason: "lag 5242880 bytes > 1048576", Blocked: true},
+		FailoverAcknowledged{By: "root@a", Reason: "checked after failover"},
 		NotificationSent{Key: "b/ArbiterQuorumLow", Kind: "ArbiterQuorumLow", Recipients: []string{"ops@example.com"}, Subject: "x", Cause: "id"},
 		NotificationSuppressed{Key: "b/ArbiterQuorumLow", Kind: "ArbiterQuorumLow", Reason: "mailed within 1h0m0s", Until: until, Cause: "id"},
 	}

@@ -27,6 +27,8 @@ type FailoverStarted struct {
 	Manual     bool   `json:"manual"`
 	Force      bool   `json:"force"`
 	Reason     string `json:"reason" validate:"required,max=1024"`
+	// RequestID is the FailoverRequested this saga answers, if any.
+	RequestID ID `json:"requestId,omitempty" validate:"max=64"`
 	// Steps is the plan, in order.
 	Steps []string `json:"steps" validate:"required,min=1"`
 }
@@ -92,3 +94,34 @@ type AutomaticFailoverChanged struct {
 
 // EventType implements Event.
 func (AutomaticFailoverChanged) EventType() Type { return "AutomaticFailoverChanged" }
+
+// FailoverDecided records a decision of the orchestrator that did not
+// simply start a saga: a guard that blocked a failover (lag, veto window,
+// automatic failover off, failback policy), a request refused, or what an
+// observe-only site would have done. It answers RequestID when set.
+type FailoverDecided struct {
+	// Action is what the decision wanted: beActive, beStandby or nothing.
+	Action Action `json:"action" validate:"oneof=beActive beStandby nothing"`
+	Branch string `json:"branch" validate:"required,max=128"`
+	Reason string `json:"reason" validate:"required,max=1024"`
+	// Blocked: a guard stopped the action.
+	Blocked bool `json:"blocked"`
+	// ObserveOnly: the site decided Action but never acts (failover.observeOnly).
+	ObserveOnly bool `json:"observeOnly"`
+	Manual      bool `json:"manual"`
+	Force       bool `json:"force"`
+	RequestID   ID   `json:"requestId,omitempty" validate:"max=64"`
+}
+
+// EventType implements Event.
+func (FailoverDecided) EventType() Type { return "FailoverDecided" }
+
+// FailoverAcknowledged is an operator's acknowledgement of the last
+// failover; it lifts the block window (failover.blockWindow) early.
+type FailoverAcknowledged struct {
+	By     string `json:"by" validate:"required,max=128"`
+	Reason string `json:"reason" validate:"required,max=1024"`
+}
+
+// EventType implements Event.
+func (FailoverAcknowledged) EventType() Type { return "FailoverAcknowledged" }

@@ -57,6 +57,8 @@ var registry = indexKinds(
 	register[FailoverAborted](),
 	register[RoleChanged](),
 	register[AutomaticFailoverChanged](),
+	register[FailoverDecided](),
+	register[FailoverAcknowledged](),
 
 	register[NotificationSent](),
 	register[NotificationSuppressed](),
