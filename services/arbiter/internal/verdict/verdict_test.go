@@ -16,8 +16,8 @@ func TestDecide(t *testing.T) {
 	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	since := now.Add(-time.Hour)
 	type want struct {
-		Action events.Action
-		Branch string
+		Action  events.Action
+		Branch  string
 		R, M, U float64
 	}
 	tests := []struct {
