@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs drwatch's whole test suite: installs and starts what the integration
+# tests need (database servers from Debian's packages), then vets and tests
+# every module of the workspace. CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export TESTCONTAINERS_RYUK_DISABLED=true
+export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
+
+if [ -x scripts/testdb.sh ]; then
+  scripts/testdb.sh start
+  eval "$(scripts/testdb.sh env)"
+fi
+
+pkgs=$(go list -f '{{.Dir}}/...' -m)
+echo "== go vet"
+go vet $pkgs
+echo "== go test"
+go test -count=1 -timeout 35m $pkgs
