@@ -135,8 +135,10 @@ func (d Dialer) Dial(ctx context.Context, t *SSHTarget) (*ssh.Client, error) {
 	c, chans, reqs, err := ssh.NewClientConn(conn, t.Addr, t.config)
 	if err != nil {
 		conn.Close()
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("ssh %s: handshake: %w", t.Addr, ctx.Err())
+		// The conn deadline is ctx's, so it may fire a hair before ctx
+		// reports done: both mean the arbiter did not answer in time.
+		if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, fmt.Errorf("ssh %s: handshake did not finish in time: %w", t.Addr, context.DeadlineExceeded)
 		}
 		return nil, fmt.Errorf("ssh %s: %w", t.Addr, err)
 	}
