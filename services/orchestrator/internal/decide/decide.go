@@ -1,0 +1,226 @@
+// Package decide holds the orchestrator's one decision — must this site
+// become active, become standby, or stay — as a pure function of the
+// projected state, the policy and the time, so it can be table-tested and
+// re-decided from a replayed log.
+package decide
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/services/orchestrator/internal/state"
+)
+
+// Policy is the configured failover policy.
+type Policy struct {
+	// Automatic is failover.automatic, before any AutomaticFailoverChanged.
+	Automatic bool
+	// FailbackAutomatic is failover.failback == automatic.
+	FailbackAutomatic bool
+	// Home: this site is the configured primary (site.role active), the
+	// one a failback returns to.
+	Home        bool
+	BlockWindow time.Duration
+	MaxLagBytes int64
+	ObserveOnly bool
+	// WaitDuration is watchdog.failureDetection.waitDuration, used when the
+	// verdict carries no waitUntil of its own.
+	WaitDuration time.Duration
+}
+
+// Input is what a decision reads besides the state.
+type Input struct {
+	Policy Policy
+}
+
+// Decision is the outcome with the branch that produced it.
+type Decision struct {
+	// Action: beActive, beStandby or nothing.
+	Action events.Action
+	// Act: carry Action out now. False for nothing, for a blocked action
+	// and in observe-only mode.
+	Act    bool
+	Branch string
+	Reason string
+	// Blocked: a guard stopped Action.
+	Blocked     bool
+	ObserveOnly bool
+	Manual      bool
+	Force       bool
+	// RequestID is the request this decision answers.
+	RequestID events.ID
+	// Epoch is the epoch the new role carries.
+	Epoch events.Epoch
+}
+
+// Record reports whether the decision deserves a FailoverDecided event:
+// everything but a plain "nothing to do" and the saga's own start.
+func (d Decision) Record() bool {
+	return d.RequestID != "" || d.Blocked || d.ObserveOnly
+}
+
+func nothing(branch, reason string) Decision {
+	return Decision{Action: events.ActionNothing, Branch: branch, Reason: reason}
+}
+
+// Decide returns what this site must do at now.
+func Decide(s *state.State, in Input, now time.Time) Decision {
+	d := decide(s, in.Policy, now)
+	switch d.Action {
+	case events.ActionBeActive:
+		d.Epoch = s.MaxEpoch + 1
+	case events.ActionBeStandby:
+		d.Epoch = max(s.Epoch, s.MaxEpoch)
+	}
+	if d.Act && in.Policy.ObserveOnly {
+		d.Act, d.ObserveOnly = false, true
+		d.Reason = "observe-only: would " + string(d.Action) + ": " + d.Reason
+	}
+	return d
+}
+
+func decide(s *state.State, p Policy, now time.Time) Decision {
+	if s.SagaRunning() {
+		return nothing("saga.running", "failover "+s.Saga.ID+" is in progress")
+	}
+	// Fencing by epoch comes first: two actives that can hear each other
+	// must end at once, whatever else is configured.
+	if s.Role == events.RoleActive && s.PeerRole == events.RoleActive {
+		if s.PeerEpoch > s.Epoch || (s.PeerEpoch == s.Epoch && s.Peer < s.Site) {
+			return act(events.ActionBeStandby, "epoch.fence",
+				fmt.Sprintf("peer %s is active at epoch %d, this site at %d", s.Peer, s.PeerEpoch, s.Epoch))
+		}
+	}
+	if r := s.Pending; r != nil {
+		return request(s, p, r)
+	}
+	switch s.Role {
+	case events.RoleActive:
+		return decideActive(s, p, now)
+	case events.RoleStandby:
+		return decideStandby(s, p, now)
+	}
+	return nothing("role."+string(s.Role), "a standalone site has no peer to fail over with")
+}
+
+func act(a events.Action, branch, reason string) Decision {
+	return Decision{Action: a, Act: true, Branch: branch, Reason: reason}
+}
+
+func blocked(a events.Action, branch, reason string) Decision {
+	return Decision{Action: a, Blocked: true, Branch: branch, Reason: reason}
+}
+
+// request answers a FailoverRequested aimed at this site: from an operator
+// on either side (manual), or from the peer fencing this site.
+func request(s *state.State, p Policy, r *state.Request) Decision {
+	var d Decision
+	switch {
+	case r.ToRole == s.Role:
+		d = nothing("request.already", "already "+string(s.Role))
+	case r.ToRole == events.RoleStandby:
+		branch := "request.fenced"
+		if r.Manual {
+			branch = "request.manual"
+		}
+		d = act(events.ActionBeStandby, branch, r.Reason)
+	default:
+		if ok, db, lag := s.InSync(p.MaxLagBytes); !ok && !r.Force {
+			d = blocked(events.ActionBeActive, "guard.lag",
+				fmt.Sprintf("%s replica is %d bytes behind, more than failover.maxLagBytes %d; repeat with force to promote anyway", db, lag, p.MaxLagBytes))
+			break
+		}
+		branch := "request.manual"
+		if r.Force {
+			branch = "request.manual.force"
+		}
+		d = act(events.ActionBeActive, branch, r.Reason)
+	}
+	d.RequestID, d.Manual, d.Force = r.ID, r.Manual, r.Force
+	return d
+}
+
+// decideActive: an active site steps down when its own verdict says so
+// (it lost its arbiters), when automatic failover allows it.
+func decideActive(s *state.State, p Policy, now time.Time) Decision {
+	v := s.Verdict
+	if v == nil || v.Action != events.ActionBeStandby {
+		return nothing("active.stay", "no verdict asks this site to stand down")
+	}
+	if !s.AutomaticOn(p.Automatic, now) {
+		return blocked(events.ActionBeStandby, "guard.automatic-off",
+			"arbitration says beStandby ("+v.Branch+") but automatic failover is off; staying active")
+	}
+	return act(events.ActionBeStandby, "active.arbiters-lost", "arbitration says beStandby ("+v.Branch+")")
+}
+
+func decideStandby(s *state.State, p Policy, now time.Time) Decision {
+	v := s.Verdict
+	peerDown := s.PeerUnreachable()
+	bothStandby := s.PeerRole == events.RoleStandby
+	switch {
+	case v != nil && v.Action == events.ActionBeActive && (peerDown || bothStandby):
+	case !peerDown && s.PeerRole == events.RoleActive && p.Home && s.LastActive == s.Peer:
+		return failback(s, p, now)
+	case v != nil && v.Action == events.ActionWait:
+		return nothing("standby.wait", "arbitration says wait ("+v.Branch+")")
+	case !peerDown && !bothStandby:
+		return nothing("standby.peer-reachable", "the peer answers")
+	default:
+		return nothing("standby.no-verdict", "no verdict says beActive")
+	}
+	// Both sites standby: during waitDuration only the site that was active
+	// last may take over again.
+	if bothStandby && s.LastActive != "" && s.LastActive != s.Site {
+		until := s.BothStandbySince.Add(p.WaitDuration)
+		if v.WaitUntil != nil {
+			until = *v.WaitUntil
+		}
+		if now.Before(until) {
+			return blocked(events.ActionBeActive, "guard.wait-window",
+				fmt.Sprintf("both sites standby; %s was active last and has until %s to come back", s.LastActive, until.UTC().Format(time.RFC3339)))
+		}
+	}
+	if d, ok := guards(s, p, now); !ok {
+		return d
+	}
+	reason := "peer unreachable and arbitration says beActive (" + v.Branch + ")"
+	if !peerDown {
+		reason = "both sites standby and arbitration says beActive (" + v.Branch + ")"
+	}
+	return act(events.ActionBeActive, "standby.takeover", reason)
+}
+
+// guards are what an automatic promotion must pass.
+func guards(s *state.State, p Policy, now time.Time) (Decision, bool) {
+	if !s.AutomaticOn(p.Automatic, now) {
+		reason := "automatic failover is off; run a manual failover to take over"
+		if s.AutomaticUntil != nil {
+			reason = "automatic failover is off until " + s.AutomaticUntil.UTC().Format(time.RFC3339)
+		}
+		return blocked(events.ActionBeActive, "guard.automatic-off", reason), false
+	}
+	if s.Blocked(p.BlockWindow, now) {
+		return blocked(events.ActionBeActive, "guard.block-window",
+			fmt.Sprintf("a failover completed at %s; automatic failovers are blocked for %s unless an operator acknowledges it",
+				s.LastFailoverAt.UTC().Format(time.RFC3339), p.BlockWindow)), false
+	}
+	if ok, db, lag := s.InSync(p.MaxLagBytes); !ok {
+		return blocked(events.ActionBeActive, "guard.lag",
+			fmt.Sprintf("%s replica is %d bytes behind, more than failover.maxLagBytes %d; only a forced manual failover promotes it", db, lag, p.MaxLagBytes)), false
+	}
+	return Decision{}, true
+}
+
+// failback: the home site is standby while the peer, active after a
+// failover, is healthy. Manual by default (seeds 001, 002).
+func failback(s *state.State, p Policy, now time.Time) Decision {
+	if !p.FailbackAutomatic {
+		return nothing("failback.manual", "failover.failback is manual; an operator moves the service back")
+	}
+	if d, ok := guards(s, p, now); !ok {
+		return d
+	}
+	return act(events.ActionBeActive, "failback.automatic", "failover.failback is automatic and "+string(s.Peer)+" is healthy")
+}

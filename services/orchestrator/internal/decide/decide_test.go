@@ -1,0 +1,261 @@
+package decide
+
+import (
+	"testing"
+	"time"
+
+	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/services/orchestrator/internal/state"
+)
+
+var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+// at builds an envelope from site at t0+d; the state is built by folding
+// these, so the table exercises the projection as well.
+type logEntry struct {
+	site events.SiteID
+	d    time.Duration
+	ev   events.Event
+}
+
+func build(t *testing.T, self, peer events.SiteID, role events.Role, log []logEntry) *state.State {
+	t.Helper()
+	s := state.New(self, peer, role)
+	for i, e := range log {
+		env, err := events.New(events.Source{Site: e.site, Node: "n", Service: "test"}, e.ev, t0.Add(e.d), nil)
+		if err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+		env.ID = events.ID("req-" + string(e.ev.EventType()))
+		s.Apply(env)
+	}
+	return s
+}
+
+func role(from, to events.Role, epoch events.Epoch) events.RoleChanged {
+	return events.RoleChanged{From: from, To: to, Epoch: epoch, Reason: "test"}
+}
+
+func unreachable(peer events.SiteID) events.RemoteUnreachable {
+	return events.RemoteUnreachable{Peer: peer, Line: "default", Since: t0, Failed: []events.ProbeResult{{Target: "vip", Kind: "icmp"}}}
+}
+
+func reachable(peer events.SiteID) events.RemoteReachable {
+	return events.RemoteReachable{Peer: peer, Line: "default", Target: "vip"}
+}
+
+func verdict(r events.Role, a events.Action, branch string) events.ArbitrationDecided {
+	return events.ArbitrationDecided{Role: r, Method: "arbiters", Action: a, Branch: branch}
+}
+
+func lagHigh(bytes int64) events.ReplicationLagHigh {
+	return events.ReplicationLagHigh{Database: events.PgSQL, Server: "pg", LagBytes: bytes}
+}
+
+func manual(target events.SiteID, to events.Role, force bool) events.FailoverRequested {
+	return events.FailoverRequested{Target: target, ToRole: to, Manual: true, Force: force, Reason: "operator", RequestedBy: "root"}
+}
+
+const (
+	A, B    = events.SiteID("a"), events.SiteID("b")
+	active  = events.RoleActive
+	standby = events.RoleStandby
+)
+
+// initial is the pair at rest: a active at epoch 1, b standby.
+func initial() []logEntry {
+	return []logEntry{
+		{A, 0, role(standby, active, 1)},
+		{B, 0, role(standby, standby, 0)},
+	}
+}
+
+func with(entries ...logEntry) []logEntry { return append(initial(), entries...) }
+
+func TestDecide(t *testing.T) {
+	def := Policy{Automatic: true, BlockWindow: 8 * time.Hour, MaxLagBytes: 1 << 20, WaitDuration: 8 * time.Hour}
+	observe := def
+	observe.ObserveOnly = true
+	manualOff := def
+	manualOff.Automatic = false
+	home := def
+	home.Home = true
+	homeAuto := home
+	homeAuto.FailbackAutomatic = true
+	until := t0.Add(30 * time.Minute)
+
+	tests := []struct {
+		name    string
+		self    events.SiteID
+		role    events.Role
+		policy  Policy
+		log     []logEntry
+		now     time.Duration
+		action  events.Action
+		act     bool
+		branch  string
+		epoch   events.Epoch
+		blocked bool
+	}{
+		// Junos scenarios.
+		{name: "active down: standby takes over", self: B, role: standby, policy: def,
+			log: with(logEntry{B, time.Minute, unreachable(A)}, logEntry{B, 2 * time.Minute, verdict(standby, events.ActionBeActive, "standby.managed+unreachable<failover")}),
+			now: 3 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 2},
+		{name: "standby down: active stays", self: A, role: active, policy: def,
+			log: with(logEntry{A, time.Minute, unreachable(B)}, logEntry{A, 2 * time.Minute, verdict(active, events.ActionNothing, "active.reachable>=failover")}),
+			now: 3 * time.Minute, action: events.ActionNothing, branch: "active.stay"},
+		{name: "link cut, arbiters split: active keeps enough and stays", self: A, role: active, policy: def,
+			log: with(logEntry{A, time.Minute, unreachable(B)}, logEntry{A, 2 * time.Minute, verdict(active, events.ActionNothing, "active.reachable>=failover")}),
+			now: 3 * time.Minute, action: events.ActionNothing, branch: "active.stay"},
+		{name: "link cut, arbiters split: standby sees the active manage enough", self: B, role: standby, policy: def,
+			log: with(logEntry{B, time.Minute, unreachable(A)}, logEntry{B, 2 * time.Minute, verdict(standby, events.ActionNothing, "standby.managed>=failover")}),
+			now: 3 * time.Minute, action: events.ActionNothing, branch: "standby.no-verdict"},
+		{name: "link cut, standby sees too few arbiters and stays", self: B, role: standby, policy: def,
+			log: with(logEntry{B, time.Minute, unreachable(A)}, logEntry{B, 2 * time.Minute, verdict(standby, events.ActionNothing, "standby.reachable<adjustManaged")}),
+			now: 3 * time.Minute, action: events.ActionNothing, branch: "standby.no-verdict"},
+		{name: "active loses arbiters: it stands down", self: A, role: active, policy: def,
+			log: with(logEntry{A, time.Minute, unreachable(B)}, logEntry{A, 2 * time.Minute, verdict(active, events.ActionBeStandby, "active.reachable<failover")}),
+			now: 3 * time.Minute, action: events.ActionBeStandby, act: true, branch: "active.arbiters-lost", epoch: 1},
+		{name: "active loses arbiters with automatic off: stays, blocked", self: A, role: active, policy: manualOff,
+			log: with(logEntry{A, time.Minute, unreachable(B)}, logEntry{A, 2 * time.Minute, verdict(active, events.ActionBeStandby, "active.reachable<failover")}),
+			now: 3 * time.Minute, action: events.ActionBeStandby, blocked: true, branch: "guard.automatic-off"},
+		{name: "both standby: the non-last-active site waits", self: B, role: standby, policy: def,
+			log: with(logEntry{A, time.Minute, role(active, standby, 1)}, logEntry{B, 2 * time.Minute, unreachable(A)},
+				logEntry{B, 3 * time.Minute, verdict(standby, events.ActionBeActive, "standby.managed+unreachable<failover")}),
+			now: time.Hour, action: events.ActionBeActive, blocked: true, branch: "guard.wait-window"},
+		{name: "both standby: after waitDuration the other site may take over", self: B, role: standby, policy: def,
+			log: with(logEntry{A, time.Minute, role(active, standby, 1)}, logEntry{B, 2 * time.Minute, unreachable(A)},
+				logEntry{B, 3 * time.Minute, verdict(standby, events.ActionBeActive, "standby.managed+unreachable<failover")}),
+			now: 9 * time.Hour, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 2},
+		{name: "both standby: the last active site comes back at once", self: A, role: standby, policy: def,
+			log: with(logEntry{A, time.Minute, role(active, standby, 1)}, logEntry{A, 3 * time.Minute, verdict(standby, events.ActionBeActive, "standby.managed+unreachable<failover")}),
+			now: 4 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 2},
+		{name: "both standby: arbiter says wait", self: B, role: standby, policy: def,
+			log: with(logEntry{A, time.Minute, role(active, standby, 1)}, logEntry{B, 3 * time.Minute, verdict(standby, events.ActionWait, "both-standby.wait")}),
+			now: 4 * time.Minute, action: events.ActionNothing, branch: "standby.wait"},
+		{name: "a site reboots: its replayed role holds, nothing to do", self: A, role: standby, policy: def,
+			log: with(logEntry{A, time.Hour, reachable(B)}),
+			now: 2 * time.Hour, action: events.ActionNothing, branch: "active.stay"},
+		{name: "a site reboots after the peer took over: epoch fence", self: A, role: standby, policy: def,
+			log: with(logEntry{B, time.Hour, role(standby, active, 2)}),
+			now: 2 * time.Hour, action: events.ActionBeStandby, act: true, branch: "epoch.fence", epoch: 2},
+		{name: "peer answers again: the old verdict is dropped", self: B, role: standby, policy: def,
+			log: with(logEntry{B, time.Minute, unreachable(A)}, logEntry{B, 2 * time.Minute, verdict(standby, events.ActionBeActive, "x")}, logEntry{B, 3 * time.Minute, reachable(A)}),
+			now: 4 * time.Minute, action: events.ActionNothing, branch: "standby.peer-reachable"},
+
+		// Guards.
+		{name: "lag guard blocks automatic promotion", self: B, role: standby, policy: def,
+			log: with(logEntry{B, 0, lagHigh(5 << 20)}, logEntry{B, time.Minute, unreachable(A)}, logEntry{B, 2 * time.Minute, verdict(standby, events.ActionBeActive, "x")}),
+			now: 3 * time.Minute, action: events.ActionBeActive, blocked: true, branch: "guard.lag"},
+		{name: "lag recovered lets it through", self: B, role: standby, policy: def,
+			log: with(logEntry{B, 0, lagHigh(5 << 20)}, logEntry{B, 30 * time.Second, events.ReplicationLagRecovered{Database: events.PgSQL, Server: "pg", LagBytes: 10}},
+				logEntry{B, time.Minute, unreachable(A)}, logEntry{B, 2 * time.Minute, verdict(standby, events.ActionBeActive, "x")}),
+			now: 3 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 2},
+		{name: "block window after a failover", self: A, role: standby, policy: def,
+			log: with(logEntry{A, time.Minute, role(active, standby, 1)}, logEntry{B, 2 * time.Minute, role(standby, active, 2)},
+				logEntry{B, 2 * time.Minute, events.FailoverCompleted{FailoverID: "f1", Role: active, Epoch: 2}},
+				logEntry{A, time.Hour, unreachable(B)}, logEntry{A, time.Hour, verdict(standby, events.ActionBeActive, "x")}),
+			now: 2 * time.Hour, action: events.ActionBeActive, blocked: true, branch: "guard.block-window"},
+		{name: "block window lifted by an acknowledgement", self: A, role: standby, policy: def,
+			log: with(logEntry{A, time.Minute, role(active, standby, 1)}, logEntry{B, 2 * time.Minute, role(standby, active, 2)},
+				logEntry{B, 2 * time.Minute, events.FailoverCompleted{FailoverID: "f1", Role: active, Epoch: 2}},
+				logEntry{B, 30 * time.Minute, events.FailoverAcknowledged{By: "ops", Reason: "ok"}},
+				logEntry{A, time.Hour, unreachable(B)}, logEntry{A, time.Hour, verdict(standby, events.ActionBeActive, "x")}),
+			now: 2 * time.Hour, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 3},
+		{name: "block window ends by itself", self: A, role: standby, policy: def,
+			log: with(logEntry{A, time.Minute, role(active, standby, 1)}, logEntry{B, 2 * time.Minute, role(standby, active, 2)},
+				logEntry{B, 2 * time.Minute, events.FailoverCompleted{FailoverID: "f1", Role: active, Epoch: 2}},
+				logEntry{A, 9 * time.Hour, unreachable(B)}, logEntry{A, 9 * time.Hour, verdict(standby, events.ActionBeActive, "x")}),
+			now: 9 * time.Hour, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 3},
+		{name: "observe-only decides and never acts", self: B, role: standby, policy: observe,
+			log: with(logEntry{B, time.Minute, unreachable(A)}, logEntry{B, 2 * time.Minute, verdict(standby, events.ActionBeActive, "x")}),
+			now: 3 * time.Minute, action: events.ActionBeActive, branch: "standby.takeover", epoch: 2},
+		{name: "automatic off by config", self: B, role: standby, policy: manualOff,
+			log: with(logEntry{B, time.Minute, unreachable(A)}, logEntry{B, 2 * time.Minute, verdict(standby, events.ActionBeActive, "x")}),
+			now: 3 * time.Minute, action: events.ActionBeActive, blocked: true, branch: "guard.automatic-off"},
+		{name: "automatic off for 30m: blocked inside", self: B, role: standby, policy: def,
+			log: with(logEntry{A, 0, events.AutomaticFailoverChanged{Enabled: false, Until: &until, Reason: "maintenance", By: "ops"}},
+				logEntry{B, time.Minute, unreachable(A)}, logEntry{B, 2 * time.Minute, verdict(standby, events.ActionBeActive, "x")}),
+			now: 20 * time.Minute, action: events.ActionBeActive, blocked: true, branch: "guard.automatic-off"},
+		{name: "automatic off for 30m: on again after", self: B, role: standby, policy: def,
+			log: with(logEntry{A, 0, events.AutomaticFailoverChanged{Enabled: false, Until: &until, Reason: "maintenance", By: "ops"}},
+				logEntry{B, time.Minute, unreachable(A)}, logEntry{B, 2 * time.Minute, verdict(standby, events.ActionBeActive, "x")}),
+			now: 31 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 2},
+		{name: "automatic off then on by an operator", self: B, role: standby, policy: def,
+			log: with(logEntry{A, 0, events.AutomaticFailoverChanged{Enabled: false, Reason: "maintenance", By: "ops"}},
+				logEntry{A, time.Minute, events.AutomaticFailoverChanged{Enabled: true, Reason: "done", By: "ops"}},
+				logEntry{B, time.Minute, unreachable(A)}, logEntry{B, 2 * time.Minute, verdict(standby, events.ActionBeActive, "x")}),
+			now: 3 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 2},
+
+		// Requests.
+		{name: "manual failover to active from the standby", self: B, role: standby, policy: manualOff,
+			log: with(logEntry{B, time.Minute, manual(B, active, false)}),
+			now: 2 * time.Minute, action: events.ActionBeActive, act: true, branch: "request.manual", epoch: 2},
+		{name: "manual failover asked on the active side, aimed at the standby", self: B, role: standby, policy: def,
+			log: with(logEntry{A, time.Minute, manual(B, active, false)}),
+			now: 2 * time.Minute, action: events.ActionBeActive, act: true, branch: "request.manual", epoch: 2},
+		{name: "manual failover refused while lagging", self: B, role: standby, policy: def,
+			log: with(logEntry{B, 0, lagHigh(5 << 20)}, logEntry{B, time.Minute, manual(B, active, false)}),
+			now: 2 * time.Minute, action: events.ActionBeActive, blocked: true, branch: "guard.lag"},
+		{name: "forced manual failover ignores lag", self: B, role: standby, policy: def,
+			log: with(logEntry{B, 0, lagHigh(5 << 20)}, logEntry{B, time.Minute, manual(B, active, true)}),
+			now: 2 * time.Minute, action: events.ActionBeActive, act: true, branch: "request.manual.force", epoch: 2},
+		{name: "manual demotion of the active site", self: A, role: active, policy: def,
+			log: with(logEntry{A, time.Minute, manual(A, standby, false)}),
+			now: 2 * time.Minute, action: events.ActionBeStandby, act: true, branch: "request.manual", epoch: 1},
+		{name: "fenced by the peer", self: A, role: active, policy: manualOff,
+			log: with(logEntry{B, time.Minute, events.FailoverRequested{Target: A, ToRole: standby, Reason: "fence", RequestedBy: "orchestrator@b"}}),
+			now: 2 * time.Minute, action: events.ActionBeStandby, act: true, branch: "request.fenced", epoch: 1},
+		{name: "request for the role already held", self: B, role: standby, policy: def,
+			log: with(logEntry{B, time.Minute, manual(B, standby, false)}),
+			now: 2 * time.Minute, action: events.ActionNothing, branch: "request.already"},
+
+		// Failback.
+		{name: "failback is manual by default", self: A, role: standby, policy: home,
+			log: with(logEntry{A, time.Minute, role(active, standby, 1)}, logEntry{B, 2 * time.Minute, role(standby, active, 2)}),
+			now: 10 * time.Hour, action: events.ActionNothing, branch: "failback.manual"},
+		{name: "automatic failback once the window is over", self: A, role: standby, policy: homeAuto,
+			log: with(logEntry{A, time.Minute, role(active, standby, 1)}, logEntry{B, 2 * time.Minute, role(standby, active, 2)},
+				logEntry{B, 2 * time.Minute, events.FailoverCompleted{FailoverID: "f1", Role: active, Epoch: 2}}),
+			now: 10 * time.Hour, action: events.ActionBeActive, act: true, branch: "failback.automatic", epoch: 3},
+		{name: "automatic failback held by the block window", self: A, role: standby, policy: homeAuto,
+			log: with(logEntry{A, time.Minute, role(active, standby, 1)}, logEntry{B, 2 * time.Minute, role(standby, active, 2)},
+				logEntry{B, 2 * time.Minute, events.FailoverCompleted{FailoverID: "f1", Role: active, Epoch: 2}}),
+			now: time.Hour, action: events.ActionBeActive, blocked: true, branch: "guard.block-window"},
+
+		// Epochs.
+		{name: "two actives at one epoch: the greater name yields", self: B, role: standby, policy: def,
+			log: with(logEntry{B, time.Minute, role(standby, active, 1)}),
+			now: 2 * time.Minute, action: events.ActionBeStandby, act: true, branch: "epoch.fence", epoch: 1},
+		{name: "two actives at one epoch: the lesser name stays", self: A, role: standby, policy: def,
+			log: with(logEntry{B, time.Minute, role(standby, active, 1)}),
+			now: 2 * time.Minute, action: events.ActionNothing, branch: "active.stay"},
+		{name: "the peer active at a lower epoch does not move this site", self: B, role: standby, policy: def,
+			log: with(logEntry{B, time.Minute, role(standby, active, 2)}),
+			now: 2 * time.Minute, action: events.ActionNothing, branch: "active.stay"},
+		{name: "a running saga holds every decision", self: B, role: standby, policy: def,
+			log: with(logEntry{B, time.Minute, events.FailoverStarted{FailoverID: "f9", From: standby, To: active, Epoch: 2, Reason: "x", Steps: []string{"promote"}}},
+				logEntry{B, time.Minute, unreachable(A)}, logEntry{B, 2 * time.Minute, verdict(standby, events.ActionBeActive, "x")}),
+			now: 3 * time.Minute, action: events.ActionNothing, branch: "saga.running"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			peer := A
+			if tt.self == A {
+				peer = B
+			}
+			s := build(t, tt.self, peer, tt.role, tt.log)
+			d := Decide(s, Input{Policy: tt.policy}, t0.Add(tt.now))
+			if d.Action != tt.action || d.Act != tt.act || d.Branch != tt.branch || d.Blocked != tt.blocked {
+				t.Fatalf("got action=%s act=%v branch=%s blocked=%v (%s); want action=%s act=%v branch=%s blocked=%v",
+					d.Action, d.Act, d.Branch, d.Blocked, d.Reason, tt.action, tt.act, tt.branch, tt.blocked)
+			}
+			if tt.epoch != 0 && d.Epoch != tt.epoch {
+				t.Errorf("epoch %d, want %d", d.Epoch, tt.epoch)
+			}
+			if tt.policy.ObserveOnly && (!d.ObserveOnly || !d.Record()) {
+				t.Errorf("observe-only decision not marked for the record: %+v", d)
+			}
+		})
+	}
+}

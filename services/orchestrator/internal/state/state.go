@@ -1,0 +1,346 @@
+// Package state is the orchestrator's view of the pair, folded from the
+// site's event log. It is the only state the orchestrator keeps: a restart
+// replays the log through Apply and arrives at the same State.
+package state
+
+import (
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/drwatch/drwatch/pkg/events"
+)
+
+// Verdict is this site's latest failure-detection verdict.
+type Verdict struct {
+	Action    events.Action
+	Branch    string
+	WaitUntil *time.Time
+	At        time.Time
+}
+
+// Saga is a failover in progress (or the last one), as the log tells it.
+type Saga struct {
+	ID        string
+	From, To  events.Role
+	Epoch     events.Epoch
+	Manual    bool
+	Force     bool
+	Reason    string
+	RequestID events.ID
+	Steps     []string
+	// Done holds the steps recorded with ok=true.
+	Done      map[string]bool
+	StartedAt time.Time
+	// RoleChanged: the saga's RoleChanged is in the log.
+	RoleChanged bool
+	Finished    bool
+	Aborted     bool
+}
+
+// NextStep is the first planned step not yet done, or "" when all are.
+func (s *Saga) NextStep() string {
+	for _, st := range s.Steps {
+		if !s.Done[st] {
+			return st
+		}
+	}
+	return ""
+}
+
+// Request is a FailoverRequested aimed at this site that no saga or
+// decision has answered yet.
+type Request struct {
+	ID events.ID
+	events.FailoverRequested
+	At time.Time
+}
+
+// DBKey names one database command of one saga.
+type DBKey struct {
+	FailoverID string
+	Command    string
+	Database   events.Database
+}
+
+// Decided is the last FailoverDecided, so a standing decision is recorded
+// once, not on every tick.
+type Decided struct {
+	Action      events.Action
+	Branch      string
+	Blocked     bool
+	ObserveOnly bool
+}
+
+// State is the projection. Zero values mean "not seen in the log".
+type State struct {
+	Site, Peer events.SiteID
+
+	Role  events.Role
+	Epoch events.Epoch
+	// MaxEpoch is the highest epoch seen from either site.
+	MaxEpoch events.Epoch
+
+	PeerRole  events.Role
+	PeerEpoch events.Epoch
+	// LastActive is the site that most recently became active.
+	LastActive events.SiteID
+	// BothStandbySince is when both sites became standby, zero otherwise.
+	BothStandbySince time.Time
+
+	// Lines maps a heartbeat line to whether the peer answers on it.
+	Lines            map[string]bool
+	UnreachableSince time.Time
+
+	Verdict *Verdict
+
+	// AutomaticSet: an AutomaticFailoverChanged overrides the configured
+	// failover.automatic.
+	AutomaticSet   bool
+	Automatic      bool
+	AutomaticUntil *time.Time
+
+	// LagBytes is this site's replica lag per database, as last reported.
+	LagBytes map[events.Database]int64
+
+	// LastFailoverAt is the end of the last completed failover to active
+	// (either site); Acknowledged says an operator acknowledged it.
+	LastFailoverAt time.Time
+	Acknowledged   bool
+
+	Saga    *Saga
+	Pending *Request
+	DBDone  map[DBKey]events.DatabaseCommandDone
+	// PeerStandbyAfter is when the peer last announced standby, used by a
+	// fencing step waiting for it.
+	PeerStandbyAt time.Time
+	LastDecided   Decided
+}
+
+// New returns the state before any event: the configured role at epoch 0.
+func New(site, peer events.SiteID, role events.Role) *State {
+	return &State{
+		Site: site, Peer: peer, Role: role,
+		Lines:    map[string]bool{},
+		LagBytes: map[events.Database]int64{},
+		DBDone:   map[DBKey]events.DatabaseCommandDone{},
+	}
+}
+
+// Clone returns a deep enough copy for a decision to read while the fold
+// goes on.
+func (s *State) Clone() *State {
+	c := *s
+	c.Lines = maps.Clone(s.Lines)
+	c.LagBytes = maps.Clone(s.LagBytes)
+	c.DBDone = maps.Clone(s.DBDone)
+	if s.Verdict != nil {
+		v := *s.Verdict
+		c.Verdict = &v
+	}
+	if s.Saga != nil {
+		g := *s.Saga
+		g.Steps = slices.Clone(s.Saga.Steps)
+		g.Done = maps.Clone(s.Saga.Done)
+		c.Saga = &g
+	}
+	if s.Pending != nil {
+		p := *s.Pending
+		c.Pending = &p
+	}
+	return &c
+}
+
+// PeerUnreachable reports whether every heartbeat line heard from says
+// the peer does not answer.
+func (s *State) PeerUnreachable() bool {
+	if len(s.Lines) == 0 {
+		return false
+	}
+	for _, ok := range s.Lines {
+		if ok {
+			return false
+		}
+	}
+	return true
+}
+
+// SagaRunning reports a started saga without Completed or Aborted.
+func (s *State) SagaRunning() bool { return s.Saga != nil && !s.Saga.Finished }
+
+// Types are the event types the projection folds.
+var Types = []events.Type{
+	"RoleChanged", "FailoverRequested", "FailoverStarted", "FailoverStepDone",
+	"FailoverCompleted", "FailoverAborted", "FailoverDecided", "FailoverAcknowledged",
+	"AutomaticFailoverChanged", "ArbitrationDecided", "RemoteUnreachable",
+	"RemoteReachable", "DatabaseCommandDone", "ReplicationLagHigh",
+	"ReplicationLagRecovered",
+}
+
+// Apply folds one event into the state. Events it does not know, from a
+// third site, or that do not decode are ignored: the log was validated on
+// the way in and a projection must never stop on history.
+func (s *State) Apply(env *events.Envelope) {
+	own := env.Site == s.Site
+	if !own && env.Site != s.Peer {
+		return
+	}
+	ev, err := events.Decode(env)
+	if err != nil {
+		return
+	}
+	switch e := ev.(type) {
+	case events.RoleChanged:
+		s.applyRole(own, e, env.Time)
+	case events.FailoverRequested:
+		if e.Target == s.Site {
+			s.Pending = &Request{ID: env.ID, FailoverRequested: e, At: env.Time}
+		}
+	case events.FailoverStarted:
+		if !own {
+			return
+		}
+		s.Saga = &Saga{
+			ID: e.FailoverID, From: e.From, To: e.To, Epoch: e.Epoch, Manual: e.Manual,
+			Force: e.Force, Reason: e.Reason, RequestID: e.RequestID,
+			Steps: slices.Clone(e.Steps), Done: map[string]bool{}, StartedAt: env.Time,
+		}
+		s.answer(e.RequestID)
+		if e.Epoch > s.MaxEpoch {
+			s.MaxEpoch = e.Epoch
+		}
+	case events.FailoverStepDone:
+		if own && s.Saga != nil && s.Saga.ID == e.FailoverID && e.OK {
+			s.Saga.Done[e.Step] = true
+		}
+	case events.FailoverCompleted:
+		if e.Role == events.RoleActive {
+			s.LastFailoverAt = env.Time
+			s.Acknowledged = false
+		}
+		if own && s.Saga != nil && s.Saga.ID == e.FailoverID {
+			s.Saga.Finished = true
+		}
+	case events.FailoverAborted:
+		if own && s.Saga != nil && s.Saga.ID == e.FailoverID {
+			s.Saga.Finished, s.Saga.Aborted = true, true
+		}
+	case events.FailoverDecided:
+		if !own {
+			return
+		}
+		s.answer(e.RequestID)
+		s.LastDecided = Decided{Action: e.Action, Branch: e.Branch, Blocked: e.Blocked, ObserveOnly: e.ObserveOnly}
+	case events.FailoverAcknowledged:
+		if !s.LastFailoverAt.IsZero() && !env.Time.Before(s.LastFailoverAt) {
+			s.Acknowledged = true
+		}
+	case events.AutomaticFailoverChanged:
+		// A pair-wide switch: honoured whichever site recorded it.
+		s.AutomaticSet, s.Automatic, s.AutomaticUntil = true, e.Enabled, nil
+		if !e.Enabled && e.Until != nil {
+			u := *e.Until
+			s.AutomaticUntil = &u
+		}
+	case events.ArbitrationDecided:
+		if own {
+			s.Verdict = &Verdict{Action: e.Action, Branch: e.Branch, WaitUntil: e.WaitUntil, At: env.Time}
+		}
+	case events.RemoteUnreachable:
+		if own && e.Peer == s.Peer {
+			if !s.PeerUnreachable() {
+				s.UnreachableSince = e.Since
+			}
+			s.Lines[e.Line] = false
+		}
+	case events.RemoteReachable:
+		if own && e.Peer == s.Peer {
+			s.Lines[e.Line] = true
+			// A verdict reached while the peer was silent no longer holds.
+			s.Verdict = nil
+			s.UnreachableSince = time.Time{}
+		}
+	case events.DatabaseCommandDone:
+		if own && e.FailoverID != "" {
+			s.DBDone[DBKey{e.FailoverID, e.Command, e.Database}] = e
+		}
+	case events.ReplicationLagHigh:
+		if own {
+			s.LagBytes[e.Database] = e.LagBytes
+		}
+	case events.ReplicationLagRecovered:
+		if own {
+			s.LagBytes[e.Database] = e.LagBytes
+		}
+	}
+}
+
+func (s *State) answer(id events.ID) {
+	if id != "" && s.Pending != nil && s.Pending.ID == id {
+		s.Pending = nil
+	}
+}
+
+func (s *State) applyRole(own bool, e events.RoleChanged, at time.Time) {
+	if e.Epoch > s.MaxEpoch {
+		s.MaxEpoch = e.Epoch
+	}
+	if own {
+		s.Role, s.Epoch = e.To, e.Epoch
+		if s.Saga != nil && e.FailoverID == s.Saga.ID {
+			s.Saga.RoleChanged = true
+		}
+		// A verdict was reached for the old role.
+		s.Verdict = nil
+	} else {
+		s.PeerRole, s.PeerEpoch = e.To, e.Epoch
+		if e.To == events.RoleStandby {
+			s.PeerStandbyAt = at
+		}
+	}
+	if e.To == events.RoleActive {
+		if own {
+			s.LastActive = s.Site
+		} else {
+			s.LastActive = s.Peer
+		}
+	}
+	if s.Role == events.RoleStandby && s.PeerRole == events.RoleStandby {
+		if s.BothStandbySince.IsZero() {
+			s.BothStandbySince = at
+		}
+	} else {
+		s.BothStandbySince = time.Time{}
+	}
+}
+
+// InSync reports whether every database's reported lag is within max.
+func (s *State) InSync(maxLag int64) (bool, events.Database, int64) {
+	for _, db := range []events.Database{events.MySQL, events.PgSQL} {
+		if lag, ok := s.LagBytes[db]; ok && lag > maxLag {
+			return false, db, lag
+		}
+	}
+	return true, "", 0
+}
+
+// AutomaticOn reports whether automatic failover is on at now given the
+// configured default.
+func (s *State) AutomaticOn(configured bool, now time.Time) bool {
+	if !s.AutomaticSet {
+		return configured
+	}
+	if s.Automatic {
+		return true
+	}
+	return s.AutomaticUntil != nil && !now.Before(*s.AutomaticUntil)
+}
+
+// Blocked reports whether the block window after the last failover still
+// holds automatic failovers back at now.
+func (s *State) Blocked(window time.Duration, now time.Time) bool {
+	if s.LastFailoverAt.IsZero() || s.Acknowledged || window <= 0 {
+		return false
+	}
+	return now.Before(s.LastFailoverAt.Add(window))
+}
