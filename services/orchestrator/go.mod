@@ -22,7 +22,11 @@ replace github.com/drwatch/drwatch/services/heartbeat => ../heartbeat
 
 replace github.com/drwatch/drwatch/services/notifier => ../notifier
 
-require github.com/drwatch/drwatch/pkg/events v0.0.0-00010101000000-000000000000
+require (
+	github.com/drwatch/drwatch/pkg/events v0.0.0-00010101000000-000000000000
+	github.com/vishvananda/netlink v1.3.1
+	golang.org/x/sys v0.49.0
+)
 
 require (
 	github.com/gabriel-vasile/mimetype v1.4.16 // indirect
@@ -31,7 +35,7 @@ require (
 	github.com/go-playground/validator/v10 v10.30.6 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/leodido/go-urn v1.5.0 // indirect
+	github.com/vishvananda/netns v0.0.5 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 )
