@@ -463,3 +463,46 @@ func TestPeerEventsArriveOnceInOrderAcrossCutAndHeal(t *testing.T) {
 		t.Errorf("b holds %d messages, want %d (a's %d plus its own one)", info.State.Msgs, total+1, total)
 	}
 }
+
+func TestFollowDeliversFromASequenceThenLive(t *testing.T) {
+	ctx := ctxT(t)
+	b := bustest.RunJetStream(t).Bus(t, "test", "")
+	publish := func(epoch events.Epoch) {
+		t.Helper()
+		if _, err := b.Publish(ctx, events.RoleChanged{From: events.RoleStandby, To: events.RoleActive, Epoch: epoch, Reason: "x"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for e := events.Epoch(1); e <= 5; e++ {
+		publish(e)
+	}
+	var mu sync.Mutex
+	var got []events.Epoch
+	fctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- b.Follow(fctx, 3, nil, func(_ uint64, env *events.Envelope) {
+			ev, err := events.DecodeInto[events.RoleChanged](env)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			got = append(got, ev.Epoch)
+			mu.Unlock()
+		})
+	}()
+	publish(6)
+	bustest.WaitFor(t, 5*time.Second, "epochs 3..6", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 4
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]events.Epoch{3, 4, 5, 6}, got); diff != "" {
+		t.Errorf("followed (-want +got):\n%s", diff)
+	}
+}

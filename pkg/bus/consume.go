@@ -302,3 +302,48 @@ func (h headerCarrier) Keys() []string {
 	}
 	return keys
 }
+
+// Follow delivers every valid envelope matching filters from stream
+// sequence from (1 or 0: the beginning) onwards, in order, until ctx ends.
+// It keeps no state on the server: projections that rebuild from the log on
+// start use Replay then Follow from the sequence after it. Invalid messages
+// are counted and skipped. An error from fn is logged and the message is
+// not retried: projections must treat their input as facts.
+func (b *Bus) Follow(ctx context.Context, from uint64, filters []string, fn func(seq uint64, env *events.Envelope)) error {
+	stream, err := b.js.Stream(ctx, EventsStream)
+	if err != nil {
+		return fmt.Errorf("follow: %w", err)
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters}
+	if from > 1 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = from
+	}
+	cons, err := stream.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("follow: %w", err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		meta, err := m.Metadata()
+		if err != nil {
+			return
+		}
+		env, err := events.Unmarshal(m.Data())
+		if err == nil {
+			_, err = events.Decode(env)
+		}
+		if err != nil {
+			b.metrics.invalid.WithLabelValues("follow").Inc()
+			b.log.Warn("follow skipped an invalid message", "seq", meta.Sequence.Stream, "err", err)
+			return
+		}
+		fn(meta.Sequence.Stream, env)
+	})
+	if err != nil {
+		return fmt.Errorf("follow: %w", err)
+	}
+	<-ctx.Done()
+	cc.Stop()
+	<-cc.Closed()
+	return nil
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/drwatch/drwatch/pkg/bus"
 	"github.com/drwatch/drwatch/pkg/events"
 )
 
@@ -19,8 +18,9 @@ type RoleView struct {
 }
 
 // WatchRole replays this site's RoleChanged events, then follows new ones
-// until ctx ends. consumer names the durable consumer (unique per service).
-func WatchRole(ctx context.Context, deps Deps, consumer string) (*RoleView, error) {
+// until ctx ends. name labels the watcher in logs. It keeps no consumer on
+// the server: every start rebuilds the view from the log.
+func WatchRole(ctx context.Context, deps Deps, name string) (*RoleView, error) {
 	site := events.SiteID(deps.Config.Site.Name)
 	v := &RoleView{role: events.Role(deps.Config.Site.Role)}
 	filter := []string{events.SiteTypeFilter(site, "RoleChanged")}
@@ -31,14 +31,13 @@ func WatchRole(ctx context.Context, deps Deps, consumer string) (*RoleView, erro
 		return nil, fmt.Errorf("watch role: %w", err)
 	}
 	go func() {
-		err := deps.Bus.Consume(ctx, bus.ConsumerSpec{
-			Durable:  consumer,
-			Filters:  filter,
-			StartSeq: last + 1,
-			Handler:  func(_ context.Context, env *events.Envelope) error { return v.apply(env) },
+		err := deps.Bus.Follow(ctx, last+1, filter, func(_ uint64, env *events.Envelope) {
+			if err := v.apply(env); err != nil {
+				deps.Log.Warn("role watch skipped an event", "watcher", name, "err", err)
+			}
 		})
 		if err != nil {
-			deps.Log.Error("role watch stopped", "err", err)
+			deps.Log.Error("role watch stopped", "watcher", name, "err", err)
 		}
 	}()
 	return v, nil
