@@ -157,7 +157,7 @@ func Parse(out []byte) (Answer, error) {
 		Action      *string `json:"action"`
 		Description *string `json:"description"`
 		Payload     *struct {
-			WaitTime *string        `json:"waitTime"`
+			WaitTime *string         `json:"waitTime"`
 			Details  json.RawMessage `json:"details"`
 		} `json:"payload"`
 	}

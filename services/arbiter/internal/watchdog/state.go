@@ -1,0 +1,125 @@
+package watchdog
+
+import (
+	"time"
+
+	"github.com/drwatch/drwatch/pkg/events"
+)
+
+// State is what arbitration needs from the log, rebuilt by applying events
+// in log order: whether the heartbeat has lost the peer, whether automatic
+// failover is on, and the pair's role history for the both-standby grace.
+type State struct {
+	site, peer events.SiteID
+	// expectedLines is how many heartbeat lines must be down before the
+	// peer counts as unreachable: one line down while another still
+	// answers is not a lost peer.
+	expectedLines int
+
+	linesDown map[string]*events.Envelope
+
+	automatic      bool
+	automaticUntil *time.Time
+
+	roles      map[events.SiteID]roleAt
+	lastActive events.SiteID
+}
+
+type roleAt struct {
+	role events.Role
+	at   time.Time
+}
+
+// NewState starts from the configured defaults: peer reachable, automatic
+// failover as configured, no role history.
+func NewState(site, peer events.SiteID, expectedLines int, automatic bool) *State {
+	return &State{
+		site: site, peer: peer,
+		expectedLines: max(1, expectedLines),
+		linesDown:     map[string]*events.Envelope{},
+		automatic:     automatic,
+		roles:         map[events.SiteID]roleAt{},
+	}
+}
+
+// Apply folds one event in. It returns true when the event should trigger
+// a round at once (the heartbeat just lost the peer on a line).
+func (s *State) Apply(env *events.Envelope) (bool, error) {
+	ev, err := events.Decode(env)
+	if err != nil {
+		return false, err
+	}
+	switch ev := ev.(type) {
+	case events.RemoteUnreachable:
+		if env.Site != s.site || ev.Peer != s.peer {
+			return false, nil
+		}
+		s.linesDown[ev.Line] = env
+		return true, nil
+	case events.RemoteReachable:
+		if env.Site == s.site && ev.Peer == s.peer {
+			delete(s.linesDown, ev.Line)
+		}
+	case events.AutomaticFailoverChanged:
+		if env.Site == s.site {
+			s.automatic, s.automaticUntil = ev.Enabled, nil
+			if !ev.Enabled && ev.Until != nil {
+				u := *ev.Until
+				s.automaticUntil = &u
+			}
+		}
+	case events.RoleChanged:
+		if env.Site != s.site && env.Site != s.peer {
+			return false, nil
+		}
+		s.roles[env.Site] = roleAt{ev.To, env.Time}
+		// The site that held the active role last: it became active, or
+		// it left the active role and nobody took it since.
+		if ev.To == events.RoleActive || ev.From == events.RoleActive {
+			s.lastActive = env.Site
+		}
+	}
+	return false, nil
+}
+
+// PeerUnreachable reports whether every heartbeat line has lost the peer,
+// and the RemoteUnreachable that completed the loss (the verdict's parent).
+func (s *State) PeerUnreachable() (*events.Envelope, bool) {
+	if len(s.linesDown) < s.expectedLines {
+		return nil, false
+	}
+	var last *events.Envelope
+	for _, env := range s.linesDown {
+		if last == nil || env.Time.After(last.Time) {
+			last = env
+		}
+	}
+	return last, true
+}
+
+// Automatic reports whether automatic failover is on at now: a disable
+// with an end time lapses by itself.
+func (s *State) Automatic(now time.Time) bool {
+	if s.automatic {
+		return true
+	}
+	return s.automaticUntil != nil && !now.Before(*s.automaticUntil)
+}
+
+// BothStandby returns when the pair became standby on both sides, given
+// this site's current role, or zero when it is not (or the peer's role is
+// unknown).
+func (s *State) BothStandby(own events.Role) time.Time {
+	peer, ok := s.roles[s.peer]
+	if own != events.RoleStandby || !ok || peer.role != events.RoleStandby {
+		return time.Time{}
+	}
+	since := peer.at
+	if mine, ok := s.roles[s.site]; ok && mine.at.After(since) {
+		since = mine.at
+	}
+	return since
+}
+
+// WasActiveLast reports whether this site held the active role last.
+func (s *State) WasActiveLast() bool { return s.lastActive == s.site }

@@ -1,0 +1,356 @@
+// Package watchdog is the arbiter service's loop: it follows the log
+// (heartbeat verdicts, automatic failover, roles), probes the arbiters each
+// heartbeat interval, applies the decision table and publishes the verdict.
+package watchdog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/services/arbiter/internal/probe"
+	"github.com/drwatch/drwatch/services/arbiter/internal/script"
+	"github.com/drwatch/drwatch/services/arbiter/internal/verdict"
+)
+
+// Arbiter is one configured arbitration device.
+type Arbiter struct {
+	Host string
+	// Port is probed by arbiterProbe tcp (the SSH port).
+	Port int
+	SSH  *probe.SSHTarget
+}
+
+// Config is the loop's settings, already validated.
+type Config struct {
+	Interval       time.Duration
+	ProbeTimeout   time.Duration
+	WaitDuration   time.Duration
+	Thresholds     verdict.Thresholds
+	ArbiterProbe   string
+	SessionCommand string
+	Arbiters       []Arbiter
+	Peers          probe.PeerSet
+	// Script, when Path is set, replaces device arbitration.
+	Script script.Runner
+	// ConfigJSON renders the `api v1 config` sections for the script.
+	ConfigJSON func(role events.Role) ([]byte, error)
+	// Dialer opens SSH connections (tests pin the source address).
+	Dialer probe.Dialer
+}
+
+// Publisher is the slice of the bus the loop needs.
+type Publisher interface {
+	Publish(ctx context.Context, ev events.Event, parent *events.Envelope) (*events.Envelope, error)
+}
+
+// Roles tells the loop this site's current role.
+type Roles interface {
+	Current() (events.Role, events.Epoch)
+	Changed() <-chan struct{}
+}
+
+// Pinger sends one ICMP echo.
+type Pinger interface {
+	Ping(ctx context.Context, host string) probe.Result
+}
+
+// Watchdog runs rounds.
+type Watchdog struct {
+	cfg    Config
+	pub    Publisher
+	roles  Roles
+	pinger Pinger
+	log    *slog.Logger
+	now    func() time.Time
+
+	mu    sync.Mutex
+	state *State
+	wake  chan struct{}
+
+	// quorumLow is the reachable count last reported low, -1 when not low;
+	// ArbiterQuorumLow is published on entering low or when the count
+	// changes, not every interval.
+	quorumLow int
+}
+
+// New returns a watchdog over state. pinger may be nil when arbiterProbe
+// is tcp.
+func New(cfg Config, state *State, pub Publisher, roles Roles, pinger Pinger, log *slog.Logger, now func() time.Time) *Watchdog {
+	return &Watchdog{
+		cfg: cfg, state: state, pub: pub, roles: roles, pinger: pinger,
+		log: log, now: now, wake: make(chan struct{}, 1), quorumLow: -1,
+	}
+}
+
+// Apply folds an event from the log into the state; a fresh loss of the
+// peer triggers a round at once rather than at the next tick.
+func (w *Watchdog) Apply(_ context.Context, env *events.Envelope) error {
+	w.mu.Lock()
+	wake, err := w.state.Apply(env)
+	w.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if wake {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// Run runs a round every interval (and whenever the heartbeat loses the
+// peer) and holds the managing SSH sessions while this site is active,
+// until ctx ends.
+func (w *Watchdog) Run(ctx context.Context) error {
+	tick := time.NewTicker(w.cfg.Interval)
+	defer tick.Stop()
+	var (
+		holderStop context.CancelFunc
+		holderDone chan struct{}
+	)
+	stopHolder := func() {
+		if holderStop != nil {
+			holderStop()
+			<-holderDone
+			holderStop = nil
+		}
+	}
+	defer stopHolder()
+	syncHolder := func() {
+		role, _ := w.roles.Current()
+		switch {
+		case role == events.RoleActive && holderStop == nil && len(w.cfg.Arbiters) > 0 && w.cfg.Script.Path == "":
+			hctx, cancel := context.WithCancel(ctx)
+			holderStop, holderDone = cancel, make(chan struct{})
+			h := w.holder()
+			go func() { defer close(holderDone); h.Run(hctx) }()
+			w.log.Info("holding managing sessions to arbiters", "arbiters", len(h.Targets))
+		case role != events.RoleActive:
+			stopHolder()
+		}
+	}
+	syncHolder()
+	changed := w.roles.Changed()
+	w.Round(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+			changed = w.roles.Changed()
+			syncHolder()
+			continue
+		case <-tick.C:
+		case <-w.wake:
+		}
+		w.Round(ctx)
+	}
+}
+
+func (w *Watchdog) holder() *probe.Holder {
+	h := &probe.Holder{Dialer: w.cfg.Dialer, Timeout: w.cfg.ProbeTimeout, Keepalive: w.cfg.ProbeTimeout, Log: w.log}
+	for _, a := range w.cfg.Arbiters {
+		if a.SSH != nil {
+			h.Targets = append(h.Targets, a.SSH)
+		}
+	}
+	return h
+}
+
+// Round is one interval's work: the arbiter-warning check always, and a
+// verdict when the heartbeat has lost the peer.
+func (w *Watchdog) Round(ctx context.Context) {
+	role, _ := w.roles.Current()
+	now := w.now()
+	w.mu.Lock()
+	cause, unreachable := w.state.PeerUnreachable()
+	automatic := w.state.Automatic(now)
+	bothSince := w.state.BothStandby(role)
+	wasActiveLast := w.state.WasActiveLast()
+	w.mu.Unlock()
+
+	arbitrate := unreachable && (role == events.RoleActive || role == events.RoleStandby)
+	// The standby's SSH round runs beside the pings, not after them, so
+	// the verdict waits for one probeTimeout at most.
+	var sshResults chan []probe.Result
+	if arbitrate && role == events.RoleStandby && w.cfg.Script.Path == "" {
+		sshResults = make(chan []probe.Result, 1)
+		go func() { sshResults <- w.sshAll(ctx) }()
+	}
+	var pings []probe.Result
+	if len(w.cfg.Arbiters) > 0 {
+		pings = w.pingAll(ctx)
+		w.checkQuorum(ctx, pings)
+	}
+	if !arbitrate {
+		return
+	}
+	if w.cfg.Script.Path != "" {
+		w.runScript(ctx, role, automatic, cause)
+		return
+	}
+	in := verdict.Input{
+		Role: role, N: len(w.cfg.Arbiters), Thresholds: w.cfg.Thresholds, Automatic: automatic,
+		BothStandbySince: bothSince, WasActiveLast: wasActiveLast, WaitDuration: w.cfg.WaitDuration, Now: now,
+	}
+	var results []probe.Result
+	switch role {
+	case events.RoleActive:
+		results = pings
+		for _, r := range pings {
+			if r.Reachable {
+				in.Reachable++
+			}
+		}
+	case events.RoleStandby:
+		results = <-sshResults
+		for _, r := range results {
+			switch {
+			case !r.Reachable:
+				in.Unreachable++
+			case r.Managed:
+				in.Managed++
+			}
+		}
+		in.Reachable = in.N - in.Unreachable
+	}
+	if ctx.Err() != nil {
+		return // a verdict from probes cut short by shutdown would lie
+	}
+	v := verdict.Decide(in)
+	ev := events.ArbitrationDecided{
+		Role: role, Method: "arbiters", Action: v.Action, Branch: v.Branch, Description: v.Description,
+		N: in.N, Reachable: in.Reachable, Managed: in.Managed, Unreachable: in.Unreachable,
+		Thresholds:     events.Thresholds{Failover: in.Thresholds.Failover, AdjustManaged: in.Thresholds.AdjustManaged, Warning: in.Thresholds.Warning},
+		ReachableShare: v.ReachableShare, ManagedShare: v.ManagedShare, UnreachableShare: v.UnreachableShare,
+		AutomaticFailover: automatic, WaitUntil: v.WaitUntil, Arbiters: arbiterResults(results),
+	}
+	w.publish(ctx, ev, cause)
+	w.log.Info("arbitration decided", "role", role, "action", v.Action, "branch", v.Branch,
+		"n", in.N, "reachable", in.Reachable, "managed", in.Managed, "unreachable", in.Unreachable)
+	if in.N == 0 {
+		w.publish(ctx, events.FailureDetectionFailed{Method: "arbiters", Reason: v.Description}, cause)
+	}
+}
+
+func (w *Watchdog) pingAll(ctx context.Context) []probe.Result {
+	arbs := w.cfg.Arbiters
+	res := probe.All(ctx, len(arbs), w.cfg.ProbeTimeout, func(ctx context.Context, i int) probe.Result {
+		if w.cfg.ArbiterProbe == "tcp" || w.pinger == nil {
+			return probe.TCP(ctx, arbs[i].Host, arbs[i].Port)
+		}
+		return w.pinger.Ping(ctx, arbs[i].Host)
+	})
+	for i := range res {
+		res[i].Host = arbs[i].Host
+	}
+	return res
+}
+
+func (w *Watchdog) sshAll(ctx context.Context) []probe.Result {
+	arbs := w.cfg.Arbiters
+	res := probe.All(ctx, len(arbs), w.cfg.ProbeTimeout, func(ctx context.Context, i int) probe.Result {
+		return w.cfg.Dialer.Check(ctx, arbs[i].SSH, w.cfg.SessionCommand, w.cfg.Peers)
+	})
+	for i := range res {
+		res[i].Host = arbs[i].Host
+		if res[i].Err != nil {
+			w.log.Warn("arbiter unreachable over SSH", "arbiter", arbs[i].SSH.Addr, "err", res[i].Err)
+		}
+	}
+	return res
+}
+
+func (w *Watchdog) checkQuorum(ctx context.Context, pings []probe.Result) {
+	reachable := 0
+	var down []string
+	for _, r := range pings {
+		if r.Reachable {
+			reachable++
+		} else {
+			down = append(down, r.Host)
+		}
+	}
+	share, low := verdict.QuorumLow(len(pings), reachable, w.cfg.Thresholds.Warning)
+	if !low {
+		if w.quorumLow >= 0 {
+			w.log.Info("reachable arbiters back above warning", "reachable", reachable, "n", len(pings))
+		}
+		w.quorumLow = -1
+		return
+	}
+	if w.quorumLow == reachable {
+		return
+	}
+	w.quorumLow = reachable
+	slices.Sort(down)
+	w.log.Warn("reachable arbiters below warning", "reachable", reachable, "n", len(pings), "share", share)
+	w.publish(ctx, events.ArbiterQuorumLow{N: len(pings), Reachable: reachable, Share: share, Warning: w.cfg.Thresholds.Warning, Unreachable: down}, nil)
+}
+
+func (w *Watchdog) runScript(ctx context.Context, role events.Role, automatic bool, cause *events.Envelope) {
+	path := w.cfg.Script.Path
+	cfgJSON, err := w.cfg.ConfigJSON(role)
+	if err != nil {
+		w.publish(ctx, events.FailureDetectionFailed{Method: "script", Script: path, Reason: "render the config JSON for the script: " + err.Error()}, cause)
+		return
+	}
+	a, err := w.cfg.Script.Run(ctx, cfgJSON)
+	var se *script.Error
+	switch {
+	case errors.As(err, &se):
+		w.log.Error("failure-detection script gave no verdict", "script", path, "reason", se.Reason)
+		w.publish(ctx, events.FailureDetectionFailed{Method: "script", Script: path, Reason: truncate(se.Reason, 2000), Output: se.Output}, cause)
+		return
+	case err != nil:
+		return // ctx ended
+	}
+	ev := events.ArbitrationDecided{
+		Role: role, Method: "script", Action: a.Action, Branch: "script", Description: truncate(a.Description, 1800),
+		N: len(w.cfg.Arbiters), AutomaticFailover: automatic, WaitUntil: a.WaitUntil, Details: a.Details,
+		Thresholds: events.Thresholds{Failover: w.cfg.Thresholds.Failover, AdjustManaged: w.cfg.Thresholds.AdjustManaged, Warning: w.cfg.Thresholds.Warning},
+	}
+	if a.State != role {
+		ev.Description += fmt.Sprintf(" (the script reports state %s; this site is %s)", a.State, role)
+	}
+	if !automatic && (a.Action == events.ActionBeActive || a.Action == events.ActionBeStandby) {
+		ev.Branch = "script-automatic-off"
+		ev.Description += fmt.Sprintf(" (the script asks %s, but automatic failover is off)", a.Action)
+		ev.Action = events.ActionNothing
+	}
+	w.publish(ctx, ev, cause)
+	w.log.Info("failure-detection script decided", "script", path, "action", ev.Action, "branch", ev.Branch)
+}
+
+func (w *Watchdog) publish(ctx context.Context, ev events.Event, parent *events.Envelope) {
+	if _, err := w.pub.Publish(ctx, ev, parent); err != nil && ctx.Err() == nil {
+		w.log.Error("publish", "type", ev.EventType(), "err", err)
+	}
+}
+
+func arbiterResults(rs []probe.Result) []events.ArbiterResult {
+	out := make([]events.ArbiterResult, 0, len(rs))
+	for _, r := range rs {
+		ar := events.ArbiterResult{Host: r.Host, Reachable: r.Reachable, ManagedByActive: r.Managed}
+		if r.Err != nil {
+			ar.Error = truncate(r.Err.Error(), 1000)
+		}
+		out = append(out, ar)
+	}
+	return out
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
