@@ -62,6 +62,8 @@ var registry = indexKinds(
 
 	register[NotificationSent](),
 	register[NotificationSuppressed](),
+
+	register[ConfigUpdated](),
 )
 
 func indexKinds(kinds ...kind) map[Type]kind {
