@@ -23,6 +23,8 @@ replace github.com/drwatch/drwatch/services/notifier => ../notifier
 replace github.com/drwatch/drwatch/services/orchestrator => ../orchestrator
 
 require (
+	github.com/drwatch/drwatch/pkg/bus v0.0.0-00010101000000-000000000000
+	github.com/drwatch/drwatch/pkg/config v0.0.0-00010101000000-000000000000
 	github.com/drwatch/drwatch/pkg/events v0.0.0-00010101000000-000000000000
 	github.com/drwatch/drwatch/pkg/service v0.0.0-00010101000000-000000000000
 	github.com/google/go-cmp v0.7.0
@@ -35,8 +37,6 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/drwatch/drwatch/pkg/bus v0.0.0-00010101000000-000000000000 // indirect
-	github.com/drwatch/drwatch/pkg/config v0.0.0-00010101000000-000000000000 // indirect
 	github.com/gabriel-vasile/mimetype v1.4.16 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
