@@ -119,6 +119,13 @@ type MySQL struct {
 	LagThreshold        Duration `yaml:"lagThreshold"`
 	RepairAttempts      int      `yaml:"repairAttempts"`
 	TLS                 TLS      `yaml:"tls"`
+	// PeerDSN reaches the primary this server replicates from, to compare
+	// GTID sets (errant transactions) and to copy it in a resync; empty
+	// means the replica's Master_Host with the credentials of DSN.
+	PeerDSN Secret `yaml:"peerDsn"`
+	// AutoResync copies the primary in full when it purged the binlogs the
+	// replica needs (seed 002); off, the copy waits for a resync command.
+	AutoResync bool `yaml:"autoResync"`
 }
 
 // PgSQL is seed 000's pgsql section plus how to reach the servers.
@@ -137,6 +144,13 @@ type PgSQL struct {
 	RepairAttempts      int      `yaml:"repairAttempts"`
 	DataDir             string   `yaml:"dataDir"`
 	TLS                 TLS      `yaml:"tls"`
+	// PeerDSN reaches the primary this standby streams from, for lag in
+	// bytes against its current LSN and timeline-fork checks; empty means
+	// pg_stat_wal_receiver's sender with the credentials of DSN.
+	PeerDSN Secret `yaml:"peerDsn"`
+	// AutoResync rebuilds the standby when the primary removed the WAL it
+	// needs (seed 002); off, the rebuild waits for a resync command.
+	AutoResync bool `yaml:"autoResync"`
 }
 
 // File is seed 000's file section plus what to copy and how.

@@ -1,0 +1,526 @@
+package monitor
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/services/dbmonitor/internal/mysqlrepl"
+	"github.com/drwatch/drwatch/services/dbmonitor/internal/pgrepl"
+	"github.com/drwatch/drwatch/services/dbmonitor/internal/watch"
+)
+
+// env reads a variable scripts/testdb.sh prints; missing, the test skips on
+// a workstation and fails in CI.
+func env(t *testing.T, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		msg := fmt.Sprintf("%s is not set: run `eval \"$(sudo scripts/testdb.sh start)\"` from the repository root first", name)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return v
+}
+
+// testdb runs scripts/testdb.sh with args (stop-one, start-one, heal).
+func testdb(t *testing.T, args ...string) {
+	t.Helper()
+	script := os.Getenv("DRWATCH_TESTDB_SCRIPT")
+	if script == "" {
+		script, _ = filepath.Abs("../../../../scripts/testdb.sh")
+	}
+	out, err := exec.Command(script, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("testdb.sh %v: %v\n%s", args, err, out)
+	}
+}
+
+type recorder struct {
+	mu  sync.Mutex
+	evs []events.Event
+}
+
+func (r *recorder) Publish(_ context.Context, ev events.Event, _ *events.Envelope) (*events.Envelope, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.evs = append(r.evs, ev)
+	return &events.Envelope{ID: events.NewID()}, nil
+}
+
+func (r *recorder) take() []events.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.evs
+	r.evs = nil
+	return out
+}
+
+type fixedRole events.Role
+
+func (f fixedRole) Current() (events.Role, events.Epoch) { return events.Role(f), 0 }
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// roundsUntil runs check rounds until an event satisfies want, returning
+// every event seen.
+func roundsUntil(t *testing.T, m *Monitor, rec *recorder, what string, want func(events.Event) bool) []events.Event {
+	t.Helper()
+	var all []events.Event
+	deadline := time.Now().Add(40 * time.Second)
+	for time.Now().Before(deadline) {
+		m.Round(context.Background())
+		evs := rec.take()
+		all = append(all, evs...)
+		for _, ev := range evs {
+			if want(ev) {
+				return all
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	t.Fatalf("no %s within 40s; events: %s", what, describe(all))
+	return nil
+}
+
+func describe(evs []events.Event) string {
+	var b strings.Builder
+	for _, ev := range evs {
+		fmt.Fprintf(&b, "\n  %s %+v", ev.EventType(), ev)
+	}
+	return b.String()
+}
+
+func isType[E events.Event](check string) func(events.Event) bool {
+	return func(ev events.Event) bool {
+		e, ok := ev.(E)
+		if !ok {
+			return false
+		}
+		switch x := any(e).(type) {
+		case *events.ReplicationBroken:
+			return check == "" || strings.HasSuffix(x.Check, check)
+		case *events.ReplicationRepaired:
+			return check == "" || strings.HasSuffix(x.Check, check)
+		}
+		return true
+	}
+}
+
+// mysqlPair opens both servers, with a per-test database on the primary,
+// and heals replication when the test ends so the next starts healthy.
+func mysqlPair(t *testing.T) (primary, replica *mysqlrepl.Client, db string) {
+	t.Helper()
+	p, err := mysqlrepl.Open(env(t, "DRWATCH_TEST_MYSQL_PRIMARY_DSN"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := mysqlrepl.Open(env(t, "DRWATCH_TEST_MYSQL_REPLICA_DSN"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db = "dbt_" + strings.ToLower(strings.NewReplacer("/", "_", " ", "_", "-", "_").Replace(t.Name()))
+	mustExec(t, p.DB(), "DROP DATABASE IF EXISTS "+db)
+	mustExec(t, p.DB(), "CREATE DATABASE "+db)
+	mustExec(t, p.DB(), "CREATE TABLE "+db+".t (id INT PRIMARY KEY, v VARCHAR(64))")
+	t.Cleanup(func() {
+		p.Close()
+		r.Close()
+		if t.Failed() || t.Name() != "" {
+			testdb(t, "heal", "mysql")
+		}
+	})
+	return p, r, db
+}
+
+func mustExec(t *testing.T, db *sql.DB, q string, args ...any) {
+	t.Helper()
+	if _, err := db.Exec(q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+func newMySQLMonitor(t *testing.T, replica *mysqlrepl.Client, limits watch.Limits) (*Monitor, *recorder, *MySQL) {
+	rec := &recorder{}
+	target := &MySQL{Local: replica, ReplUser: env(t, "DRWATCH_TEST_MYSQL_REPL_USER"), ReplPassword: env(t, "DRWATCH_TEST_MYSQL_REPL_PASSWORD")}
+	if limits.BackOff == 0 {
+		limits.BackOff = 200 * time.Millisecond
+	}
+	m := &Monitor{Target: target, Interval: time.Second, Limits: limits, Bus: rec, Roles: fixedRole("standby"), Log: quietLog(), Now: time.Now}
+	return m, rec, target
+}
+
+func waitRow(t *testing.T, db *sql.DB, q string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var n int
+	for time.Now().Before(deadline) {
+		if err := db.QueryRow(q).Scan(&n); err == nil && n == want {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s = %d, want %d", q, n, want)
+}
+
+func TestMySQLHealthyThenStoppedReplicaRepaired(t *testing.T) {
+	p, r, db := mysqlPair(t)
+	m, rec, _ := newMySQLMonitor(t, r, watch.Limits{RepairAttempts: 3})
+	mustExec(t, p.DB(), "INSERT INTO "+db+".t VALUES (1, 'a')")
+	waitRow(t, r.DB(), "SELECT COUNT(*) FROM "+db+".t", 1)
+	m.Round(context.Background())
+	if evs := rec.take(); len(evs) != 0 {
+		t.Fatalf("healthy pair gave events: %s", describe(evs))
+	}
+	mustExec(t, r.DB(), "STOP SLAVE")
+	evs := roundsUntil(t, m, rec, "ReplicationRepaired", isType[*events.ReplicationRepaired]("io_thread"))
+	if !isType[*events.ReplicationBroken]("io_thread")(evs[0]) {
+		t.Fatalf("first event is not ReplicationBroken io_thread: %s", describe(evs))
+	}
+	mustExec(t, p.DB(), "INSERT INTO "+db+".t VALUES (2, 'b')")
+	waitRow(t, r.DB(), "SELECT COUNT(*) FROM "+db+".t", 2)
+}
+
+func TestMySQLPrimaryUnreachableThenBack(t *testing.T) {
+	_, r, _ := mysqlPair(t)
+	m, rec, _ := newMySQLMonitor(t, r, watch.Limits{RepairAttempts: 1})
+	testdb(t, "stop-one", "my1")
+	evs := roundsUntil(t, m, rec, "unrepairable ReplicationBroken", func(ev events.Event) bool {
+		b, ok := ev.(*events.ReplicationBroken)
+		return ok && !b.Repairable && strings.HasSuffix(b.Check, "io_thread")
+	})
+	last := evs[len(evs)-1].(*events.ReplicationBroken)
+	if !strings.Contains(last.Error, "Last_IO_Errno=") || last.Error == "" {
+		t.Errorf("broken event lacks the server's error text: %+v", last)
+	}
+	testdb(t, "start-one", "my1")
+	roundsUntil(t, m, rec, "ReplicationRepaired", isType[*events.ReplicationRepaired]("io_thread"))
+}
+
+func TestMySQLLagUnderWriteLoad(t *testing.T) {
+	p, r, db := mysqlPair(t)
+	m, rec, _ := newMySQLMonitor(t, r, watch.Limits{RepairAttempts: 3, LagSeconds: 0.5})
+	// Hold the SQL thread back with a lock on the replica while the primary
+	// writes: the honest way to make lag on one box.
+	mustExec(t, p.DB(), "INSERT INTO "+db+".t VALUES (1, 'a')")
+	waitRow(t, r.DB(), "SELECT COUNT(*) FROM "+db+".t", 1)
+	conn, err := r.DB().Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), "LOCK TABLES "+db+".t WRITE"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i < 50; i++ {
+		mustExec(t, p.DB(), "INSERT INTO "+db+".t VALUES (?, 'x')", i)
+	}
+	roundsUntil(t, m, rec, "ReplicationLagHigh", isType[*events.ReplicationLagHigh](""))
+	if _, err := conn.ExecContext(context.Background(), "UNLOCK TABLES"); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, p.DB(), "INSERT INTO "+db+".t VALUES (1000, 'heartbeat')")
+	roundsUntil(t, m, rec, "ReplicationLagRecovered", isType[*events.ReplicationLagRecovered](""))
+}
+
+func TestMySQLPromoteAndRepointBothWays(t *testing.T) {
+	p, r, db := mysqlPair(t)
+	_, _, rt := newMySQLMonitor(t, r, watch.Limits{})
+	pt := &MySQL{Local: p, ReplUser: rt.ReplUser, ReplPassword: rt.ReplPassword}
+	ctx := context.Background()
+	mustExec(t, p.DB(), "INSERT INTO "+db+".t VALUES (1, 'before')")
+	waitRow(t, r.DB(), "SELECT COUNT(*) FROM "+db+".t", 1)
+	pos, err := pt.Command(ctx, events.DatabaseCommand{Command: "position"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rpos, err := rt.Command(ctx, events.DatabaseCommand{Command: "position"})
+	if err != nil || rpos.LagBytes != 0 || rpos.Position != pos.Position {
+		t.Fatalf("replica position %+v (err %v), primary %s: want in sync", rpos, err, pos.Position)
+	}
+	// a -> b: fence the old primary, promote the replica, repoint the old one.
+	if _, err := pt.Command(ctx, events.DatabaseCommand{Command: "demote"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.Command(ctx, events.DatabaseCommand{Command: "promote"}); err != nil {
+		t.Fatal(err)
+	}
+	host, port := splitTest(t, r.Addr())
+	if _, err := pt.Command(ctx, events.DatabaseCommand{Command: "repoint", PrimaryHost: host, PrimaryPort: port}); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, r.DB(), "INSERT INTO "+db+".t VALUES (2, 'on b')")
+	waitRow(t, p.DB(), "SELECT COUNT(*) FROM "+db+".t", 2)
+	// b -> a.
+	if _, err := rt.Command(ctx, events.DatabaseCommand{Command: "demote"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pt.Command(ctx, events.DatabaseCommand{Command: "promote"}); err != nil {
+		t.Fatal(err)
+	}
+	host, port = splitTest(t, p.Addr())
+	if _, err := rt.Command(ctx, events.DatabaseCommand{Command: "repoint", PrimaryHost: host, PrimaryPort: port}); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, p.DB(), "INSERT INTO "+db+".t VALUES (3, 'on a again')")
+	waitRow(t, r.DB(), "SELECT COUNT(*) FROM "+db+".t", 3)
+	waitRow(t, p.DB(), "SELECT COUNT(*) FROM "+db+".t", 3)
+}
+
+func TestMySQLDivergenceHeldThenResync(t *testing.T) {
+	p, r, db := mysqlPair(t)
+	m, rec, target := newMySQLMonitor(t, r, watch.Limits{RepairAttempts: 3})
+	mustExec(t, p.DB(), "INSERT INTO "+db+".t VALUES (1, 'a')")
+	waitRow(t, r.DB(), "SELECT COUNT(*) FROM "+db+".t", 1)
+	// Dual-primary period: the link is down and both sides take writes.
+	mustExec(t, r.DB(), "STOP SLAVE")
+	mustExec(t, r.DB(), "INSERT INTO "+db+".t VALUES (100, 'written on the replica')")
+	mustExec(t, p.DB(), "INSERT INTO "+db+".t VALUES (2, 'written on the primary')")
+	evs := roundsUntil(t, m, rec, "ReplicationDiverged", isType[*events.ReplicationDiverged](""))
+	d := evs[len(evs)-1].(*events.ReplicationDiverged)
+	if !strings.Contains(strings.Join(d.Details, " "), "errant GTID 0-2-") || d.ResyncCommand == "" {
+		t.Errorf("diverged event does not name the errant GTID and a resync command: %+v", d)
+	}
+	for range 3 {
+		m.Round(context.Background())
+	}
+	var io string
+	st, _ := r.Read(context.Background())
+	if len(st.Replicas) > 0 {
+		io = st.Replicas[0].IORunning
+	}
+	if io == "Yes" {
+		t.Fatal("replication was resumed after divergence")
+	}
+	// The operator's resync: the replica becomes a copy of the primary.
+	done, err := target.Command(context.Background(), events.DatabaseCommand{Command: "resync"})
+	if err != nil {
+		t.Fatalf("resync: %v", err)
+	}
+	waitRow(t, r.DB(), "SELECT COUNT(*) FROM "+db+".t WHERE id IN (1,2)", 2)
+	waitRow(t, r.DB(), "SELECT COUNT(*) FROM "+db+".t WHERE id = 100", 0)
+	mustExec(t, p.DB(), "INSERT INTO "+db+".t VALUES (3, 'after resync')")
+	waitRow(t, r.DB(), "SELECT COUNT(*) FROM "+db+".t", 3)
+	t.Logf("resynced from %s", done.Position)
+}
+
+func TestMySQLPurgedBinlogsAutoResync(t *testing.T) {
+	p, r, db := mysqlPair(t)
+	m, rec, _ := newMySQLMonitor(t, r, watch.Limits{RepairAttempts: 2, AutoResync: true})
+	mustExec(t, p.DB(), "INSERT INTO "+db+".t VALUES (1, 'a')")
+	waitRow(t, r.DB(), "SELECT COUNT(*) FROM "+db+".t", 1)
+	// The standby is off while the primary writes and purges its binlogs.
+	mustExec(t, r.DB(), "STOP SLAVE")
+	for i := 2; i < 6; i++ {
+		mustExec(t, p.DB(), "INSERT INTO "+db+".t VALUES (?, 'while away')", i)
+		mustExec(t, p.DB(), "FLUSH BINARY LOGS")
+	}
+	var file string
+	if err := p.DB().QueryRow("SELECT SUBSTRING_INDEX(@@log_bin_basename, '/', -1)").Scan(&file); err != nil {
+		t.Fatal(err)
+	}
+	var logName string
+	var pos int64
+	var a, b, c, d sql.NullString
+	if err := p.DB().QueryRow("SHOW MASTER STATUS").Scan(&logName, &pos, &a, &b); err != nil {
+		_ = c
+		_ = d
+		t.Fatal(err)
+	}
+	mustExec(t, p.DB(), "PURGE BINARY LOGS TO '"+logName+"'")
+	mustExec(t, r.DB(), "START SLAVE")
+	evs := roundsUntil(t, m, rec, "ReplicationRepaired", isType[*events.ReplicationRepaired]("io_thread"))
+	var sawPurged bool
+	for _, ev := range evs {
+		if b, ok := ev.(*events.ReplicationBroken); ok && strings.Contains(b.Error, "1236") {
+			sawPurged = true
+		}
+	}
+	if !sawPurged {
+		t.Errorf("no ReplicationBroken naming error 1236 before the resync: %s", describe(evs))
+	}
+	waitRow(t, r.DB(), "SELECT COUNT(*) FROM "+db+".t", 5)
+	mustExec(t, p.DB(), "INSERT INTO "+db+".t VALUES (6, 'after')")
+	waitRow(t, r.DB(), "SELECT COUNT(*) FROM "+db+".t", 6)
+}
+
+func TestMySQLBadInput(t *testing.T) {
+	_, r, _ := mysqlPair(t)
+	if _, err := mysqlrepl.Open("not a dsn@@"); err == nil || !strings.Contains(err.Error(), "bad mysql dsn") {
+		t.Errorf("Open(bad dsn) = %v, want bad mysql dsn", err)
+	}
+	wrong, err := mysqlrepl.Open(strings.Replace(env(t, "DRWATCH_TEST_MYSQL_REPLICA_DSN"), ":drwatch@", ":wrong@", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wrong.Close()
+	m, rec, _ := newMySQLMonitor(t, wrong, watch.Limits{RepairAttempts: 3})
+	m.Round(context.Background())
+	evs := rec.take()
+	if len(evs) != 1 || !strings.Contains(evs[0].(*events.ReplicationBroken).Error, "Access denied") {
+		t.Errorf("wrong credentials: %s", describe(evs))
+	}
+	// The primary is not a replica: a standby expecting one says so.
+	p2, err := mysqlrepl.Open(env(t, "DRWATCH_TEST_MYSQL_PRIMARY_DSN"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p2.Close()
+	m, rec, _ = newMySQLMonitor(t, p2, watch.Limits{RepairAttempts: 3})
+	m.Round(context.Background())
+	evs = rec.take()
+	if len(evs) != 1 || evs[0].(*events.ReplicationBroken).Check != "replica" || evs[0].(*events.ReplicationBroken).Repairable {
+		t.Errorf("not a replica: %s", describe(evs))
+	}
+	_ = r
+}
+
+func splitTest(t *testing.T, addr string) (string, int) {
+	t.Helper()
+	i := strings.LastIndex(addr, ":")
+	var port int
+	fmt.Sscan(addr[i+1:], &port)
+	return addr[:i], port
+}
+
+// ---- PostgreSQL ----
+
+func pgPair(t *testing.T) (primary, standby *pgrepl.Client) {
+	t.Helper()
+	ctx := context.Background()
+	p, err := pgrepl.Open(ctx, env(t, "DRWATCH_TEST_PGSQL_PRIMARY_DSN"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := pgrepl.Open(ctx, env(t, "DRWATCH_TEST_PGSQL_STANDBY_DSN"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Close()
+		s.Close()
+	})
+	return p, s
+}
+
+func newPgMonitor(t *testing.T, standby *pgrepl.Client, peer *pgrepl.Client, limits watch.Limits) (*Monitor, *recorder, *PgSQL) {
+	rec := &recorder{}
+	target := &PgSQL{Local: standby, Peer: peer, ReplUser: env(t, "DRWATCH_TEST_PGSQL_REPL_USER"), ReplPassword: env(t, "DRWATCH_TEST_PGSQL_REPL_PASSWORD")}
+	if limits.BackOff == 0 {
+		limits.BackOff = 200 * time.Millisecond
+	}
+	m := &Monitor{Target: target, Interval: time.Second, Limits: limits, Bus: rec, Roles: fixedRole("standby"), Log: quietLog(), Now: time.Now}
+	return m, rec, target
+}
+
+func TestPgSQLHealthyThenReceiverBrokenRepaired(t *testing.T) {
+	p, s := pgPair(t)
+	ctx := context.Background()
+	m, rec, _ := newPgMonitor(t, s, p, watch.Limits{RepairAttempts: 3})
+	t.Cleanup(func() { testdb(t, "heal", "pgsql") })
+	m.Round(ctx)
+	if evs := rec.take(); len(evs) != 0 {
+		t.Fatalf("healthy pair gave events: %s", describe(evs))
+	}
+	// Break primary_conninfo (wrong port): the receiver cannot connect.
+	if _, err := s.Pool().Exec(ctx, "ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=1 user=repl'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool().Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		t.Fatal(err)
+	}
+	evs := roundsUntil(t, m, rec, "ReplicationRepaired", isType[*events.ReplicationRepaired]("wal_receiver"))
+	if !isType[*events.ReplicationBroken]("wal_receiver")(evs[0]) {
+		t.Fatalf("first event is not ReplicationBroken wal_receiver: %s", describe(evs))
+	}
+}
+
+func TestPgSQLPromoteAndDivergence(t *testing.T) {
+	p, s := pgPair(t)
+	ctx := context.Background()
+	t.Cleanup(func() { testdb(t, "heal", "pgsql") })
+	if _, err := p.Pool().Exec(ctx, "DROP TABLE IF EXISTS pgt_promote; CREATE TABLE pgt_promote (id int primary key)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Pool().Exec(ctx, "INSERT INTO pgt_promote VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	m, rec, target := newPgMonitor(t, s, p, watch.Limits{RepairAttempts: 3})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		done, err := target.Command(ctx, events.DatabaseCommand{Command: "position"})
+		if err == nil && done.LagBytes == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("standby not in sync: %+v %v", done, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Both sides writable: the standby is promoted while the primary lives.
+	start := time.Now()
+	if _, err := target.Command(ctx, events.DatabaseCommand{Command: "promote"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("promote took %s", time.Since(start))
+	var n int
+	if err := s.Pool().QueryRow(ctx, "SELECT count(*) FROM pgt_promote").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("promoted standby has %d rows (%v), want the committed 1", n, err)
+	}
+	if _, err := s.Pool().Exec(ctx, "INSERT INTO pgt_promote VALUES (2)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool().Exec(ctx, "CHECKPOINT"); err != nil {
+		t.Fatal(err)
+	}
+	evs := roundsUntil(t, m, rec, "ReplicationDiverged", isType[*events.ReplicationDiverged](""))
+	d := evs[len(evs)-1].(*events.ReplicationDiverged)
+	if !strings.Contains(strings.Join(d.Details, " "), "timeline 2") {
+		t.Errorf("diverged event does not name the timeline: %+v", d)
+	}
+	// The old primary is fenced as the orchestrator would.
+	pt := &PgSQL{Local: p}
+	if _, err := pt.Command(ctx, events.DatabaseCommand{Command: "demote"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Pool().Exec(ctx, "INSERT INTO pgt_promote VALUES (3)"); err == nil || !strings.Contains(err.Error(), "read-only") {
+		t.Errorf("write on fenced primary: %v, want read-only error", err)
+	}
+}
+
+func TestPgSQLBadInput(t *testing.T) {
+	p, _ := pgPair(t)
+	ctx := context.Background()
+	if _, err := pgrepl.Open(ctx, "postgres://x:y@host:notaport/db"); err == nil || !strings.Contains(err.Error(), "bad pgsql dsn") {
+		t.Errorf("Open(bad dsn) = %v", err)
+	}
+	wrong, err := pgrepl.Open(ctx, strings.Replace(env(t, "DRWATCH_TEST_PGSQL_STANDBY_DSN"), ":drwatch@", ":wrong@", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wrong.Close()
+	m, rec, _ := newPgMonitor(t, wrong, nil, watch.Limits{RepairAttempts: 3})
+	m.Round(ctx)
+	evs := rec.take()
+	if len(evs) != 1 || !strings.Contains(evs[0].(*events.ReplicationBroken).Error, "password authentication failed") {
+		t.Errorf("wrong credentials: %s", describe(evs))
+	}
+	m, rec, _ = newPgMonitor(t, p, nil, watch.Limits{RepairAttempts: 3})
+	m.Round(ctx)
+	evs = rec.take()
+	if len(evs) != 1 || evs[0].(*events.ReplicationBroken).Check != "recovery" {
+		t.Errorf("not a standby: %s", describe(evs))
+	}
+}

@@ -1,0 +1,160 @@
+package monitor
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+
+	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/services/dbmonitor/internal/mysqlrepl"
+	"github.com/drwatch/drwatch/services/dbmonitor/internal/watch"
+)
+
+// MySQL watches one MariaDB/MySQL server.
+type MySQL struct {
+	Local *mysqlrepl.Client
+	// Peer is the configured primary; nil means the replica's Master_Host.
+	Peer         *mysqlrepl.Client
+	PeerHosts    []string
+	ReplUser     string
+	ReplPassword string
+
+	mu      sync.Mutex
+	derived *mysqlrepl.Client
+}
+
+// ResyncCommandMySQL is the documented operator command for a full resync.
+const ResyncCommandMySQL = "drwatch db resync --database mysql (publishes DatabaseCommand resync: dump of the primary with --gtid --master-data, loaded into the replica, gtid_slave_pos set, START SLAVE)"
+
+// Database implements Target.
+func (m *MySQL) Database() events.Database { return events.MySQL }
+
+// primary returns the client of the primary the replica follows.
+func (m *MySQL) primary(s mysqlrepl.Server) *mysqlrepl.Client {
+	if m.Peer != nil {
+		return m.Peer
+	}
+	if len(s.Replicas) == 0 || s.Replicas[0].MasterHost == "" {
+		return nil
+	}
+	addr := net.JoinHostPort(s.Replicas[0].MasterHost, strconv.Itoa(s.Replicas[0].MasterPort))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.derived != nil && m.derived.Addr() == addr {
+		return m.derived
+	}
+	if m.derived != nil {
+		m.derived.Close()
+	}
+	c, err := m.Local.WithAddr(addr)
+	if err != nil {
+		return nil
+	}
+	m.derived = c
+	return c
+}
+
+// Observe implements Target.
+func (m *MySQL) Observe(ctx context.Context, expectReplica bool) watch.Observation {
+	obs := watch.Observation{Server: m.Local.Addr(), Scope: "site"}
+	s, err := m.Local.Read(ctx)
+	if err != nil {
+		obs.Findings = []watch.Finding{{Check: "connect", Error: err.Error()}}
+		return obs
+	}
+	obs.Scope = mysqlrepl.Scope(s, m.PeerHosts)
+	if p := m.primary(s); p != nil && expectReplica {
+		if st, err := p.BinlogState(ctx); err == nil {
+			s.PrimaryState = st
+		} else {
+			s.PrimaryErr = err.Error()
+		}
+	}
+	f, lag, known := mysqlrepl.Evaluate(s, mysqlrepl.Expect{Replica: expectReplica, PeerHosts: m.PeerHosts, ResyncCommand: ResyncCommandMySQL})
+	obs.Findings, obs.LagSeconds, obs.LagKnown = f, lag, known
+	return obs
+}
+
+// Act implements Target.
+func (m *MySQL) Act(ctx context.Context, a watch.Action) error {
+	switch a.Kind {
+	case watch.Repair:
+		return m.Local.StartReplica(ctx)
+	case watch.Hold:
+		return m.Local.StopReplica(ctx)
+	case watch.Resync:
+		_, err := m.resync(ctx)
+		return err
+	}
+	return fmt.Errorf("mysql: unknown action %q", a.Kind)
+}
+
+func (m *MySQL) resync(ctx context.Context) (string, error) {
+	s, err := m.Local.Read(ctx)
+	if err != nil {
+		return "", err
+	}
+	p := m.primary(s)
+	if p == nil {
+		return "", fmt.Errorf("resync %s: no primary known: set mysql.peerDsn or repoint first", m.Local.Addr())
+	}
+	return m.Local.Resync(ctx, p, m.ReplUser, m.ReplPassword)
+}
+
+// Command implements Target.
+func (m *MySQL) Command(ctx context.Context, cmd events.DatabaseCommand) (events.DatabaseCommandDone, error) {
+	var done events.DatabaseCommandDone
+	var err error
+	switch cmd.Command {
+	case "promote":
+		done.Position, err = m.Local.Promote(ctx)
+	case "demote":
+		if err = m.Local.Fence(ctx); err == nil {
+			done.Position, err = m.Local.Position(ctx)
+		}
+	case "repoint":
+		if cmd.PrimaryHost == "" || cmd.PrimaryPort == 0 {
+			return done, fmt.Errorf("repoint needs primaryHost and primaryPort")
+		}
+		if err = m.Local.Repoint(ctx, cmd.PrimaryHost, cmd.PrimaryPort, m.ReplUser, m.ReplPassword); err == nil {
+			done.Position, err = m.Local.Position(ctx)
+		}
+	case "position":
+		done.Position, done.LagBytes, err = m.position(ctx)
+	case "resync":
+		done.Position, err = m.resync(ctx)
+	default:
+		err = fmt.Errorf("%w: %q", ErrUnknownCommand, cmd.Command)
+	}
+	return done, err
+}
+
+// position reports the GTID position and, when the primary is readable,
+// how many transactions behind it this server is (MariaDB has no byte
+// offset across servers; LagBytes carries the transaction count).
+func (m *MySQL) position(ctx context.Context) (string, int64, error) {
+	pos, err := m.Local.Position(ctx)
+	if err != nil {
+		return "", 0, err
+	}
+	s, err := m.Local.Read(ctx)
+	if err != nil {
+		return pos, 0, err
+	}
+	p := m.primary(s)
+	if p == nil {
+		return pos, 0, nil
+	}
+	ppos, err := p.Position(ctx)
+	if err != nil {
+		return pos, 0, nil
+	}
+	mine, err1 := mysqlrepl.ParseGTIDList(pos)
+	theirs, err2 := mysqlrepl.ParseGTIDList(ppos)
+	if err1 != nil || err2 != nil {
+		return pos, 0, nil
+	}
+	return pos, mysqlrepl.Behind(mine, theirs), nil
+}

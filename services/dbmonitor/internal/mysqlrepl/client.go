@@ -1,0 +1,404 @@
+package mysqlrepl
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// ErrBadDSN marks a DSN that does not parse.
+var ErrBadDSN = errors.New("bad mysql dsn")
+
+// Client talks to one MariaDB/MySQL server.
+type Client struct {
+	db  *sql.DB
+	cfg *mysql.Config
+}
+
+// Open parses dsn (go-sql-driver form) and prepares a pool; it does not
+// connect yet, so a server that is down is a check failure, not a start
+// failure.
+func Open(dsn string) (*Client, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v (want user:password@tcp(host:port)/)", ErrBadDSN, err)
+	}
+	cfg.Timeout = 3 * time.Second
+	cfg.ReadTimeout = 30 * time.Second
+	cfg.WriteTimeout = 30 * time.Second
+	cfg.MultiStatements = false
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadDSN, err)
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(2)
+	db.SetConnMaxIdleTime(time.Minute)
+	return &Client{db: db, cfg: cfg}, nil
+}
+
+// Close releases the pool.
+func (c *Client) Close() error { return c.db.Close() }
+
+// Addr is host:port of the server.
+func (c *Client) Addr() string { return c.cfg.Addr }
+
+// WithAddr returns a client for another server with the same credentials,
+// used to reach the primary a replica names.
+func (c *Client) WithAddr(addr string) (*Client, error) {
+	cfg := c.cfg.Clone()
+	cfg.Addr = addr
+	return Open(cfg.FormatDSN())
+}
+
+// DB exposes the pool to tests and to the position query of commands.
+func (c *Client) DB() *sql.DB { return c.db }
+
+// Read takes one reading of replication state.
+func (c *Client) Read(ctx context.Context) (Server, error) {
+	var s Server
+	rows, err := queryMaps(ctx, c.db, "SHOW ALL SLAVES STATUS")
+	if err != nil {
+		// MySQL has no ALL SLAVES; one unnamed connection.
+		rows, err = queryMaps(ctx, c.db, "SHOW SLAVE STATUS")
+	}
+	if err != nil {
+		return s, fmt.Errorf("read replica status of %s: %w", c.cfg.Addr, err)
+	}
+	for _, row := range rows {
+		r, err := ParseReplica(row)
+		if err != nil {
+			return s, fmt.Errorf("read replica status of %s: %w", c.cfg.Addr, err)
+		}
+		s.Replicas = append(s.Replicas, r)
+	}
+	var ro int
+	err = c.db.QueryRowContext(ctx, "SELECT @@gtid_binlog_state, @@gtid_binlog_pos, @@gtid_slave_pos, @@read_only").
+		Scan(&s.BinlogState, &s.BinlogPos, &s.SlavePos, &ro)
+	if err != nil {
+		return s, fmt.Errorf("read gtid positions of %s: %w", c.cfg.Addr, err)
+	}
+	s.ReadOnly = ro != 0
+	return s, nil
+}
+
+// BinlogState is the server's @@gtid_binlog_state.
+func (c *Client) BinlogState(ctx context.Context) (string, error) {
+	var st string
+	if err := c.db.QueryRowContext(ctx, "SELECT @@gtid_binlog_state").Scan(&st); err != nil {
+		return "", fmt.Errorf("read gtid_binlog_state of %s: %w", c.cfg.Addr, err)
+	}
+	return st, nil
+}
+
+// Position is the GTID position for in-sync checks: everything the server
+// has applied, whether written locally or replicated.
+func (c *Client) Position(ctx context.Context) (string, error) {
+	var p string
+	if err := c.db.QueryRowContext(ctx, "SELECT @@gtid_current_pos").Scan(&p); err != nil {
+		return "", fmt.Errorf("read gtid_current_pos of %s: %w", c.cfg.Addr, err)
+	}
+	return p, nil
+}
+
+// StartReplica restarts stopped replica threads.
+func (c *Client) StartReplica(ctx context.Context) error {
+	return c.exec(ctx, "START ALL SLAVES")
+}
+
+// StopReplica stops every replica connection.
+func (c *Client) StopReplica(ctx context.Context) error {
+	return c.exec(ctx, "STOP ALL SLAVES")
+}
+
+// Promote makes the server a writable primary: no replica left, read_only
+// off. It returns the GTID position it starts from.
+func (c *Client) Promote(ctx context.Context) (string, error) {
+	for _, q := range []string{"STOP ALL SLAVES", "RESET SLAVE ALL", "SET GLOBAL read_only=OFF"} {
+		if err := c.exec(ctx, q); err != nil {
+			return "", err
+		}
+	}
+	return c.Position(ctx)
+}
+
+// Fence refuses writes from ordinary users. MariaDB has read_only only;
+// MySQL also has super_read_only, which is set when it exists.
+func (c *Client) Fence(ctx context.Context) error {
+	if err := c.exec(ctx, "SET GLOBAL read_only=ON"); err != nil {
+		return err
+	}
+	var n int
+	if err := c.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.global_variables WHERE variable_name='SUPER_READ_ONLY'").Scan(&n); err == nil && n > 0 {
+		return c.exec(ctx, "SET GLOBAL super_read_only=ON")
+	}
+	return nil
+}
+
+// Repoint makes the server replicate from host:port by GTID (seed 003's
+// createslave), read-only so nothing is written beside the replication.
+func (c *Client) Repoint(ctx context.Context, host string, port int, user, password string) error {
+	s, err := c.Read(ctx)
+	if err != nil {
+		return err
+	}
+	if err := c.exec(ctx, "STOP ALL SLAVES"); err != nil {
+		return err
+	}
+	if len(s.Replicas) == 0 && s.BinlogPos != "" {
+		// A former primary: its own writes are in gtid_binlog_pos, not in
+		// gtid_slave_pos, so slave_pos must start where its binlog ends or
+		// it would ask the new primary for transactions it already has.
+		if err := c.exec(ctx, "SET GLOBAL gtid_slave_pos=@@gtid_binlog_pos"); err != nil {
+			return err
+		}
+	}
+	if err := c.exec(ctx, "RESET SLAVE ALL"); err != nil {
+		return err
+	}
+	q := fmt.Sprintf("CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%d, MASTER_USER=%s, MASTER_PASSWORD=%s, MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=slave_pos",
+		quote(host), port, quote(user), quote(password))
+	if err := c.exec(ctx, q); err != nil {
+		return err
+	}
+	if err := c.Fence(ctx); err != nil {
+		return err
+	}
+	return c.exec(ctx, "START SLAVE")
+}
+
+var gtidLine = regexp.MustCompile(`SET GLOBAL gtid_slave_pos='([0-9,\-]*)'`)
+
+// Resync copies the primary's databases into this replica with a
+// consistent dump that records its GTID position, then replicates from
+// that position (seed 002's full resync). The replica's own binlog is
+// reset, so errant transactions are discarded. Accounts (the mysql schema)
+// are not copied. It returns the position replication starts from.
+func (c *Client) Resync(ctx context.Context, primary *Client, replUser, replPassword string) (string, error) {
+	if err := c.exec(ctx, "STOP ALL SLAVES"); err != nil {
+		return "", err
+	}
+	dbs, err := userDatabases(ctx, primary.db)
+	if err != nil {
+		return "", err
+	}
+	mine, err := userDatabases(ctx, c.db)
+	if err != nil {
+		return "", err
+	}
+	conn, err := c.db.Conn(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SET SESSION sql_log_bin=0"); err != nil {
+		return "", fmt.Errorf("resync %s: %w", c.cfg.Addr, err)
+	}
+	for _, db := range mine {
+		if _, err := conn.ExecContext(ctx, "DROP DATABASE "+ident(db)); err != nil {
+			return "", fmt.Errorf("resync %s: drop %s: %w", c.cfg.Addr, db, err)
+		}
+	}
+	if _, err := conn.ExecContext(ctx, "RESET MASTER"); err != nil {
+		return "", fmt.Errorf("resync %s: %w", c.cfg.Addr, err)
+	}
+	pos := ""
+	if len(dbs) > 0 {
+		if pos, err = c.load(ctx, primary, dbs); err != nil {
+			return "", err
+		}
+	}
+	if pos == "" {
+		if pos, err = primary.Position(ctx); err != nil {
+			return "", err
+		}
+	}
+	if _, err := conn.ExecContext(ctx, "SET GLOBAL gtid_slave_pos="+quote(pos)); err != nil {
+		return "", fmt.Errorf("resync %s: set gtid_slave_pos %s: %w", c.cfg.Addr, pos, err)
+	}
+	host, port, err := splitAddr(primary.cfg.Addr)
+	if err != nil {
+		return "", err
+	}
+	if err := c.Repoint(ctx, host, port, replUser, replPassword); err != nil {
+		return "", err
+	}
+	return pos, nil
+}
+
+// load pipes mariadb-dump of the primary into the mariadb client on this
+// server, with binary logging off so the copy creates no local GTIDs.
+func (c *Client) load(ctx context.Context, primary *Client, dbs []string) (string, error) {
+	dumpBin, err := lookPath("mariadb-dump", "mysqldump")
+	if err != nil {
+		return "", err
+	}
+	cliBin, err := lookPath("mariadb", "mysql")
+	if err != nil {
+		return "", err
+	}
+	ph, pp, err := splitAddr(primary.cfg.Addr)
+	if err != nil {
+		return "", err
+	}
+	rh, rp, err := splitAddr(c.cfg.Addr)
+	if err != nil {
+		return "", err
+	}
+	dumpArgs := append([]string{"--no-defaults", "-h", ph, "-P", strconv.Itoa(pp), "-u", primary.cfg.User, "--protocol=tcp",
+		"--single-transaction", "--gtid", "--master-data=2", "--routines", "--triggers", "--events", "--databases"}, dbs...)
+	dump := exec.CommandContext(ctx, dumpBin, dumpArgs...)
+	dump.Env = append(os.Environ(), "MYSQL_PWD="+primary.cfg.Passwd)
+	var dumpErr strings.Builder
+	dump.Stderr = &dumpErr
+	out, err := dump.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	load := exec.CommandContext(ctx, cliBin, "--no-defaults", "-h", rh, "-P", strconv.Itoa(rp), "-u", c.cfg.User, "--protocol=tcp")
+	load.Env = append(os.Environ(), "MYSQL_PWD="+c.cfg.Passwd)
+	var loadErr strings.Builder
+	load.Stderr = &loadErr
+	in, err := load.StdinPipe()
+	if err != nil {
+		return "", err
+	}
+	if err := load.Start(); err != nil {
+		return "", fmt.Errorf("resync: start %s: %w", cliBin, err)
+	}
+	if err := dump.Start(); err != nil {
+		in.Close()
+		_ = load.Wait()
+		return "", fmt.Errorf("resync: start %s: %w", dumpBin, err)
+	}
+	pos, copyErr := copyDump(in, out)
+	in.Close()
+	dErr, lErr := dump.Wait(), load.Wait()
+	switch {
+	case dErr != nil:
+		return "", fmt.Errorf("resync: %s from %s: %w: %s", dumpBin, primary.cfg.Addr, dErr, strings.TrimSpace(dumpErr.String()))
+	case lErr != nil:
+		return "", fmt.Errorf("resync: load into %s: %w: %s", c.cfg.Addr, lErr, strings.TrimSpace(loadErr.String()))
+	case copyErr != nil:
+		return "", fmt.Errorf("resync: %w", copyErr)
+	}
+	return pos, nil
+}
+
+// copyDump forwards the dump and picks out the GTID position it records.
+func copyDump(w io.Writer, r io.Reader) (string, error) {
+	if _, err := io.WriteString(w, "SET SESSION sql_log_bin=0;\n"); err != nil {
+		return "", err
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	pos := ""
+	for sc.Scan() {
+		line := sc.Bytes()
+		if pos == "" && len(line) > 0 && line[0] == '-' {
+			if m := gtidLine.FindSubmatch(line); m != nil {
+				pos = string(m[1])
+			}
+		}
+		if _, err := w.Write(append(line, '\n')); err != nil {
+			return pos, err
+		}
+	}
+	return pos, sc.Err()
+}
+
+func userDatabases(ctx context.Context, db *sql.DB) ([]string, error) {
+	rows, err := db.QueryContext(ctx, "SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN ('mysql','information_schema','performance_schema','sys') ORDER BY 1")
+	if err != nil {
+		return nil, fmt.Errorf("list databases: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+func (c *Client) exec(ctx context.Context, q string) error {
+	if _, err := c.db.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("%s on %s: %w", redact(q), c.cfg.Addr, err)
+	}
+	return nil
+}
+
+func queryMaps(ctx context.Context, db *sql.DB, q string) ([]map[string]string, error) {
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	var out []map[string]string
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		m := make(map[string]string, len(cols))
+		for i, c := range cols {
+			m[c] = vals[i].String
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+var passwordClause = regexp.MustCompile(`MASTER_PASSWORD='(?:[^'\\]|\\.)*'`)
+
+func redact(q string) string { return passwordClause.ReplaceAllString(q, "MASTER_PASSWORD='***'") }
+
+func quote(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+func ident(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+func splitAddr(addr string) (string, int, error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("%w: address %q: %v", ErrBadDSN, addr, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("%w: port in %q: %v", ErrBadDSN, addr, err)
+	}
+	return h, port, nil
+}
+
+func lookPath(names ...string) (string, error) {
+	for _, n := range names {
+		if p, err := exec.LookPath(n); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("none of %v found in PATH: install the MariaDB client", names)
+}

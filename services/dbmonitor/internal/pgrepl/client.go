@@ -1,0 +1,195 @@
+package pgrepl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// ErrBadDSN marks a DSN that does not parse.
+var ErrBadDSN = errors.New("bad pgsql dsn")
+
+// Client talks to one PostgreSQL server.
+type Client struct {
+	pool *pgxpool.Pool
+	cfg  *pgxpool.Config
+}
+
+// Open parses dsn and prepares a pool without connecting.
+func Open(ctx context.Context, dsn string) (*Client, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v (want postgres://user:password@host:port/db)", ErrBadDSN, err)
+	}
+	cfg.MaxConns = 3
+	cfg.ConnConfig.ConnectTimeout = 3 * time.Second
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadDSN, err)
+	}
+	return &Client{pool: pool, cfg: cfg}, nil
+}
+
+// Close releases the pool.
+func (c *Client) Close() { c.pool.Close() }
+
+// Addr is host:port.
+func (c *Client) Addr() string {
+	return fmt.Sprintf("%s:%d", c.cfg.ConnConfig.Host, c.cfg.ConnConfig.Port)
+}
+
+// Pool exposes the pool to tests.
+func (c *Client) Pool() *pgxpool.Pool { return c.pool }
+
+// WithAddr returns a client for host:port with the same credentials.
+func (c *Client) WithAddr(ctx context.Context, host string, port int) (*Client, error) {
+	cc := c.cfg.ConnConfig
+	dsn := fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=%s sslmode=disable connect_timeout=3",
+		quoteKV(host), port, quoteKV(cc.User), quoteKV(cc.Password), quoteKV(cc.Database))
+	return Open(ctx, dsn)
+}
+
+// Read takes one reading of the local server.
+func (c *Client) Read(ctx context.Context) (Standby, error) {
+	var s Standby
+	var cur, recv, replay string
+	err := c.pool.QueryRow(ctx, `SELECT pg_is_in_recovery(), (SELECT timeline_id FROM pg_control_checkpoint()),
+  CASE WHEN pg_is_in_recovery() THEN '0/0' ELSE pg_current_wal_lsn()::text END,
+  coalesce(pg_last_wal_receive_lsn()::text, '0/0'), coalesce(pg_last_wal_replay_lsn()::text, '0/0'),
+  CASE WHEN NOT pg_is_in_recovery() OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+       ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END::float8`).
+		Scan(&s.InRecovery, &s.Timeline, &cur, &recv, &replay, &s.LagSec)
+	if err != nil {
+		return s, fmt.Errorf("read recovery state of %s: %w", c.Addr(), err)
+	}
+	if s.Current, err = ParseLSN(cur); err != nil {
+		return s, err
+	}
+	if s.Receive, err = ParseLSN(recv); err != nil {
+		return s, err
+	}
+	if s.Replay, err = ParseLSN(replay); err != nil {
+		return s, err
+	}
+	if s.InRecovery {
+		s.Current = max(s.Receive, s.Replay)
+	}
+	var r Receiver
+	err = c.pool.QueryRow(ctx, `SELECT pid, status, coalesce(sender_host, ''), coalesce(sender_port, 0) FROM pg_stat_wal_receiver`).
+		Scan(&r.PID, &r.Status, &r.SenderHost, &r.SenderPort)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return s, fmt.Errorf("read pg_stat_wal_receiver of %s: %w", c.Addr(), err)
+	default:
+		s.Receiver = &r
+	}
+	return s, nil
+}
+
+// ReadPrimary reads the primary's position, timeline and history, and
+// whether the WAL segment holding need is still in its pg_wal.
+func (c *Client) ReadPrimary(ctx context.Context, need LSN) (Primary, error) {
+	var p Primary
+	var cur string
+	err := c.pool.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text, (SELECT timeline_id FROM pg_control_checkpoint())`).Scan(&cur, &p.Timeline)
+	if err != nil {
+		return p, fmt.Errorf("read primary %s: %w", c.Addr(), err)
+	}
+	if p.Current, err = ParseLSN(cur); err != nil {
+		return p, err
+	}
+	if p.Timeline > 1 {
+		var h string
+		err := c.pool.QueryRow(ctx, `SELECT pg_read_file('pg_wal/' || lpad(upper(to_hex($1::int)), 8, '0') || '.history')`, int(p.Timeline)).Scan(&h)
+		if err != nil {
+			return p, fmt.Errorf("read timeline history of %s: %w", c.Addr(), err)
+		}
+		if p.History, err = ParseHistory(h); err != nil {
+			return p, err
+		}
+	}
+	if need > 0 {
+		err := c.pool.QueryRow(ctx, `SELECT w, NOT EXISTS (SELECT 1 FROM pg_ls_waldir() WHERE name = w) FROM pg_walfile_name($1::pg_lsn) AS w`, need.String()).
+			Scan(&p.Segment, &p.SegmentGone)
+		if err != nil {
+			return p, fmt.Errorf("look up WAL segment on %s: %w", c.Addr(), err)
+		}
+	}
+	return p, nil
+}
+
+// Reconnect restarts the WAL receiver: re-reads primary_conninfo and, when
+// a receiver is stuck, ends it so the startup process starts a new one.
+func (c *Client) Reconnect(ctx context.Context, conninfo string) error {
+	if conninfo != "" {
+		if _, err := c.pool.Exec(ctx, "ALTER SYSTEM SET primary_conninfo = "+quoteLit(conninfo)); err != nil {
+			return fmt.Errorf("set primary_conninfo on %s: %w", c.Addr(), err)
+		}
+	}
+	if _, err := c.pool.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		return fmt.Errorf("reload %s: %w", c.Addr(), err)
+	}
+	if _, err := c.pool.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_wal_receiver WHERE status <> 'streaming'"); err != nil {
+		return fmt.Errorf("restart wal receiver on %s: %w", c.Addr(), err)
+	}
+	return nil
+}
+
+// Promote ends recovery and waits up to 60 s for it.
+func (c *Client) Promote(ctx context.Context) (string, error) {
+	var ok bool
+	if err := c.pool.QueryRow(ctx, "SELECT pg_promote(true, 60)").Scan(&ok); err != nil {
+		return "", fmt.Errorf("pg_promote on %s: %w", c.Addr(), err)
+	}
+	if !ok {
+		return "", fmt.Errorf("pg_promote on %s: not promoted within 60 s", c.Addr())
+	}
+	if _, err := c.pool.Exec(ctx, "ALTER SYSTEM RESET default_transaction_read_only"); err != nil {
+		return "", fmt.Errorf("unfence %s: %w", c.Addr(), err)
+	}
+	if _, err := c.pool.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		return "", err
+	}
+	return c.Position(ctx)
+}
+
+// Fence refuses writes: new transactions default to read-only and the
+// sessions that could write are ended. A real demotion to standby needs
+// pg_rewind (or pg_basebackup) and a restart with standby.signal, which
+// only the host can do; see the README.
+func (c *Client) Fence(ctx context.Context) error {
+	if _, err := c.pool.Exec(ctx, "ALTER SYSTEM SET default_transaction_read_only = on"); err != nil {
+		return fmt.Errorf("fence %s: %w", c.Addr(), err)
+	}
+	if _, err := c.pool.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		return fmt.Errorf("fence %s: %w", c.Addr(), err)
+	}
+	_, err := c.pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+  WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`)
+	if err != nil {
+		return fmt.Errorf("end sessions on %s: %w", c.Addr(), err)
+	}
+	return nil
+}
+
+// Position is the current LSN (primary) or the replayed LSN (standby).
+func (c *Client) Position(ctx context.Context) (string, error) {
+	var p string
+	err := c.pool.QueryRow(ctx, `SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text`).Scan(&p)
+	if err != nil {
+		return "", fmt.Errorf("position of %s: %w", c.Addr(), err)
+	}
+	return p, nil
+}
+
+func quoteLit(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+func quoteKV(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
