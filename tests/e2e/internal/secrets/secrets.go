@@ -1,0 +1,190 @@
+// Package secrets makes the key material of the example deployment: a CA
+// and one certificate per site for the TLS leafnode link, an SSH key per
+// site for logging in to arbiters, a host key per arbiter, and the
+// known_hosts and authorized_keys files that tie them together. It stands
+// in for `drwatch init` in the example and the end-to-end suite.
+package secrets
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// Site is one site's identity: its name and the addresses its certificate
+// must cover (the peer dials one of them).
+type Site struct {
+	Name  string
+	Hosts []string
+}
+
+// Options say what to make.
+type Options struct {
+	Dir   string
+	Sites []Site
+	// Arbiters are the arbiters' addresses as the sites dial them ("host"
+	// or "host:port"); arbiter i's host key is arbiter<i+1>_host_key.
+	Arbiters []string
+	// Validity of the certificates; 0 means ten years.
+	Validity time.Duration
+}
+
+// Files lists, relative to Dir, what Generate writes.
+//
+//	ca.pem                         the leafnode CA
+//	<site>.pem, <site>-key.pem     the site's leafnode certificate (server and client)
+//	<site>_ssh_key                 the site's SSH key (OpenSSH form)
+//	authorized_keys                every site's public SSH key
+//	arbiter<N>_host_key            arbiter N's ed25519 host key
+//	known_hosts                    every arbiter's host key by address
+//
+// Generate writes them all, keeping none of the previous ones: keys that
+// must match each other are made together.
+func Generate(o Options) error {
+	if o.Dir == "" || len(o.Sites) == 0 {
+		return errors.New("secrets: a directory and at least one site are required")
+	}
+	if o.Validity == 0 {
+		o.Validity = 10 * 365 * 24 * time.Hour
+	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return fmt.Errorf("secrets: %w", err)
+	}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return fmt.Errorf("secrets: ca key: %w", err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: "drwatch example leafnode CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(o.Validity),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return fmt.Errorf("secrets: ca: %w", err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	if err := writePEM(filepath.Join(o.Dir, "ca.pem"), "CERTIFICATE", caDER, 0o644); err != nil {
+		return err
+	}
+	var authorized strings.Builder
+	for _, s := range o.Sites {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return fmt.Errorf("secrets: %s key: %w", s.Name, err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: serial(),
+			Subject:      pkix.Name{CommonName: "drwatch site " + s.Name},
+			NotBefore:    now.Add(-time.Hour),
+			NotAfter:     now.Add(o.Validity),
+			KeyUsage:     x509.KeyUsageDigitalSignature,
+			// One certificate serves both ends of the leafnode: the
+			// listening site as server, the dialling site as client.
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+			DNSNames:    []string{s.Name},
+		}
+		for _, h := range s.Hosts {
+			if ip := net.ParseIP(h); ip != nil {
+				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+			} else {
+				tmpl.DNSNames = append(tmpl.DNSNames, h)
+			}
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			return fmt.Errorf("secrets: %s certificate: %w", s.Name, err)
+		}
+		kder, err := x509.MarshalECPrivateKey(key)
+		if err != nil {
+			return fmt.Errorf("secrets: %s key: %w", s.Name, err)
+		}
+		if err := writePEM(filepath.Join(o.Dir, s.Name+".pem"), "CERTIFICATE", der, 0o644); err != nil {
+			return err
+		}
+		if err := writePEM(filepath.Join(o.Dir, s.Name+"-key.pem"), "EC PRIVATE KEY", kder, 0o600); err != nil {
+			return err
+		}
+		pub, err := writeSSHKey(filepath.Join(o.Dir, s.Name+"_ssh_key"), "drwatch site "+s.Name)
+		if err != nil {
+			return err
+		}
+		authorized.WriteString(strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))) + " drwatch-site-" + s.Name + "\n")
+	}
+	if err := os.WriteFile(filepath.Join(o.Dir, "authorized_keys"), []byte(authorized.String()), 0o644); err != nil {
+		return fmt.Errorf("secrets: %w", err)
+	}
+	var known strings.Builder
+	for i, a := range o.Arbiters {
+		pub, err := writeSSHKey(filepath.Join(o.Dir, fmt.Sprintf("arbiter%d_host_key", i+1)), fmt.Sprintf("arbiter %d", i+1))
+		if err != nil {
+			return err
+		}
+		addr := a
+		if !strings.Contains(a, ":") {
+			addr = net.JoinHostPort(a, "22")
+		}
+		known.WriteString(knownhosts.Line([]string{knownhosts.Normalize(addr)}, pub) + "\n")
+	}
+	if err := os.WriteFile(filepath.Join(o.Dir, "known_hosts"), []byte(known.String()), 0o644); err != nil {
+		return fmt.Errorf("secrets: %w", err)
+	}
+	return nil
+}
+
+func serial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	return n
+}
+
+func writePEM(path, typ string, der []byte, mode os.FileMode) error {
+	data := pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+	if err := os.WriteFile(path, data, mode); err != nil {
+		return fmt.Errorf("secrets: %w", err)
+	}
+	return os.Chmod(path, mode)
+}
+
+// writeSSHKey writes a new ed25519 private key in OpenSSH form and returns
+// its public half.
+func writeSSHKey(path, comment string) (ssh.PublicKey, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("secrets: ssh key: %w", err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, comment)
+	if err != nil {
+		return nil, fmt.Errorf("secrets: ssh key: %w", err)
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		return nil, fmt.Errorf("secrets: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		return nil, fmt.Errorf("secrets: %w", err)
+	}
+	sp, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("secrets: ssh key: %w", err)
+	}
+	return sp, nil
+}
