@@ -103,7 +103,7 @@ func Fetch(ctx context.Context, src Source, opts FetchOptions) (*FetchResult, er
 		dst := filepath.Join(stage, filesDir, e.Name())
 		if p, ok := local[e.SHA256]; ok {
 			open := func(_ context.Context, offset int64) (io.ReadCloser, error) { return openAt(p, offset) }
-			if _, _, err := writeVerified(ctx, dst, e, open, opts); err == nil {
+			if _, _, err := writeVerified(ctx, dst, e, open, opts, syncLater); err == nil {
 				res.Reused++
 				continue
 			}
@@ -112,12 +112,17 @@ func Fetch(ctx context.Context, src Source, opts FetchOptions) (*FetchResult, er
 		open := func(ctx context.Context, offset int64) (io.ReadCloser, error) {
 			return src.OpenBlob(ctx, e.SHA256, offset)
 		}
-		fetched, resumed, err := writeVerified(ctx, dst, e, open, opts)
+		fetched, resumed, err := writeVerified(ctx, dst, e, open, opts, syncLater)
 		res.Fetched += fetched
 		res.Resumed += resumed
 		if err != nil {
 			return res, &FileError{Path: e.Path, Err: err}
 		}
+	}
+	// Every file's data and name must be on disk before the backup
+	// appears; the manifest is then written durably, last.
+	if err := syncFS(stage); err != nil {
+		return res, diskErr(stage, err)
 	}
 	if err := writeFileAtomic(filepath.Join(stage, manifestFile), data, 0o640); err != nil {
 		return res, diskErr(stage, err)

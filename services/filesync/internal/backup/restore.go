@@ -50,7 +50,7 @@ func RestoreNewest(ctx context.Context, dir, root string, log *slog.Logger) (*Ma
 		for _, e := range m.Entries {
 			src := filepath.Join(dir, "backups", id, filesDir, e.Name())
 			open := func(_ context.Context, offset int64) (io.ReadCloser, error) { return openAt(src, offset) }
-			if _, _, err := writeVerified(ctx, filepath.Join(root, e.Path), e, open, opts); err != nil {
+			if _, _, err := writeVerified(ctx, filepath.Join(root, e.Path), e, open, opts, syncEach); err != nil {
 				return nil, &FileError{Path: e.Path, Err: fmt.Errorf("restore from backup %s: %w", id, err)}
 			}
 		}
