@@ -21,7 +21,7 @@ var ErrNoICMP = errors.New("cannot open an ICMP socket")
 // replies, so that pinging a thousand arbiters costs one socket, not a
 // thousand raw sockets each seeing every reply.
 type Pinger struct {
-	conn *icmp.PacketConn
+	conn net.PacketConn
 	// privileged: a raw socket, which sees every echo reply on the host, so
 	// replies are matched on our identifier too. An unprivileged ping
 	// socket sees only its own and the kernel rewrites the identifier.
@@ -43,7 +43,7 @@ type pendingEcho struct {
 // and the reader ends when ctx ends.
 func NewPinger(ctx context.Context) (*Pinger, error) {
 	p := &Pinger{id: os.Getpid() & 0xffff, pending: map[uint16]pendingEcho{}}
-	conn, errRaw := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+	conn, errRaw := listenRaw()
 	if errRaw == nil {
 		p.privileged = true
 	} else {
@@ -59,6 +59,28 @@ func NewPinger(ctx context.Context) (*Pinger, error) {
 	context.AfterFunc(ctx, func() { conn.Close() })
 	go p.read()
 	return p, nil
+}
+
+// pingReadBuffer holds the replies of a burst of a thousand echoes, which
+// on a fast network arrive together; the kernel caps it at rmem_max.
+const pingReadBuffer = 4 << 20
+
+// listenRaw opens a raw ICMP socket that only receives echo replies (not
+// every ICMP message the host sees, nor its own requests on loopback).
+func listenRaw() (net.PacketConn, error) {
+	c, err := net.ListenPacket("ip4:icmp", "0.0.0.0")
+	if err != nil {
+		return nil, err
+	}
+	_ = c.(*net.IPConn).SetReadBuffer(pingReadBuffer)
+	var f ipv4.ICMPFilter
+	f.SetAll(true)
+	f.Accept(ipv4.ICMPTypeEchoReply)
+	if err := ipv4.NewPacketConn(c).SetICMPFilter(&f); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // Privileged reports whether the pinger uses a raw socket.

@@ -1,0 +1,87 @@
+package watchdog
+
+import (
+	"testing"
+	"time"
+
+	"github.com/drwatch/drwatch/pkg/events"
+)
+
+func env(t *testing.T, site events.SiteID, at time.Time, ev events.Event) *events.Envelope {
+	t.Helper()
+	e, err := events.New(events.Source{Site: site, Node: "n", Service: "test"}, ev, at, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestState(t *testing.T) {
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	lost := func(line string) events.Event {
+		return events.RemoteUnreachable{Peer: "b", Line: line, Since: t0, Failed: []events.ProbeResult{{Target: "x", Kind: "tcp"}}}
+	}
+	back := func(line string) events.Event {
+		return events.RemoteReachable{Peer: "b", Line: line, Target: "x"}
+	}
+	s := NewState("a", "b", 2, true)
+	apply := func(site events.SiteID, at time.Time, ev events.Event) bool {
+		t.Helper()
+		wake, err := s.Apply(env(t, site, at, ev))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wake
+	}
+	// Two heartbeat lines: one down is not a lost peer.
+	if !apply("a", t0, lost("vip")) {
+		t.Error("RemoteUnreachable did not wake the loop")
+	}
+	if _, down := s.PeerUnreachable(); down {
+		t.Error("peer unreachable with one of two lines down")
+	}
+	// The peer's own heartbeat verdicts (sourced into our log) are not ours.
+	apply("b", t0, lost("backup"))
+	if _, down := s.PeerUnreachable(); down {
+		t.Error("the peer's RemoteUnreachable counted as ours")
+	}
+	apply("a", t0.Add(time.Second), lost("backup"))
+	if _, down := s.PeerUnreachable(); !down {
+		t.Error("peer reachable with every line down")
+	}
+	apply("a", t0, back("vip"))
+	if _, down := s.PeerUnreachable(); down {
+		t.Error("peer unreachable after a line recovered")
+	}
+
+	// Automatic failover: off for an hour lapses by itself.
+	until := t0.Add(time.Hour)
+	apply("a", t0, events.AutomaticFailoverChanged{Enabled: false, Until: &until, Reason: "r", By: "op"})
+	if s.Automatic(t0.Add(time.Minute)) || !s.Automatic(until) {
+		t.Error("automatic failover disable with an end time")
+	}
+	apply("b", t0, events.AutomaticFailoverChanged{Enabled: true, Reason: "r", By: "op"})
+	if s.Automatic(t0) {
+		t.Error("the peer's setting changed ours")
+	}
+
+	// Roles: a was active, fenced itself; b became standby earlier.
+	if !s.BothStandby(events.RoleStandby).IsZero() {
+		t.Error("both standby with the peer's role unknown")
+	}
+	apply("a", t0, events.RoleChanged{From: events.RoleStandby, To: events.RoleActive, Epoch: 1, Reason: "r"})
+	apply("b", t0.Add(time.Minute), events.RoleChanged{From: events.RoleActive, To: events.RoleStandby, Epoch: 1, Reason: "r"})
+	if s.WasActiveLast() {
+		t.Error("b left active after a became active: b held it last")
+	}
+	apply("a", t0.Add(2*time.Minute), events.RoleChanged{From: events.RoleActive, To: events.RoleStandby, Epoch: 1, Reason: "r"})
+	if !s.WasActiveLast() {
+		t.Error("a left active last")
+	}
+	if got := s.BothStandby(events.RoleStandby); !got.Equal(t0.Add(2 * time.Minute)) {
+		t.Errorf("both standby since %v, want the later change", got)
+	}
+	if !s.BothStandby(events.RoleActive).IsZero() {
+		t.Error("both standby while this site is active")
+	}
+}
