@@ -158,7 +158,7 @@ func RunOptions(ctx context.Context, deps service.Deps, opts Options) error {
 	log.Info("notifier running", "smtp", fmt.Sprintf("%s:%d", opts.SMTP.Host, opts.SMTP.Port), "security", opts.SMTP.Security, "recipients", opts.To, "interval", opts.Interval)
 	err = deps.Bus.Consume(ctx, bus.ConsumerSpec{
 		Durable: opts.Durable,
-		Filters: rules.Filters(table),
+		Filters: rules.Filters(table, deps.Bus.Source().Site),
 		Handler: p.Handle,
 		BackOff: opts.RetryBackOff,
 		// Never park a notification because the SMTP server was down for

@@ -69,6 +69,10 @@ const (
 	// Wait: another mail of this key is in flight and must be accepted
 	// first (a recovery never overtakes its error); retry later.
 	Wait
+	// Ignore: a recovery with no error mail to answer. Nothing is mailed
+	// and nothing recorded: a sync or repair that succeeds every round must
+	// not fill the log with suppressions of mails that were never owed.
+	Ignore
 )
 
 func (a Action) String() string {
@@ -81,6 +85,8 @@ func (a Action) String() string {
 		return "already-sent"
 	case Wait:
 		return "wait"
+	case Ignore:
+		return "ignore"
 	}
 	return fmt.Sprintf("action(%d)", int(a))
 }
@@ -131,7 +137,7 @@ func Decide(e *Entry, a Alert, now time.Time, p Policy) Decision {
 	}
 	if e == nil {
 		if a.Recovery {
-			return suppress(now, "nothing to recover: no error mail on record for %s", a.Key)
+			return Decision{Action: Ignore, Reason: "nothing to recover: no error mail on record for " + a.Key}
 		}
 		return send("first occurrence")
 	}
@@ -154,7 +160,7 @@ func Decide(e *Entry, a Alert, now time.Time, p Policy) Decision {
 	case a.Recovery && e.State == Sent:
 		return send("the error mailed at " + e.SentAt.Format(time.RFC3339) + " cleared")
 	case a.Recovery:
-		return suppress(now, "already recovered: recovery mailed at %s (event %s)", e.SentAt.Format(time.RFC3339), e.Cause)
+		return Decision{Action: Ignore, Reason: fmt.Sprintf("already recovered: recovery mailed at %s (event %s)", e.SentAt.Format(time.RFC3339), e.Cause)}
 	case e.State == Cleared:
 		return send("the error came back after its recovery at " + e.SentAt.Format(time.RFC3339))
 	case now.Before(e.Until):

@@ -38,8 +38,8 @@ func TestDecide(t *testing.T) {
 		{"recovery after a mailed error mails", sent, rec, t0.Add(time.Minute), Send, "cleared", time.Time{}},
 		{"recovery waits for its error in flight", sending, rec, t0.Add(time.Minute), Wait, "still in flight", time.Time{}},
 		{"error waits for a recovery in flight", recSending, errB, t0.Add(time.Minute), Wait, "recovery mail", time.Time{}},
-		{"recovery without an error on record is suppressed", nil, rec, t0, Suppress, "nothing to recover", t0},
-		{"second recovery is suppressed", cleared, Alert{Key: rec.Key, Cause: "r2", Recovery: true}, t0.Add(time.Minute), Suppress, "already recovered", t0.Add(time.Minute)},
+		{"recovery without an error on record is suppressed", nil, rec, t0, Ignore, "nothing to recover", time.Time{}},
+		{"second recovery is suppressed", cleared, Alert{Key: rec.Key, Cause: "r2", Recovery: true}, t0.Add(time.Minute), Ignore, "already recovered", time.Time{}},
 		{"redelivered recovery mails nothing", cleared, rec, t0.Add(time.Minute), AlreadySent, "was mailed", time.Time{}},
 		{"error after a recovery mails at once", cleared, errB, t0.Add(time.Minute), Send, "came back", time.Time{}},
 	}

@@ -91,6 +91,9 @@ func (n *Notifier) notify(ctx context.Context, a rules.Alert) error {
 			return n.recordSuppressed(ctx, a, d)
 		case dedupe.AlreadySent:
 			return n.recordSent(ctx, a, subject)
+		case dedupe.Ignore:
+			n.log.Debug("no mail", "key", key, "reason", d.Reason)
+			return nil
 		case dedupe.Wait:
 			return fmt.Errorf("%w: %s: %s", ErrInFlight, key, d.Reason)
 		}

@@ -298,11 +298,14 @@ func Alerts(table []Rule, env *events.Envelope) ([]Alert, error) {
 	return out, nil
 }
 
-// Filters are the subjects of every event type in table, from any site.
-func Filters(table []Rule) []string {
+// Filters are the subjects of every event type in table published by site.
+// Each site mails what its own services report: the peer's events are in
+// the site's log too, and mailing them as well would send every mail twice
+// while the link is up.
+func Filters(table []Rule, site events.SiteID) []string {
 	var fs []string
 	for _, r := range table {
-		f := events.TypeFilter(r.Type)
+		f := events.SiteTypeFilter(site, r.Type)
 		if !slices.Contains(fs, f) {
 			fs = append(fs, f)
 		}
