@@ -22,7 +22,9 @@ import (
 
 // env reads a variable scripts/testdb.sh prints; missing, the test skips on
 // a workstation and fails in CI.
-func env(t *testing.T, name string) string {
+func env(t *testing.T, name string) string { return envB(t, name) }
+
+func envB(t testing.TB, name string) string {
 	t.Helper()
 	v := os.Getenv(name)
 	if v == "" {
@@ -36,7 +38,9 @@ func env(t *testing.T, name string) string {
 }
 
 // testdb runs scripts/testdb.sh with args (stop-one, start-one, heal).
-func testdb(t *testing.T, args ...string) {
+func testdb(t *testing.T, args ...string) { testdbB(t, args...) }
+
+func testdbB(t testing.TB, args ...string) {
 	t.Helper()
 	script := os.Getenv("DRWATCH_TESTDB_SCRIPT")
 	if script == "" {
@@ -138,9 +142,7 @@ func mysqlPair(t *testing.T) (primary, replica *mysqlrepl.Client, db string) {
 	t.Cleanup(func() {
 		p.Close()
 		r.Close()
-		if t.Failed() || t.Name() != "" {
-			testdb(t, "heal", "mysql")
-		}
+		testdb(t, "heal", "mysql")
 	})
 	return p, r, db
 }
