@@ -1,8 +1,17 @@
 package cli
 
-import "github.com/drwatch/drwatch/cmd/drwatch/internal/site"
+import (
+	"github.com/drwatch/drwatch/cmd/drwatch/internal/site"
+	"github.com/drwatch/drwatch/services/filesync"
+	"github.com/drwatch/drwatch/services/heartbeat"
+	"github.com/drwatch/drwatch/services/notifier"
+)
 
 // Services lists the services the site process runs, in start order.
 func Services() []site.Service {
-	return []site.Service{}
+	return []site.Service{
+		{Name: "heartbeat", Run: heartbeat.Run},
+		{Name: "filesync", Run: filesync.Run},
+		{Name: "notifier", Run: notifier.Run},
+	}
 }
