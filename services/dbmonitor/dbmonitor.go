@@ -5,7 +5,6 @@ package dbmonitor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -22,14 +21,15 @@ import (
 	"github.com/drwatch/drwatch/services/dbmonitor/internal/watch"
 )
 
-// ErrNothingToWatch is returned when neither database is enabled.
-var ErrNothingToWatch = errors.New("dbmonitor: neither mysql.enabled nor pgsql.enabled is true")
-
 // Run watches the enabled databases until ctx ends.
 func Run(ctx context.Context, deps service.Deps) error {
 	cfg := deps.Config
 	if !cfg.MySQL.Enabled && !cfg.PgSQL.Enabled {
-		return ErrNothingToWatch
+		// A site without databases (files and services only) is a valid
+		// pair; the service idles so the site process stays whole.
+		deps.Log.Warn("dbmonitor: neither mysql.enabled nor pgsql.enabled is true: no database is watched")
+		<-ctx.Done()
+		return nil
 	}
 	log := deps.Log.With("component", "dbmonitor")
 	roles, err := service.WatchRole(ctx, deps, "dbmonitor-role")

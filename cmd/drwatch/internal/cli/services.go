@@ -2,6 +2,8 @@ package cli
 
 import (
 	"github.com/drwatch/drwatch/cmd/drwatch/internal/site"
+	"github.com/drwatch/drwatch/services/arbiter"
+	"github.com/drwatch/drwatch/services/dbmonitor"
 	"github.com/drwatch/drwatch/services/filesync"
 	"github.com/drwatch/drwatch/services/heartbeat"
 	"github.com/drwatch/drwatch/services/notifier"
@@ -11,6 +13,8 @@ import (
 func Services() []site.Service {
 	return []site.Service{
 		{Name: "heartbeat", Run: heartbeat.Run},
+		{Name: "arbiter", Run: arbiter.Run},
+		{Name: "dbmonitor", Run: dbmonitor.Run},
 		{Name: "filesync", Run: filesync.Run},
 		{Name: "notifier", Run: notifier.Run},
 	}
