@@ -1,0 +1,187 @@
+// Package check proves, from what two sites logged, the two promises the
+// end-to-end suite and the partition fuzzer hold drwatch to: there was
+// never a moment with two active sites, and no event was lost or copied
+// twice between the sites' logs. It is pure: the suite gathers the facts
+// (RoleChanged events from both logs, the kills it caused, VIP samples)
+// and this package judges them.
+package check
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// RoleChange is one RoleChanged event as a site logged it.
+type RoleChange struct {
+	Site  string
+	At    time.Time
+	From  string
+	To    string
+	Epoch uint64
+}
+
+// Down says a site's process stopped at At (killed, powered off): from
+// then until its next RoleChange it holds no role.
+type Down struct {
+	Site string
+	At   time.Time
+}
+
+// VIPSample is who held the VIP at one instant.
+type VIPSample struct {
+	At      time.Time
+	Holders []string
+}
+
+// Interval is a span during which Site was active, with the epoch it
+// became active in. End is zero while it still is.
+type Interval struct {
+	Site  string
+	Epoch uint64
+	Start time.Time
+	End   time.Time
+}
+
+// ActiveIntervals folds role changes and downs into the spans each site
+// was active. initial names the site active at the start (epoch 0), or is
+// empty when none was.
+func ActiveIntervals(initial string, start time.Time, changes []RoleChange, downs []Down) []Interval {
+	type ev struct {
+		at   time.Time
+		site string
+		rc   *RoleChange
+	}
+	var evs []ev
+	for i := range changes {
+		evs = append(evs, ev{changes[i].At, changes[i].Site, &changes[i]})
+	}
+	for _, d := range downs {
+		evs = append(evs, ev{d.At, d.Site, nil})
+	}
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].at.Before(evs[j].at) })
+	open := map[string]*Interval{}
+	var out []Interval
+	if initial != "" {
+		open[initial] = &Interval{Site: initial, Start: start}
+	}
+	closeIt := func(site string, at time.Time) {
+		if iv := open[site]; iv != nil {
+			iv.End = at
+			out = append(out, *iv)
+			delete(open, site)
+		}
+	}
+	for _, e := range evs {
+		switch {
+		case e.rc == nil:
+			closeIt(e.site, e.at)
+		case e.rc.To == "active":
+			if open[e.site] == nil {
+				open[e.site] = &Interval{Site: e.site, Epoch: e.rc.Epoch, Start: e.at}
+			}
+		default:
+			closeIt(e.site, e.at)
+		}
+	}
+	for _, iv := range open {
+		out = append(out, *iv)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
+	return out
+}
+
+// NeverTwoActive returns one line per violation: two sites' active spans
+// overlapping, an activation whose epoch does not exceed every earlier
+// one, or a VIP sample with two holders. Empty means none.
+func NeverTwoActive(ivs []Interval, samples []VIPSample) []string {
+	var bad []string
+	for i := range ivs {
+		for j := i + 1; j < len(ivs); j++ {
+			a, b := ivs[i], ivs[j]
+			if a.Site == b.Site {
+				continue
+			}
+			if overlaps(a, b) {
+				bad = append(bad, fmt.Sprintf("%s (epoch %d, %s) and %s (epoch %d, %s) were active at the same time", a.Site, a.Epoch, span(a), b.Site, b.Epoch, span(b)))
+			}
+		}
+	}
+	var maxEpoch uint64
+	for i, iv := range ivs {
+		if i > 0 && iv.Epoch <= maxEpoch && iv.Epoch != 0 {
+			bad = append(bad, fmt.Sprintf("%s became active at %s with epoch %d, not above the earlier epoch %d", iv.Site, iv.Start.Format(time.RFC3339Nano), iv.Epoch, maxEpoch))
+		}
+		maxEpoch = max(maxEpoch, iv.Epoch)
+	}
+	for _, s := range samples {
+		if len(s.Holders) > 1 {
+			bad = append(bad, fmt.Sprintf("the VIP was held by %s at %s", strings.Join(s.Holders, " and "), s.At.Format(time.RFC3339Nano)))
+		}
+	}
+	return bad
+}
+
+func overlaps(a, b Interval) bool {
+	aEnd, bEnd := a.End, b.End
+	far := time.Unix(1<<40, 0)
+	if aEnd.IsZero() {
+		aEnd = far
+	}
+	if bEnd.IsZero() {
+		bEnd = far
+	}
+	return a.Start.Before(bEnd) && b.Start.Before(aEnd)
+}
+
+func span(iv Interval) string {
+	end := "now"
+	if !iv.End.IsZero() {
+		end = iv.End.Format("15:04:05.000")
+	}
+	return iv.Start.Format("15:04:05.000") + "–" + end
+}
+
+// NothingLost compares a site's own events (ids in the order of its log)
+// with the copy its peer sourced: the copy must hold every one of them,
+// once, in the same order. It returns one line per problem.
+func NothingLost(site string, own, peerCopy []string) []string {
+	var bad []string
+	seen := map[string]int{}
+	for _, id := range peerCopy {
+		seen[id]++
+	}
+	for id, n := range seen {
+		if n > 1 {
+			bad = append(bad, fmt.Sprintf("site %s's event %s is in the peer's copy %d times", site, id, n))
+		}
+	}
+	var missing []string
+	for _, id := range own {
+		if seen[id] == 0 {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 {
+		bad = append(bad, fmt.Sprintf("%d of site %s's %d events never reached the peer (first: %s)", len(missing), site, len(own), missing[0]))
+	}
+	ownSet := map[string]bool{}
+	for _, id := range own {
+		ownSet[id] = true
+	}
+	var copyOrder []string
+	for _, id := range peerCopy {
+		if ownSet[id] {
+			copyOrder = append(copyOrder, id)
+		} else {
+			bad = append(bad, fmt.Sprintf("the peer's copy of site %s holds %s, which site %s never logged", site, id, site))
+		}
+	}
+	if len(missing) == 0 && !slices.Equal(slices.Compact(copyOrder), own) {
+		bad = append(bad, fmt.Sprintf("the peer's copy of site %s is out of order", site))
+	}
+	sort.Strings(bad)
+	return bad
+}

@@ -1,0 +1,87 @@
+package check
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var t0 = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+
+func at(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+
+func TestActiveIntervals(t *testing.T) {
+	tests := []struct {
+		name    string
+		changes []RoleChange
+		downs   []Down
+		want    []Interval
+	}{
+		{
+			name: "clean failover",
+			changes: []RoleChange{
+				{Site: "a", At: at(10), From: "active", To: "standby", Epoch: 1},
+				{Site: "b", At: at(12), From: "standby", To: "active", Epoch: 1},
+			},
+			want: []Interval{{Site: "a", Start: at(0), End: at(10)}, {Site: "b", Epoch: 1, Start: at(12)}},
+		},
+		{
+			name:    "power-off ends the active span",
+			downs:   []Down{{Site: "a", At: at(5)}},
+			changes: []RoleChange{{Site: "b", At: at(40), From: "standby", To: "active", Epoch: 1}},
+			want:    []Interval{{Site: "a", Start: at(0), End: at(5)}, {Site: "b", Epoch: 1, Start: at(40)}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ActiveIntervals("a", at(0), tt.changes, tt.downs)
+			if d := cmp.Diff(tt.want, got); d != "" {
+				t.Errorf("intervals (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestNeverTwoActive(t *testing.T) {
+	tests := []struct {
+		name    string
+		ivs     []Interval
+		samples []VIPSample
+		wantBad int
+	}{
+		{name: "disjoint", ivs: []Interval{{Site: "a", Start: at(0), End: at(10)}, {Site: "b", Epoch: 1, Start: at(10)}}},
+		{name: "overlap", ivs: []Interval{{Site: "a", Start: at(0), End: at(11)}, {Site: "b", Epoch: 1, Start: at(10)}}, wantBad: 1},
+		{name: "still-open overlap", ivs: []Interval{{Site: "a", Start: at(0)}, {Site: "b", Epoch: 1, Start: at(10)}}, wantBad: 1},
+		{name: "epoch not increasing", ivs: []Interval{{Site: "a", Epoch: 2, Start: at(0), End: at(1)}, {Site: "b", Epoch: 2, Start: at(3)}}, wantBad: 1},
+		{name: "two VIP holders", samples: []VIPSample{{At: at(1), Holders: []string{"a"}}, {At: at(2), Holders: []string{"a", "b"}}}, wantBad: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := NeverTwoActive(tt.ivs, tt.samples); len(got) != tt.wantBad {
+				t.Errorf("got %d violations %q, want %d", len(got), got, tt.wantBad)
+			}
+		})
+	}
+}
+
+func TestNothingLost(t *testing.T) {
+	tests := []struct {
+		name      string
+		own, peer []string
+		want      []string
+	}{
+		{name: "complete", own: []string{"1", "2", "3"}, peer: []string{"1", "2", "3"}},
+		{name: "missing", own: []string{"1", "2", "3"}, peer: []string{"1", "3"}, want: []string{"1 of site a's 3 events never reached the peer (first: 2)"}},
+		{name: "duplicate", own: []string{"1", "2"}, peer: []string{"1", "2", "2"}, want: []string{"site a's event 2 is in the peer's copy 2 times"}},
+		{name: "reordered", own: []string{"1", "2"}, peer: []string{"2", "1"}, want: []string{"the peer's copy of site a is out of order"}},
+		{name: "invented", own: []string{"1"}, peer: []string{"1", "9"}, want: []string{"the peer's copy of site a holds 9, which site a never logged"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if d := cmp.Diff(tt.want, NothingLost("a", tt.own, tt.peer)); d != "" {
+				t.Errorf("problems (-want +got):\n%s", d)
+			}
+		})
+	}
+}
