@@ -12,7 +12,10 @@ type ConfigUpdated struct {
 	// masked) differs from the previous ConfigUpdated of this site; empty
 	// on the first one.
 	Changed []string `json:"changed,omitempty"`
-	By      string   `json:"by" validate:"required,max=128"`
+	// Sections holds the hex SHA-256 of each section's rendering, the
+	// baseline the next update is compared with.
+	Sections map[string]string `json:"sections" validate:"required"`
+	By       string            `json:"by" validate:"required,max=128"`
 }
 
 // EventType implements Event.

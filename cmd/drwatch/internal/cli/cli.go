@@ -9,9 +9,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/drwatch/drwatch/cmd/drwatch/internal/site"
 	"github.com/drwatch/drwatch/pkg/config"
-	"github.com/drwatch/drwatch/pkg/service"
 )
 
 // Exit codes.
@@ -19,14 +17,39 @@ const (
 	exitOK    = 0
 	exitError = 1
 	exitUsage = 2
+	// exitUnreachable: the site's NATS or log could not be reached; nothing
+	// was changed.
+	exitUnreachable = 3
+	// exitTimeout: a request was recorded but no answer came in time.
+	exitTimeout = 4
 )
 
 const usage = `usage: drwatch <command> [flags]
 
-commands:
-  run       run every service of this site (embedded NATS unless nats.url is set)
-  validate  check a site configuration file and print the problems
-  version   print the version
+site process:
+  run                     run every service of this site (embedded NATS unless nats.url is set)
+  start | stop            start the site process in the background / stop it (pidfile)
+  reset --yes             stop it and delete this site's DR data (log, file backups)
+  validate                check a site configuration file and print the problems
+  init [-a|-s]            write both sites' configs, TLS certificates, replication users
+
+operator (talk to the running site over its NATS):
+  health                  table of checks; exit 0 healthy, 1 problems
+  status [--json]         both sites: role, epoch, heartbeat, arbiters, replication, files
+  manualFailover [-a|-s] [--force]
+                          ask this site to become active (-a) or standby (-s) and wait
+  toolkit config update   re-read and validate the config; the running site reloads it
+  toolkit watchdog status [--enable-automatic-failover | --disable-automatic-failover D]
+  api v1 config --list | --include SECTIONS
+                          seed 000's JSON sections (role failover core mysql pgsql file
+                          watchdog deviceManagement states)
+  events list|tail|export|timeline
+                          read the log; render an incident as text or HTML
+  version                 print the version
+
+Every command takes -config (default $DRWATCH_CONFIG or /etc/drwatch/site.yaml).
+Exit codes: 0 ok, 1 failed or unhealthy, 2 bad usage, 3 site unreachable,
+4 request recorded but not answered in time. See docs/cli.md.
 `
 
 // Main runs the command in args and returns the process exit code.
@@ -35,32 +58,81 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
-	var err error
-	switch args[0] {
-	case "run":
-		err = runCmd(ctx, args[1:], stderr)
-	case "validate":
-		err = validateCmd(args[1:], stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "drwatch", Version)
-	case "help", "-h", "--help":
+	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprint(stdout, usage)
-	default:
-		fmt.Fprintf(stderr, "drwatch: unknown command %q\n%s", args[0], usage)
-		return exitUsage
+		return exitOK
 	}
+	err := dispatch(ctx, args, stdout, stderr)
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp):
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, "drwatch:", err)
-		}
+	case errors.Is(err, flag.ErrHelp):
 		return exitUsage
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(stderr, "drwatch:", err)
+		return exitUsage
+	case errors.Is(err, errUnreachable):
+		fmt.Fprintln(stderr, "drwatch:", err)
+		return exitUnreachable
+	case errors.Is(err, errTimeout):
+		fmt.Fprintln(stderr, "drwatch:", err)
+		return exitTimeout
 	default:
 		fmt.Fprintln(stderr, "drwatch:", err)
 		return exitError
 	}
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return runCmd(ctx, rest, stderr)
+	case "validate":
+		return validateCmd(rest, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "drwatch", Version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "init":
+		return initCmd(ctx, rest, stdout, stderr)
+	case "start":
+		return startCmd(ctx, rest, stdout, stderr)
+	case "stop":
+		return stopCmd(ctx, rest, stdout, stderr)
+	case "reset":
+		return resetCmd(ctx, rest, stdout, stderr)
+	case "health":
+		return healthCmd(ctx, rest, stdout, stderr)
+	case "status":
+		return statusCmd(ctx, rest, stdout, stderr)
+	case "manualFailover":
+		return manualFailoverCmd(ctx, rest, stdout, stderr)
+	case "toolkit":
+		return toolkitCmd(ctx, rest, stdout, stderr)
+	case "api":
+		return apiCmd(ctx, rest, stdout, stderr)
+	case "events":
+		return eventsCmd(ctx, rest, stdout, stderr)
+	}
+	return fmt.Errorf("%w: unknown command %q (drwatch help lists them)", errUsage, cmd)
+}
+
+// words consumes the fixed words of a nested command (api v1 config).
+func words(args []string, want ...string) ([]string, error) {
+	for _, w := range want {
+		if len(args) == 0 || args[0] != w {
+			got := "nothing"
+			if len(args) > 0 {
+				got = fmt.Sprintf("%q", args[0])
+			}
+			return nil, fmt.Errorf("%w: expected %q, got %s", errUsage, w, got)
+		}
+		args = args[1:]
+	}
+	return args, nil
 }
 
 // Version is set at build time with -ldflags.
@@ -87,27 +159,9 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-func runCmd(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlags("run", stderr)
-	cfgPath := fs.String("config", "/etc/drwatch/site.yaml", "site configuration file")
-	level := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	log, err := service.NewLogger(stderr, *level)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	cfg, err := config.Load(*cfgPath)
-	if err != nil {
-		return err
-	}
-	return site.Run(ctx, site.Options{Config: cfg, Services: Services(), Log: log.With("site", cfg.Site.Name)})
-}
-
 func validateCmd(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("validate", stderr)
-	cfgPath := fs.String("config", "/etc/drwatch/site.yaml", "site configuration file")
+	cfgPath := configFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}

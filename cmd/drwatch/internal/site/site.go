@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/drwatch/drwatch/cmd/drwatch/internal/api"
 	"github.com/drwatch/drwatch/pkg/bus"
 	"github.com/drwatch/drwatch/pkg/config"
 	"github.com/drwatch/drwatch/pkg/service"
@@ -126,7 +126,7 @@ func Run(ctx context.Context, opts Options) error {
 				return fmt.Errorf("service %s failed: %w", name, err)
 			}
 			return nil
-		}, map[string]http.Handler{}, log)
+		}, api.Routes(cfg, keeper, opts.Now), log)
 		if err != nil {
 			cancel(err)
 		}
@@ -144,4 +144,3 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	return nil
 }
-
