@@ -90,9 +90,22 @@ type DatabaseCommandDone struct {
 	OK       bool     `json:"ok"`
 	Error    string   `json:"error,omitempty" validate:"max=4096"`
 	// Position is the GTID set (MySQL) or LSN (PostgreSQL) after the command.
-	Position   string `json:"position,omitempty" validate:"max=4096"`
-	LagBytes   int64  `json:"lagBytes" validate:"gte=0"`
-	FailoverID string `json:"failoverId,omitempty" validate:"max=64"`
+	Position string `json:"position,omitempty" validate:"max=4096"`
+	// LagBytes is how far a PostgreSQL standby's replay LSN is behind its
+	// primary's current LSN, in bytes of WAL. Always 0 for MySQL.
+	//
+	// For the orchestrator's in-sync guard: a PostgreSQL standby is in sync
+	// when LagBytes is 0 (or under failover.maxLagBytes); a MariaDB/MySQL
+	// replica when LagTransactions is 0. The two are different units and
+	// must not be compared with the same threshold.
+	LagBytes int64 `json:"lagBytes" validate:"gte=0"`
+	// LagTransactions is how many transactions a MariaDB/MySQL replica's
+	// gtid_current_pos is behind its primary's, summed over GTID domains
+	// (MariaDB has no byte offset that means the same on both servers).
+	// Always 0 for PostgreSQL. Only filled by the position command and only
+	// when the primary was readable.
+	LagTransactions int64  `json:"lagTransactions,omitempty" validate:"gte=0"`
+	FailoverID      string `json:"failoverId,omitempty" validate:"max=64"`
 }
 
 // EventType implements Event.
