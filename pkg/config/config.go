@@ -143,7 +143,12 @@ type PgSQL struct {
 	LagThresholdBytes   int64    `yaml:"lagThresholdBytes"`
 	RepairAttempts      int      `yaml:"repairAttempts"`
 	DataDir             string   `yaml:"dataDir"`
-	TLS                 TLS      `yaml:"tls"`
+	// BinDir holds pg_ctl, pg_rewind and pg_basebackup for a rebuild or a
+	// return to standby of the local server (dataDir set); empty means PATH.
+	BinDir string `yaml:"binDir"`
+	// OSUser owns dataDir and runs those tools (they refuse root).
+	OSUser string `yaml:"osUser"`
+	TLS    TLS    `yaml:"tls"`
 	// PeerDSN reaches the primary this standby streams from, for lag in
 	// bytes against its current LSN and timeline-fork checks; empty means
 	// pg_stat_wal_receiver's sender with the credentials of DSN.
@@ -385,6 +390,7 @@ func Defaults() Config {
 			LagThreshold:      Duration(30 * time.Second),
 			LagThresholdBytes: 16 << 20,
 			RepairAttempts:    3,
+			OSUser:            "postgres",
 		},
 		File: File{
 			Backup:    Backup{MaxCount: 3, HoursOfDay: "*", DaysOfWeek: "*"},

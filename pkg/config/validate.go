@@ -148,6 +148,12 @@ func (c *Config) validateDatabases(p *problems) {
 			p.add("pgsql.repairAttempts", "%d must be 0 or more", c.PgSQL.RepairAttempts)
 		}
 		validateTLS(p, "pgsql.tls", c.PgSQL.TLS)
+		if c.PgSQL.DataDir != "" && !strings.HasPrefix(c.PgSQL.DataDir, "/") {
+			p.add("pgsql.dataDir", "%q must be an absolute path", c.PgSQL.DataDir)
+		}
+		if c.PgSQL.DataDir != "" && c.PgSQL.OSUser == "" {
+			p.add("pgsql.osUser", "is required when pgsql.dataDir is set (the owner of the data directory, usually postgres)")
+		}
 	}
 }
 
