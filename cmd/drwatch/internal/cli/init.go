@@ -12,8 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"text/template"
 	"time"
+	"unsafe"
 
 	"github.com/drwatch/drwatch/cmd/drwatch/internal/pki"
 	"github.com/drwatch/drwatch/pkg/config"
@@ -44,6 +46,9 @@ type siteFiles struct {
 	Name, Peer, Role, Addr, PeerAddr string
 	Listen                           bool
 }
+
+// PeerIP: site.peerAddresses takes addresses only, not names.
+func (s siteFiles) PeerIP() bool { return net.ParseIP(s.PeerAddr) != nil }
 
 // initCmd is seed 000's `jmp-dr init [-a|-s]`: it writes the site
 // configurations of a pair, the pair's CA and the sites' certificates (for
@@ -220,7 +225,7 @@ func (p *pairSpec) validate() error {
 }
 
 func prompt(in *bufio.Reader, out io.Writer, flag string) (string, error) {
-	if st, err := os.Stdin.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+	if !isTerminal(os.Stdin) {
 		return "", fmt.Errorf("%w: --%s is required (no terminal to ask on)", errUsage, flag)
 	}
 	fmt.Fprintf(out, "%s: ", flag)
@@ -229,6 +234,14 @@ func prompt(in *bufio.Reader, out io.Writer, flag string) (string, error) {
 		return "", fmt.Errorf("read --%s: %w", flag, err)
 	}
 	return strings.TrimSpace(line), nil
+}
+
+// isTerminal: only a terminal is asked; /dev/null or a pipe means a
+// script, which must pass flags.
+func isTerminal(f *os.File) bool {
+	var t syscall.Termios
+	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), syscall.TCGETS, uintptr(unsafe.Pointer(&t)))
+	return errno == 0
 }
 
 // mysqlUsers is seed 000's MySQL users: one that replicates, one that
@@ -292,7 +305,11 @@ site:
   name: {{.Name}}
   peer: {{.Peer}}
   role: {{.Role}}
+{{- if .PeerIP}}
   peerAddresses: [{{.PeerAddr}}]
+{{- else}}
+  # peerAddresses: [the IP addresses {{.Peer}} connects to arbiters from]
+{{- end}}
 nats:
   embedded:
     host: 0.0.0.0
