@@ -10,6 +10,8 @@ replace github.com/drwatch/drwatch/pkg/config => ../../pkg/config
 
 replace github.com/drwatch/drwatch/pkg/events => ../../pkg/events
 
+replace github.com/drwatch/drwatch/pkg/ping => ../../pkg/ping
+
 replace github.com/drwatch/drwatch/pkg/service => ../../pkg/service
 
 replace github.com/drwatch/drwatch/services/arbiter => ../arbiter
@@ -26,9 +28,9 @@ require (
 	github.com/drwatch/drwatch/pkg/bus v0.0.0-00010101000000-000000000000
 	github.com/drwatch/drwatch/pkg/config v0.0.0-00010101000000-000000000000
 	github.com/drwatch/drwatch/pkg/events v0.0.0-00010101000000-000000000000
+	github.com/drwatch/drwatch/pkg/ping v0.0.0-00010101000000-000000000000
 	github.com/drwatch/drwatch/pkg/service v0.0.0-00010101000000-000000000000
 	github.com/google/go-cmp v0.7.0
-	golang.org/x/net v0.60.0
 	golang.org/x/sys v0.49.0
 )
 
@@ -69,6 +71,7 @@ require (
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	go.opentelemetry.io/proto/otlp v1.11.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260928230214-8a89bd6388cc // indirect

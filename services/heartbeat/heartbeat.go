@@ -15,6 +15,7 @@ import (
 
 	"github.com/drwatch/drwatch/pkg/config"
 	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/pkg/ping"
 	"github.com/drwatch/drwatch/pkg/service"
 	"github.com/drwatch/drwatch/services/heartbeat/internal/line"
 	"github.com/drwatch/drwatch/services/heartbeat/internal/monitor"
@@ -41,7 +42,7 @@ type Options struct {
 	Peer  events.SiteID
 	Lines []LineOptions
 	// ICMPMode forces one kind of ICMP socket; empty tries both.
-	ICMPMode probe.ICMPMode
+	ICMPMode ping.Mode
 	Monitors []monitor.Config
 	// Host is where monitors find /proc, systemctl and docker.
 	Host monitor.Host
@@ -162,7 +163,7 @@ func run(ctx context.Context, deps service.Deps, opts Options) error {
 	// Seed 000: after a restart the watchdog verifies the DR
 	// configuration before it probes anything, and says what it found.
 	problems := checkConfig(deps.Config, role)
-	probers, perr := newProbers(opts)
+	probers, perr := newProbers(ctx, opts)
 	if perr != nil {
 		problems = append(problems, perr.Error())
 	}
@@ -209,9 +210,10 @@ func run(ctx context.Context, deps service.Deps, opts Options) error {
 	return nil
 }
 
-// newProbers returns each line's prober. ICMP lines share one prober; it is
-// opened once so that a host that forbids ICMP fails at start, clearly.
-func newProbers(opts Options) (map[string]line.Prober, error) {
+// newProbers returns each line's prober. ICMP lines share one prober, and
+// so one socket, living as long as ctx; it is opened once so that a host
+// that forbids ICMP fails at start, clearly.
+func newProbers(ctx context.Context, opts Options) (map[string]line.Prober, error) {
 	out := map[string]line.Prober{}
 	var icmp *probe.ICMP
 	for _, l := range opts.Lines {
@@ -220,7 +222,7 @@ func newProbers(opts Options) (map[string]line.Prober, error) {
 			out[l.Name] = probe.TCP{Port: l.Port}
 		case "icmp":
 			if icmp == nil {
-				p, err := probe.NewICMP(opts.ICMPMode)
+				p, err := probe.NewICMP(ctx, opts.ICMPMode)
 				if err != nil {
 					return nil, fmt.Errorf("line %q: %w", l.Name, err)
 				}

@@ -20,8 +20,8 @@ import (
 	"github.com/drwatch/drwatch/pkg/bus/bustest"
 	"github.com/drwatch/drwatch/pkg/config"
 	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/pkg/ping"
 	"github.com/drwatch/drwatch/pkg/service"
-	"github.com/drwatch/drwatch/services/heartbeat/internal/probe"
 )
 
 func parse(t *testing.T, yaml string) *config.Config {
@@ -389,17 +389,17 @@ func TestRunICMPNotPermitted(t *testing.T) {
 	var lo, hi int
 	fmt.Sscan(string(raw), &lo, &hi)
 	if gid := os.Getgid(); gid >= lo && gid <= hi {
-		t.Skipf("this host lets gid %d open ping sockets (ping_group_range %q); probe.TestICMPInNetns covers the refusal", gid, strings.TrimSpace(string(raw)))
+		t.Skipf("this host lets gid %d open ping sockets (ping_group_range %q); probe.TestICMPNotPermitted covers the refusal", gid, strings.TrimSpace(string(raw)))
 	}
 	site := bustest.RunJetStream(t)
 	b := site.Bus(t, "heartbeat", "b")
 	cfg := parse(t, baseYAML+`core: {peerVip: 127.0.0.1}`)
 	opts := OptionsFromConfig(cfg)
-	opts.ICMPMode = probe.ICMPUnprivileged
+	opts.ICMPMode = ping.Unprivileged
 	deps := service.Deps{Config: cfg, Bus: b, Log: slog.New(slog.DiscardHandler), Now: time.Now}
 	err = run(context.Background(), deps, opts)
-	if !errors.Is(err, probe.ErrICMPNotPermitted) || !strings.Contains(err.Error(), "net.ipv4.ping_group_range") {
-		t.Fatalf("want ErrICMPNotPermitted naming the sysctl, got %v", err)
+	if !errors.Is(err, ping.ErrNotPermitted) || !strings.Contains(err.Error(), "net.ipv4.ping_group_range") {
+		t.Fatalf("want ping.ErrNotPermitted naming the sysctl, got %v", err)
 	}
 	var got events.ConfigChecked
 	_, err = b.Replay(context.Background(), 0, []string{events.SiteTypeFilter("a", "ConfigChecked")}, func(_ uint64, env *events.Envelope) error {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/drwatch/drwatch/pkg/ping"
+	"github.com/drwatch/drwatch/pkg/ping/pingtest"
 	"github.com/drwatch/drwatch/services/arbiter/internal/probe"
 	"github.com/drwatch/drwatch/services/arbiter/internal/sshtest"
 )
@@ -266,7 +268,7 @@ func TestPing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	p, err := probe.NewPinger(ctx)
-	if errors.Is(err, probe.ErrNoICMP) {
+	if errors.Is(err, ping.ErrNotPermitted) {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("CI=true needs ICMP: %v", err)
 		}
@@ -285,8 +287,26 @@ func TestPing(t *testing.T) {
 	if res[2].Reachable || res[2].Err == nil {
 		t.Errorf("203.0.113.1: %+v, want unreachable", res[2])
 	}
-	if r := p.Ping(ctx, "::1"); r.Err == nil || !strings.Contains(r.Err.Error(), "arbiterProbe: tcp") {
+	if r := p.Ping(ctx, "::1"); !errors.Is(r.Err, ping.ErrNotIPv4) || !strings.Contains(r.Err.Error(), "watchdog.failureDetection.arbiterProbe: tcp") {
 		t.Errorf("IPv6 ping: %+v, want an error pointing to arbiterProbe: tcp", r)
+	}
+}
+
+// TestPingNotPermitted runs in a network namespace that allows no ICMP
+// socket: the error names the host's fixes and the arbiter's own, the TCP
+// probe.
+func TestPingNotPermitted(t *testing.T) {
+	if !pingtest.In(t, pingtest.Denied) {
+		return
+	}
+	_, err := probe.NewPinger(context.Background())
+	if !errors.Is(err, ping.ErrNotPermitted) {
+		t.Fatalf("want ping.ErrNotPermitted, got %v", err)
+	}
+	for _, want := range []string{"net.ipv4.ping_group_range", "CAP_NET_RAW", "or set watchdog.failureDetection.arbiterProbe: tcp"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
 	}
 }
 

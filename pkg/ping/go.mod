@@ -1,0 +1,29 @@
+module github.com/drwatch/drwatch/pkg/ping
+
+go 1.26.0
+
+replace github.com/drwatch/drwatch/cmd/drwatch => ../../cmd/drwatch
+
+replace github.com/drwatch/drwatch/pkg/bus => ../bus
+
+replace github.com/drwatch/drwatch/pkg/config => ../config
+
+replace github.com/drwatch/drwatch/pkg/events => ../events
+
+replace github.com/drwatch/drwatch/pkg/service => ../service
+
+replace github.com/drwatch/drwatch/services/arbiter => ../../services/arbiter
+
+replace github.com/drwatch/drwatch/services/dbmonitor => ../../services/dbmonitor
+
+replace github.com/drwatch/drwatch/services/filesync => ../../services/filesync
+
+replace github.com/drwatch/drwatch/services/heartbeat => ../../services/heartbeat
+
+replace github.com/drwatch/drwatch/services/notifier => ../../services/notifier
+
+replace github.com/drwatch/drwatch/services/orchestrator => ../../services/orchestrator
+
+require golang.org/x/net v0.60.0
+
+require golang.org/x/sys v0.48.0 // indirect
