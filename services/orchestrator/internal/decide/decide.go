@@ -182,6 +182,12 @@ func decideStandby(s *state.State, p Policy, now time.Time) Decision {
 				fmt.Sprintf("both sites standby; %s was active last and has until %s to come back", s.LastActive, until.UTC().Format(time.RFC3339)))
 		}
 	}
+	// A saga that aborted is not retried on the verdict that started it:
+	// the next verdict (the arbiter's next round) or an operator retries.
+	if g := s.Saga; g != nil && g.Aborted && g.To == events.RoleActive && !v.At.After(g.AbortedAt) {
+		return blocked(events.ActionBeActive, "guard.aborted",
+			"failover "+g.ID+" aborted ("+g.AbortReason+"); waiting for a new verdict or a manual failover")
+	}
 	if d, ok := guards(s, p, now); !ok {
 		return d
 	}

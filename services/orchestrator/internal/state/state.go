@@ -36,6 +36,8 @@ type Saga struct {
 	RoleChanged bool
 	Finished    bool
 	Aborted     bool
+	AbortedAt   time.Time
+	AbortReason string
 }
 
 // NextStep is the first planned step not yet done, or "" when all are.
@@ -78,6 +80,8 @@ type State struct {
 
 	Role  events.Role
 	Epoch events.Epoch
+	// RoleKnown: this site's log holds one of its own RoleChanged.
+	RoleKnown bool
 	// MaxEpoch is the highest epoch seen from either site.
 	MaxEpoch events.Epoch
 
@@ -224,6 +228,7 @@ func (s *State) Apply(env *events.Envelope) {
 	case events.FailoverAborted:
 		if own && s.Saga != nil && s.Saga.ID == e.FailoverID {
 			s.Saga.Finished, s.Saga.Aborted = true, true
+			s.Saga.AbortedAt, s.Saga.AbortReason = env.Time, e.Reason
 		}
 	case events.FailoverDecided:
 		if !own {
@@ -286,12 +291,14 @@ func (s *State) applyRole(own bool, e events.RoleChanged, at time.Time) {
 		s.MaxEpoch = e.Epoch
 	}
 	if own {
-		s.Role, s.Epoch = e.To, e.Epoch
+		if e.To != s.Role {
+			// A verdict was reached for the old role.
+			s.Verdict = nil
+		}
+		s.Role, s.Epoch, s.RoleKnown = e.To, e.Epoch, true
 		if s.Saga != nil && e.FailoverID == s.Saga.ID {
 			s.Saga.RoleChanged = true
 		}
-		// A verdict was reached for the old role.
-		s.Verdict = nil
 	} else {
 		s.PeerRole, s.PeerEpoch = e.To, e.Epoch
 		if e.To == events.RoleStandby {

@@ -1,0 +1,318 @@
+// Package saga carries a role change out step by step and records every
+// step in the log, so that a crash mid-failover resumes from the first step
+// not recorded as done. Every step is idempotent for that reason.
+package saga
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/services/orchestrator/internal/hook"
+	"github.com/drwatch/drwatch/services/orchestrator/internal/state"
+	"github.com/drwatch/drwatch/services/orchestrator/internal/svcmon"
+)
+
+// Step names, in the order of the plans.
+const (
+	StepVeto          = "veto"
+	StepPreS2M        = "pre-s2m"
+	StepFencePeer     = "fence-peer"
+	StepTakeVIP       = "take-vip"
+	StepStartServices = "start-services"
+	StepPostS2M       = "post-s2m"
+
+	StepPreM2S       = "pre-m2s"
+	StepStopServices = "stop-services"
+	StepReleaseVIP   = "release-vip"
+	StepPostM2S      = "post-m2s"
+)
+
+func promoteStep(db events.Database) string { return "promote-" + string(db) }
+func demoteStep(db events.Database) string  { return "demote-" + string(db) }
+
+// Publisher stores events in the site's log.
+type Publisher interface {
+	Publish(ctx context.Context, ev events.Event, parent *events.Envelope) (*events.Envelope, error)
+}
+
+// VIP moves the service address.
+type VIP interface {
+	Take(ctx context.Context) error
+	Release(ctx context.Context) error
+}
+
+// Services starts and stops the managed services.
+type Services interface {
+	Start(ctx context.Context, s svcmon.Service) error
+	Stop(ctx context.Context, s svcmon.Service) error
+}
+
+// Hooks are the configured scripts; empty means none.
+type Hooks struct {
+	Veto, PreS2M, PostS2M, PreM2S, PostM2S string
+	Timeout                                time.Duration
+}
+
+// Executor runs sagas for one site.
+type Executor struct {
+	Site, Peer events.SiteID
+	Bus        Publisher
+	VIP        VIP // nil: no VIP configured
+	Services   []svcmon.Service
+	Control    Services
+	Hooks      Hooks
+	Databases  []events.Database
+	// DBTimeout bounds the wait for dbmonitor's DatabaseCommandDone;
+	// FenceTimeout the wait for a reachable peer to stand down.
+	DBTimeout, FenceTimeout time.Duration
+	// Wait blocks until cond holds on the projection, ctx ends or timeout
+	// passes, and returns the state it last saw.
+	Wait func(ctx context.Context, cond func(*state.State) bool, timeout time.Duration) (*state.State, error)
+	Now  func() time.Time
+	Log  *slog.Logger
+	// AfterPublish, when set, sees every event the executor stored (tests
+	// use it to crash the saga at a chosen point).
+	AfterPublish func(env *events.Envelope)
+}
+
+// Plan lists the steps of a change to role to, leaving out what is not
+// configured.
+func (x *Executor) Plan(to events.Role) []string {
+	var p []string
+	add := func(ok bool, s string) {
+		if ok {
+			p = append(p, s)
+		}
+	}
+	if to == events.RoleActive {
+		add(x.Hooks.Veto != "", StepVeto)
+		add(x.Hooks.PreS2M != "", StepPreS2M)
+		add(x.Peer != "", StepFencePeer)
+		for _, db := range x.Databases {
+			p = append(p, promoteStep(db))
+		}
+		add(x.VIP != nil, StepTakeVIP)
+		add(len(x.Services) > 0, StepStartServices)
+		add(x.Hooks.PostS2M != "", StepPostS2M)
+	} else {
+		add(x.Hooks.PreM2S != "", StepPreM2S)
+		add(len(x.Services) > 0, StepStopServices)
+		add(x.VIP != nil, StepReleaseVIP)
+		for _, db := range x.Databases {
+			p = append(p, demoteStep(db))
+		}
+		add(x.Hooks.PostM2S != "", StepPostM2S)
+	}
+	if len(p) == 0 {
+		// FailoverStarted needs a plan; an empty one still announces.
+		p = []string{"announce"}
+	}
+	return p
+}
+
+func (x *Executor) publish(ctx context.Context, ev events.Event) error {
+	env, err := x.Bus.Publish(ctx, ev, nil)
+	if err != nil {
+		return err
+	}
+	if x.AfterPublish != nil {
+		x.AfterPublish(env)
+	}
+	return nil
+}
+
+// Run carries out s from its first step not done. It returns when the saga
+// is completed or aborted, or with ctx's error when stopped midway (the log
+// then holds where to resume).
+func (x *Executor) Run(ctx context.Context, s *state.Saga) error {
+	log := x.Log.With("failover", s.ID, "to", s.To)
+	start := x.Now()
+	// A demotion must end in standby: a failed step is recorded and the
+	// next one tried. A promotion stops at the first failure.
+	demotion := s.To != events.RoleActive
+	for _, step := range s.Steps {
+		if s.Done[step] {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		t := time.Now()
+		out, err := x.step(ctx, s, step)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		done := events.FailoverStepDone{FailoverID: s.ID, Step: step, OK: err == nil, Output: clip(out), DurationSeconds: time.Since(t).Seconds()}
+		if err != nil {
+			done.Error = clip(err.Error())
+		}
+		if perr := x.publish(ctx, done); perr != nil {
+			return fmt.Errorf("record step %s: %w", step, perr)
+		}
+		if err != nil {
+			log.Warn("failover step failed", "step", step, "err", err)
+			if !demotion {
+				if perr := x.publish(ctx, events.FailoverAborted{FailoverID: s.ID, Step: step, Reason: clip(err.Error())}); perr != nil {
+					return fmt.Errorf("record abort: %w", perr)
+				}
+				return nil
+			}
+		} else {
+			log.Info("failover step done", "step", step)
+		}
+	}
+	if !s.RoleChanged {
+		rc := events.RoleChanged{From: s.From, To: s.To, Epoch: s.Epoch, Reason: clip1k(s.Reason), FailoverID: s.ID}
+		if err := x.publish(ctx, rc); err != nil {
+			return fmt.Errorf("announce role: %w", err)
+		}
+	}
+	d := x.Now().Sub(start).Seconds()
+	if d < 0 {
+		d = 0
+	}
+	if err := x.publish(ctx, events.FailoverCompleted{FailoverID: s.ID, Role: s.To, Epoch: s.Epoch, DurationSeconds: d}); err != nil {
+		return fmt.Errorf("record completion: %w", err)
+	}
+	log.Info("failover completed", "epoch", s.Epoch)
+	return nil
+}
+
+func (x *Executor) step(ctx context.Context, s *state.Saga, step string) (string, error) {
+	switch step {
+	case "announce":
+		return "", nil
+	case StepVeto:
+		return x.hook(ctx, s, x.Hooks.Veto, "veto", "s2m")
+	case StepPreS2M:
+		return x.hook(ctx, s, x.Hooks.PreS2M, "pre", "s2m")
+	case StepPostS2M:
+		return x.hook(ctx, s, x.Hooks.PostS2M, "post", "s2m")
+	case StepPreM2S:
+		return x.hook(ctx, s, x.Hooks.PreM2S, "pre", "m2s")
+	case StepPostM2S:
+		return x.hook(ctx, s, x.Hooks.PostM2S, "post", "m2s")
+	case StepFencePeer:
+		return x.fence(ctx, s)
+	case StepTakeVIP:
+		return "", x.VIP.Take(ctx)
+	case StepReleaseVIP:
+		return "", x.VIP.Release(ctx)
+	case StepStartServices:
+		return "", x.eachService(ctx, events.RoleActive)
+	case StepStopServices:
+		return "", x.eachService(ctx, events.RoleStandby)
+	}
+	for _, db := range x.Databases {
+		switch step {
+		case promoteStep(db):
+			return x.database(ctx, s, "promote", db)
+		case demoteStep(db):
+			return x.database(ctx, s, "demote", db)
+		}
+	}
+	return "", fmt.Errorf("unknown step %q in the plan of failover %s", step, s.ID)
+}
+
+func (x *Executor) hook(ctx context.Context, s *state.Saga, path, phase, dir string) (string, error) {
+	env := []string{
+		"DRWATCH_SITE=" + string(x.Site), "DRWATCH_PEER=" + string(x.Peer),
+		"DRWATCH_FAILOVER_ID=" + s.ID, "DRWATCH_EPOCH=" + strconv.FormatUint(uint64(s.Epoch), 10),
+		"DRWATCH_FROM=" + string(s.From), "DRWATCH_TO=" + string(s.To),
+		"DRWATCH_MANUAL=" + strconv.FormatBool(s.Manual), "DRWATCH_FORCE=" + strconv.FormatBool(s.Force),
+	}
+	res, err := hook.Run(ctx, path, []string{phase, dir}, env, x.Hooks.Timeout)
+	if err != nil && phase == "veto" {
+		err = fmt.Errorf("vetoed by failover.vetoHook: %w", err)
+	}
+	return res.Output, err
+}
+
+// eachService brings every managed service to what role wants; all are
+// tried, the first error is returned.
+func (x *Executor) eachService(ctx context.Context, role events.Role) error {
+	var errs []error
+	for _, svc := range x.Services {
+		var err error
+		if svc.Wanted(role) {
+			err = x.Control.Start(ctx, svc)
+		} else {
+			err = x.Control.Stop(ctx, svc)
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// fence asks a peer that may still be active to stand down and waits for
+// it. An unreachable peer cannot be asked: arbitration (or the operator)
+// already allowed the takeover, and the epoch fences it when it returns.
+func (x *Executor) fence(ctx context.Context, s *state.Saga) (string, error) {
+	st, _ := x.Wait(ctx, func(*state.State) bool { return true }, 0)
+	if st.PeerUnreachable() {
+		return "peer " + string(x.Peer) + " unreachable; proceeding as arbitration allowed, epoch " + strconv.FormatUint(uint64(s.Epoch), 10) + " fences it on return", nil
+	}
+	req := events.FailoverRequested{Target: x.Peer, ToRole: events.RoleStandby, Reason: clip1k("fenced by " + string(x.Site) + " failover " + s.ID), RequestedBy: "orchestrator@" + string(x.Site)}
+	if st.PeerRole != events.RoleActive {
+		// Not known active: ask anyway (a no-op there) and do not wait.
+		if err := x.publish(ctx, req); err != nil {
+			return "", err
+		}
+		return "peer " + string(x.Peer) + " not active (" + string(st.PeerRole) + "); asked it to stay standby", nil
+	}
+	if err := x.publish(ctx, req); err != nil {
+		return "", err
+	}
+	st, err := x.Wait(ctx, func(st *state.State) bool {
+		return st.PeerRole != events.RoleActive || st.PeerUnreachable()
+	}, x.FenceTimeout)
+	if err != nil {
+		return "", fmt.Errorf("peer %s still active after %s; not promoting while it may serve: %w", x.Peer, x.FenceTimeout, err)
+	}
+	if st.PeerRole != events.RoleActive {
+		return "peer " + string(x.Peer) + " is " + string(st.PeerRole), nil
+	}
+	return "peer " + string(x.Peer) + " became unreachable while fencing; proceeding", nil
+}
+
+// database asks this site's dbmonitor for command and waits for its answer;
+// an answer already in the log (a resumed saga) is used as is.
+func (x *Executor) database(ctx context.Context, s *state.Saga, command string, db events.Database) (string, error) {
+	key := state.DBKey{FailoverID: s.ID, Command: command, Database: db}
+	has := func(st *state.State) bool { _, ok := st.DBDone[key]; return ok }
+	st, _ := x.Wait(ctx, has, 0)
+	if !has(st) {
+		if err := x.publish(ctx, events.DatabaseCommand{Command: command, Database: db, Target: x.Site, FailoverID: s.ID}); err != nil {
+			return "", err
+		}
+		var err error
+		st, err = x.Wait(ctx, has, x.DBTimeout)
+		if err != nil {
+			return "", fmt.Errorf("%s %s: no answer from dbmonitor within %s: %w", command, db, x.DBTimeout, err)
+		}
+	}
+	done := st.DBDone[key]
+	if !done.OK {
+		return done.Position, fmt.Errorf("%s %s failed: %s", command, db, done.Error)
+	}
+	return "position " + done.Position, nil
+}
+
+func clip(s string) string {
+	if len(s) > 4096 {
+		return s[:4096]
+	}
+	return s
+}
+
+func clip1k(s string) string {
+	if len(s) > 1024 {
+		return s[:1024]
+	}
+	return s
+}

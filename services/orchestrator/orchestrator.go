@@ -1,0 +1,436 @@
+// Package orchestrator turns the pair's events into the one decision that
+// matters — must this site become active or standby — and carries it out as
+// a saga recorded step by step in the site's log.
+//
+// Its state is a projection of the log (internal/state); the decision is a
+// pure function (internal/decide); execution is internal/saga. A restart
+// replays the log and resumes any saga left half done.
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/drwatch/drwatch/pkg/bus"
+	"github.com/drwatch/drwatch/pkg/config"
+	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/pkg/service"
+	"github.com/drwatch/drwatch/services/orchestrator/internal/decide"
+	"github.com/drwatch/drwatch/services/orchestrator/internal/saga"
+	"github.com/drwatch/drwatch/services/orchestrator/internal/state"
+	"github.com/drwatch/drwatch/services/orchestrator/internal/svcmon"
+	"github.com/drwatch/drwatch/services/orchestrator/internal/vip"
+)
+
+// Options configure the orchestrator.
+type Options struct {
+	Site, Peer  events.SiteID
+	InitialRole events.Role
+	Policy      decide.Policy
+	Hooks       saga.Hooks
+	// VIP is nil when vip.address is not configured.
+	VIP       saga.VIP
+	Services  []svcmon.Service
+	Databases []events.Database
+	// DBTimeout bounds a promote/demote by dbmonitor; FenceTimeout the wait
+	// for a reachable peer to stand down.
+	DBTimeout, FenceTimeout time.Duration
+	// Tick is how often time-based rules (a disable that ends, the wait
+	// window, the block window) are re-decided without a new event.
+	Tick time.Duration
+	// ServiceInterval is the service monitor's round.
+	ServiceInterval time.Duration
+	// KeepPeerSource runs bus.KeepPeerSource: on when the orchestrator runs
+	// alone; the drwatch all-in-one process runs one keeper for all.
+	KeepPeerSource bool
+
+	// afterPublish sees every event a saga stores (tests crash on it).
+	afterPublish func(*events.Envelope)
+}
+
+// DefaultOptions are the timings not in the site config.
+func DefaultOptions() Options {
+	return Options{
+		DBTimeout:       2 * time.Minute,
+		FenceTimeout:    2 * time.Minute,
+		Tick:            time.Second,
+		ServiceInterval: 10 * time.Second,
+		KeepPeerSource:  true,
+	}
+}
+
+// OptionsFromConfig builds Options from the site configuration.
+func OptionsFromConfig(cfg *config.Config) (Options, error) {
+	o := DefaultOptions()
+	o.Site, o.Peer = events.SiteID(cfg.Site.Name), events.SiteID(cfg.Site.Peer)
+	o.InitialRole = events.Role(cfg.Site.Role)
+	f := cfg.Failover
+	o.Policy = decide.Policy{
+		Automatic:         f.Automatic,
+		FailbackAutomatic: f.Failback == "automatic",
+		Home:              cfg.Site.Role == string(events.RoleActive),
+		BlockWindow:       f.BlockWindow.D(),
+		MaxLagBytes:       f.MaxLagBytes,
+		ObserveOnly:       f.ObserveOnly,
+		WaitDuration:      cfg.Watchdog.FailureDetection.WaitDuration.D(),
+	}
+	h := cfg.Hooks
+	o.Hooks = saga.Hooks{Veto: f.VetoHook, PreS2M: h.PreS2M, PostS2M: h.PostS2M, PreM2S: h.PreM2S, PostM2S: h.PostM2S, Timeout: h.Timeout.D()}
+	if cfg.VIP.Address != "" {
+		v, err := vip.New(cfg.VIP.Address, cfg.VIP.Interface)
+		if err != nil {
+			return o, err
+		}
+		o.VIP = v
+	}
+	for _, s := range cfg.Watchdog.Services {
+		o.Services = append(o.Services, svcmon.Service{Name: s.Name, Kind: s.Kind, Target: s.Target, RunOn: s.RunOn})
+	}
+	if cfg.MySQL.Enabled {
+		o.Databases = append(o.Databases, events.MySQL)
+	}
+	if cfg.PgSQL.Enabled {
+		o.Databases = append(o.Databases, events.PgSQL)
+	}
+	return o, nil
+}
+
+func (o *Options) validate() error {
+	var errs []error
+	if o.Site == "" {
+		errs = append(errs, errors.New("site.name is required"))
+	}
+	if o.Peer == "" {
+		errs = append(errs, errors.New("site.peer is required: the orchestrator fails over between two sites"))
+	}
+	switch o.InitialRole {
+	case events.RoleActive, events.RoleStandby, events.RoleStandalone:
+	default:
+		errs = append(errs, fmt.Errorf("site.role %q must be active, standby or standalone", o.InitialRole))
+	}
+	for _, h := range []struct{ field, path string }{
+		{"failover.vetoHook", o.Hooks.Veto}, {"hooks.preS2M", o.Hooks.PreS2M}, {"hooks.postS2M", o.Hooks.PostS2M},
+		{"hooks.preM2S", o.Hooks.PreM2S}, {"hooks.postM2S", o.Hooks.PostM2S},
+	} {
+		if h.path == "" {
+			continue
+		}
+		fi, err := os.Stat(h.path)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s %q: %w; a missing hook would abort the failover", h.field, h.path, err))
+		case fi.IsDir() || fi.Mode().Perm()&0o111 == 0:
+			errs = append(errs, fmt.Errorf("%s %q is not an executable file (chmod +x it)", h.field, h.path))
+		}
+	}
+	if o.Hooks.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("hooks.timeout %s must be positive", o.Hooks.Timeout))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"DBTimeout", o.DBTimeout}, {"FenceTimeout", o.FenceTimeout}, {"Tick", o.Tick}, {"ServiceInterval", o.ServiceInterval}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("orchestrator option %s %s must be positive", d.name, d.v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Run is the orchestrator run alone: it also keeps the peer source of the
+// site's log healthy.
+func Run(ctx context.Context, deps service.Deps) error {
+	o, err := OptionsFromConfig(deps.Config)
+	if err != nil {
+		return err
+	}
+	return RunWith(ctx, deps, o)
+}
+
+// RunInSite is Run for the drwatch all-in-one process, which keeps the peer
+// source itself.
+func RunInSite(ctx context.Context, deps service.Deps) error {
+	o, err := OptionsFromConfig(deps.Config)
+	if err != nil {
+		return err
+	}
+	o.KeepPeerSource = false
+	return RunWith(ctx, deps, o)
+}
+
+// RunWith runs the orchestrator with explicit options until ctx ends.
+func RunWith(ctx context.Context, deps service.Deps, o Options) error {
+	if err := o.validate(); err != nil {
+		return fmt.Errorf("orchestrator: %w", err)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	r := &runner{
+		deps: deps, opts: o,
+		log:     deps.Log.With("component", "orchestrator"),
+		st:      state.New(o.Site, o.Peer, o.InitialRole),
+		changed: make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+	}
+	return r.run(ctx)
+}
+
+type runner struct {
+	deps service.Deps
+	opts Options
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	st      *state.State
+	changed chan struct{} // closed and replaced at every applied event
+	wake    chan struct{}
+	// sagaActive: this process is carrying a saga out (the service monitor
+	// stands back).
+	sagaActive bool
+}
+
+func filters() []string {
+	f := make([]string, len(state.Types))
+	for i, t := range state.Types {
+		f[i] = events.TypeFilter(t)
+	}
+	return f
+}
+
+func (r *runner) apply(env *events.Envelope) {
+	r.mu.Lock()
+	r.st.Apply(env)
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *runner) snapshot() (*state.State, <-chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.st.Clone(), r.changed
+}
+
+// wait blocks until cond holds on the projection; timeout 0 looks once.
+func (r *runner) wait(ctx context.Context, cond func(*state.State) bool, timeout time.Duration) (*state.State, error) {
+	var deadline <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		deadline = t.C
+	}
+	for {
+		st, changed := r.snapshot()
+		if cond(st) || timeout == 0 {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-deadline:
+			return st, fmt.Errorf("timed out after %s", timeout)
+		case <-changed:
+		}
+	}
+}
+
+func (r *runner) run(ctx context.Context) error {
+	last, err := r.deps.Bus.Replay(ctx, 0, filters(), func(_ uint64, env *events.Envelope) error {
+		r.apply(env)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("orchestrator: rebuild state: %w", err)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel(nil)
+		wg.Wait()
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := r.follow(ctx, last+1); err != nil && ctx.Err() == nil {
+			cancel(fmt.Errorf("orchestrator: follow the log: %w", err))
+		}
+	}()
+	st, _ := r.snapshot()
+	r.log.Info("state rebuilt from the log", "lastSeq", last, "role", st.Role, "epoch", st.Epoch, "sagaRunning", st.SagaRunning())
+	if !st.RoleKnown {
+		// A first start announces the configured role so the peer knows
+		// it; an active site opens epoch 1.
+		epoch := st.MaxEpoch
+		if st.Role == events.RoleActive {
+			epoch++
+		}
+		rc := events.RoleChanged{From: st.Role, To: st.Role, Epoch: epoch, Reason: "initial role from site.role"}
+		if _, err := r.deps.Bus.Publish(ctx, rc, nil); err != nil {
+			return fmt.Errorf("orchestrator: announce the initial role: %w", err)
+		}
+		if _, err := r.wait(ctx, func(s *state.State) bool { return s.RoleKnown }, 10*time.Second); err != nil {
+			return fmt.Errorf("orchestrator: announce the initial role: %w", err)
+		}
+	}
+
+	if r.opts.KeepPeerSource {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.deps.Bus.KeepPeerSource(ctx, bus.SourceKeeperOptions{}); err != nil {
+				cancel(fmt.Errorf("orchestrator: peer source keeper: %w", err))
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		svcmon.Monitor(ctx, svcmon.Controller{Timeout: r.opts.Hooks.Timeout}, r.opts.Services, r.opts.ServiceInterval, func() (events.Role, bool) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return r.st.Role, r.sagaActive || r.st.SagaRunning()
+		}, r.log.With("component", "serviceMonitor"))
+	}()
+
+	x := &saga.Executor{
+		Site: r.opts.Site, Peer: r.opts.Peer, Bus: r.deps.Bus, VIP: r.opts.VIP,
+		Services: r.opts.Services, Control: svcmon.Controller{Timeout: r.opts.Hooks.Timeout},
+		Hooks: r.opts.Hooks, Databases: r.opts.Databases,
+		DBTimeout: r.opts.DBTimeout, FenceTimeout: r.opts.FenceTimeout,
+		Wait: r.wait, Now: r.deps.Now, Log: r.log, AfterPublish: r.opts.afterPublish,
+	}
+	tick := time.NewTicker(r.opts.Tick)
+	defer tick.Stop()
+	for {
+		if err := r.step(ctx, x); err != nil && ctx.Err() == nil {
+			r.log.Error("orchestrator round failed; retrying", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+				return cause
+			}
+			return nil
+		case <-r.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// follow applies every new event of the log from seq on, in order.
+func (r *runner) follow(ctx context.Context, seq uint64) error {
+	stream, err := r.deps.Bus.JetStream().Stream(ctx, bus.EventsStream)
+	if err != nil {
+		return err
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: filters(),
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    seq,
+	})
+	if err != nil {
+		return err
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		env, err := events.Unmarshal(m.Data())
+		if err != nil {
+			r.log.Warn("skipped an invalid event", "subject", m.Subject(), "err", err)
+			return
+		}
+		r.apply(env)
+	})
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	cc.Stop()
+	return nil
+}
+
+// step is one round: resume a saga left running, or decide and record.
+func (r *runner) step(ctx context.Context, x *saga.Executor) error {
+	st, _ := r.snapshot()
+	if st.SagaRunning() {
+		r.mu.Lock()
+		r.sagaActive = true
+		r.mu.Unlock()
+		defer func() {
+			r.mu.Lock()
+			r.sagaActive = false
+			r.mu.Unlock()
+		}()
+		id := st.Saga.ID
+		if err := x.Run(ctx, st.Saga); err != nil {
+			return err
+		}
+		// Let the projection catch up with the saga's end before deciding.
+		_, err := r.wait(ctx, func(s *state.State) bool { return s.Saga == nil || s.Saga.ID != id || s.Saga.Finished }, 10*time.Second)
+		return err
+	}
+	now := r.deps.Now()
+	d := decide.Decide(st, decide.Input{Policy: r.opts.Policy}, now)
+	if d.Act {
+		return r.start(ctx, x, st, d)
+	}
+	if !d.Record() {
+		return nil
+	}
+	rec := state.Decided{Action: d.Action, Branch: d.Branch, Blocked: d.Blocked, ObserveOnly: d.ObserveOnly}
+	if d.RequestID == "" && st.LastDecided == rec {
+		return nil // a standing decision is recorded once
+	}
+	r.log.Info("failover decision", "action", d.Action, "branch", d.Branch, "blocked", d.Blocked, "observeOnly", d.ObserveOnly, "reason", d.Reason)
+	ev := events.FailoverDecided{Action: d.Action, Branch: d.Branch, Reason: clip(d.Reason, 1024), Blocked: d.Blocked,
+		ObserveOnly: d.ObserveOnly, Manual: d.Manual, Force: d.Force, RequestID: d.RequestID}
+	if _, err := r.deps.Bus.Publish(ctx, ev, nil); err != nil {
+		return fmt.Errorf("record decision: %w", err)
+	}
+	_, err := r.wait(ctx, func(s *state.State) bool {
+		return s.LastDecided == rec && (d.RequestID == "" || s.Pending == nil || s.Pending.ID != d.RequestID)
+	}, 10*time.Second)
+	return err
+}
+
+func (r *runner) start(ctx context.Context, x *saga.Executor, st *state.State, d decide.Decision) error {
+	to := events.RoleActive
+	if d.Action == events.ActionBeStandby {
+		to = events.RoleStandby
+	}
+	id := uuid.Must(uuid.NewV7()).String()
+	ev := events.FailoverStarted{
+		FailoverID: id, From: st.Role, To: to, Epoch: d.Epoch, Manual: d.Manual, Force: d.Force,
+		Reason: clip(d.Branch+": "+d.Reason, 1024), RequestID: d.RequestID, Steps: x.Plan(to),
+	}
+	r.log.Info("failover decided", "failover", id, "from", st.Role, "to", to, "epoch", d.Epoch, "branch", d.Branch, "reason", d.Reason)
+	env, err := r.deps.Bus.Publish(ctx, ev, nil)
+	if err != nil {
+		return fmt.Errorf("start failover: %w", err)
+	}
+	if r.opts.afterPublish != nil {
+		r.opts.afterPublish(env)
+	}
+	// The next round finds the saga in the projection and runs it, the
+	// same path a restart takes.
+	_, err = r.wait(ctx, func(s *state.State) bool { return s.Saga != nil && s.Saga.ID == id }, 10*time.Second)
+	return err
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
