@@ -56,7 +56,7 @@ func (v *fakeVIP) Release(context.Context) error {
 func (v *fakeVIP) Held() bool { v.mu.Lock(); defer v.mu.Unlock(); return v.held }
 
 // markerHook writes a hook script appending "$1 $2" to log.
-func markerHook(t *testing.T, dir, name, log, extra string) string {
+func markerHook(t testing.TB, dir, name, log, extra string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	body := "#!/bin/sh\necho \"$1 $2 $DRWATCH_FAILOVER_ID\" >> " + log + "\n" + extra + "\n"
@@ -66,7 +66,7 @@ func markerHook(t *testing.T, dir, name, log, extra string) string {
 	return p
 }
 
-func scriptService(t *testing.T, dir string) (svcmon.Service, string) {
+func scriptService(t testing.TB, dir string) (svcmon.Service, string) {
 	t.Helper()
 	st := filepath.Join(dir, "web.running")
 	p := filepath.Join(dir, "web.sh")
@@ -78,7 +78,7 @@ func scriptService(t *testing.T, dir string) (svcmon.Service, string) {
 }
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	site   *bustest.Site
 	bus    *bus.Bus // the orchestrator's
 	other  *bus.Bus // other services of the site (heartbeat, arbiter, operator)
@@ -94,7 +94,7 @@ type harness struct {
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func newHarness(t *testing.T, role events.Role) *harness {
+func newHarness(t testing.TB, role events.Role) *harness {
 	t.Helper()
 	site := bustest.RunJetStream(t)
 	h := &harness{t: t, site: site, clock: &clock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}, vip: &fakeVIP{}, dir: t.TempDir()}
