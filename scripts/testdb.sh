@@ -12,6 +12,12 @@
 #   scripts/testdb.sh start-one NAME   start one instance (my1 my2 pg1 pg2)
 #   scripts/testdb.sh stop-one NAME    stop one instance
 #
+# Replication runs over TLS with a test CA made here ($BASE/tls: ca.crt,
+# one server certificate for 127.0.0.1 shared by the four servers):
+# MariaDB replicas use MASTER_SSL=1 with the CA, PostgreSQL standbys
+# sslmode=verify-ca. PostgreSQL runs with wal_log_hints=on so pg_rewind
+# can turn a former primary back into a standby.
+#
 # Base directory: $DRWATCH_TESTDB_BASE (default /tmp/drwatch-testdb).
 # Typical use: eval "$(scripts/testdb.sh start)"  (start prints the env too)
 set -euo pipefail
@@ -24,6 +30,10 @@ PG2_PORT=${DRWATCH_TESTDB_PG2_PORT:-15433}
 PGBIN=${DRWATCH_TESTDB_PGBIN:-/usr/lib/postgresql/15/bin}
 # Test-only credentials: the servers listen on 127.0.0.1 only.
 ADMIN_USER=drwatch ADMIN_PASS=drwatch REPL_USER=repl REPL_PASS=repl
+
+# Bumped when the layout changes: an older $BASE is rebuilt on start.
+LAYOUT=2
+TLS_DIR=$BASE/tls
 
 log() { echo "testdb: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -41,6 +51,31 @@ install_packages() {
 		apt-get update >&2
 		apt-get install -y --no-install-recommends "${missing[@]}" >&2
 	fi
+}
+
+# ---------- TLS ----------
+
+# tls_make creates the test CA and a server certificate for 127.0.0.1,
+# with copies of the key owned by each server's user (both refuse keys
+# others can read).
+tls_make() {
+	[ -f "$TLS_DIR/ca.crt" ] && [ -f "$TLS_DIR/pg/server.key" ] && return 0
+	command -v openssl >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssl >&2; }
+	rm -rf "$TLS_DIR"; mkdir -p "$TLS_DIR/my" "$TLS_DIR/pg"
+	(
+		cd "$TLS_DIR"
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+			-subj "/O=drwatch test/CN=drwatch test CA" -keyout ca.key -out ca.crt 2>/dev/null
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-subj "/O=drwatch test/CN=127.0.0.1" -keyout server.key -out server.csr 2>/dev/null
+		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >ext.cnf
+		openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+			-extfile ext.cnf -out server.crt 2>/dev/null
+	) || die "openssl could not make the test certificates"
+	for d in my pg; do cp "$TLS_DIR/server.crt" "$TLS_DIR/server.key" "$TLS_DIR/$d/"; done
+	chown -R mysql:mysql "$TLS_DIR/my"; chown -R postgres:postgres "$TLS_DIR/pg"
+	chmod 600 "$TLS_DIR"/my/server.key "$TLS_DIR"/pg/server.key "$TLS_DIR/ca.key" "$TLS_DIR/server.key"
+	chmod 644 "$TLS_DIR/ca.crt"; chmod 755 "$TLS_DIR" "$TLS_DIR/my" "$TLS_DIR/pg"
 }
 
 # ---------- MariaDB ----------
@@ -76,6 +111,9 @@ innodb_buffer_pool_size=32M
 innodb_log_file_size=16M
 performance_schema=OFF
 max_connections=200
+ssl_ca=$TLS_DIR/ca.crt
+ssl_cert=$TLS_DIR/my/server.crt
+ssl_key=$TLS_DIR/my/server.key
 EOF
 	chown -R mysql:mysql "$d"
 	mariadb-install-db --defaults-file="$d/my.cnf" --user=mysql --auth-root-authentication-method=socket --skip-test-db >"$d/install.log" 2>&1 || { cat "$d/install.log" >&2; die "mariadb-install-db $n failed"; }
@@ -114,7 +152,8 @@ GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '$REPL_USER'@'127.0.0.1';"
 
 my_change_master() {
 	my my2 -e "STOP SLAVE; CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$MY1_PORT,
-MASTER_USER='$REPL_USER', MASTER_PASSWORD='$REPL_PASS', MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=slave_pos;
+MASTER_USER='$REPL_USER', MASTER_PASSWORD='$REPL_PASS', MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=slave_pos,
+MASTER_SSL=1, MASTER_SSL_CA='$TLS_DIR/ca.crt', MASTER_SSL_VERIFY_SERVER_CERT=1;
 START SLAVE;"
 }
 
@@ -122,7 +161,7 @@ my_healthy() {
 	my_alive my1 && my_alive my2 || return 1
 	local st; st=$(my my2 -e "SHOW SLAVE STATUS\G" 2>/dev/null) || return 1
 	grep -q "Slave_IO_Running: Yes" <<<"$st" && grep -q "Slave_SQL_Running: Yes" <<<"$st" &&
-		grep -q "Master_Port: $MY1_PORT" <<<"$st" || return 1
+		grep -q "Master_Port: $MY1_PORT" <<<"$st" && grep -q "Master_SSL_Allowed: Yes" <<<"$st" || return 1
 	[ "$(my my1 -N -e 'SELECT @@read_only')" = 0 ] || return 1
 	[ -z "$(my my1 -N -e 'SHOW SLAVE STATUS')" ]
 }
@@ -203,7 +242,14 @@ min_wal_size = 32MB
 shared_buffers = 32MB
 fsync = off
 synchronous_commit = on
+wal_log_hints = on
+ssl = on
+ssl_cert_file = '$TLS_DIR/pg/server.crt'
+ssl_key_file = '$TLS_DIR/pg/server.key'
+ssl_ca_file = '$TLS_DIR/ca.crt'
 EOF
+	# "host" accepts TLS and plain: the standby's sslmode=verify-ca makes the
+	# link encrypted, and a test can still make a plain one for the "tls" check.
 	cat >>"$d/data/pg_hba.conf" <<EOF
 host replication $REPL_USER 127.0.0.1/32 scram-sha-256
 EOF
@@ -221,20 +267,25 @@ pg_healthy() {
 	[ "$(pg pg1 -tA -c 'SELECT pg_is_in_recovery()')" = f ] || return 1
 	[ "$(pg pg2 -tA -c 'SELECT pg_is_in_recovery()')" = t ] || return 1
 	[ "$(pg pg2 -tA -c "SELECT count(*) FROM pg_stat_wal_receiver WHERE status='streaming' AND sender_port=$PG1_PORT")" = 1 ] || return 1
+	[ "$(pg pg1 -tA -c "SELECT count(*) FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) WHERE s.ssl")" -ge 1 ] || return 1
 	[ "$(pg pg1 -tA -c "SHOW default_transaction_read_only")" = off ]
 }
 
 # pg_heal rebuilds the standby from the primary with pg_basebackup -R.
 pg_heal() {
 	pg_ctl_start pg1
-	# A former standby promoted during a test becomes the primary again only
-	# by rebuild; tests restore roles through this path.
+	# pg1 left a standby (a test returned it to standby of pg2): promote it
+	# back; pg2 is rebuilt from it below.
+	if [ "$(pg pg1 -tA -c 'SELECT pg_is_in_recovery()')" = t ]; then
+		pg pg1 -tA -c "SELECT pg_promote(true, 60)" >/dev/null
+	fi
+	pg pg1 -c "ALTER SYSTEM RESET wal_keep_size" >/dev/null
 	pg pg1 -c "ALTER SYSTEM RESET default_transaction_read_only" -c "SELECT pg_reload_conf()" >/dev/null
 	pg_stop pg2
 	local d; d=$(pg_dir pg2)
 	rm -rf "$d"; mkdir -p "$d"; chown postgres:postgres "$d"
-	as_pg env PGPASSWORD="$REPL_PASS" "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$PG1_PORT" -U "$REPL_USER" \
-		-D "$d/data" -R -X stream -c fast >&2 || die "pg_basebackup failed"
+	as_pg "$PGBIN/pg_basebackup" -d "host=127.0.0.1 port=$PG1_PORT user=$REPL_USER password=$REPL_PASS application_name=drwatch sslmode=verify-ca sslrootcert=$TLS_DIR/ca.crt" \
+		-D "$d/data" -R -X stream -c fast --no-sync >&2 || die "pg_basebackup failed"
 	pg_ctl_start pg2
 	for _ in $(seq 1 100); do pg_healthy && return 0; sleep 0.1; done
 	die "postgresql streaming replication did not become healthy"
@@ -244,9 +295,9 @@ pgsql_up() {
 	mkdir -p "$BASE/run"; chown postgres:postgres "$BASE/run"
 	if [ ! -f "$(pg_dir pg1)/data/PG_VERSION" ]; then pg_init_primary; fi
 	pg_ctl_start pg1
-	# The primary must be a primary; a test that promoted pg2 and died
-	# leaves pg1 possibly fenced read-only, which heal undoes.
-	[ "$(pg pg1 -tA -c 'SELECT pg_is_in_recovery()')" = f ] || { pg_stop pg1; pg_init_primary; pg_ctl_start pg1; }
+	# A test that returned pg1 to standby and died leaves it in recovery
+	# (and possibly fenced read-only): promote it, heal rebuilds pg2.
+	[ "$(pg pg1 -tA -c 'SELECT pg_is_in_recovery()')" = f ] || pg pg1 -tA -c "SELECT pg_promote(true, 60)" >/dev/null
 	pg_users
 	if [ -f "$(pg_dir pg2)/data/PG_VERSION" ]; then pg_ctl_start pg2 || true; fi
 	if ! pg_healthy; then log "postgresql: setting up streaming replication pg1:$PG1_PORT -> pg2:$PG2_PORT"; pg_heal; fi
@@ -263,6 +314,10 @@ export DRWATCH_TEST_PGSQL_PRIMARY_DSN='postgres://$ADMIN_USER:$ADMIN_PASS@127.0.
 export DRWATCH_TEST_PGSQL_STANDBY_DSN='postgres://$ADMIN_USER:$ADMIN_PASS@127.0.0.1:$PG2_PORT/postgres?sslmode=disable'
 export DRWATCH_TEST_PGSQL_REPL_USER='$REPL_USER'
 export DRWATCH_TEST_PGSQL_REPL_PASSWORD='$REPL_PASS'
+export DRWATCH_TEST_PGSQL_PRIMARY_DATADIR='$(pg_dir pg1)/data'
+export DRWATCH_TEST_PGSQL_STANDBY_DATADIR='$(pg_dir pg2)/data'
+export DRWATCH_TEST_PGSQL_BINDIR='$PGBIN'
+export DRWATCH_TEST_TLS_CA='$TLS_DIR/ca.crt'
 export DRWATCH_TESTDB_SCRIPT='$(cd "$(dirname "$0")" && pwd)/$(basename "$0")'
 EOF
 }
@@ -276,8 +331,13 @@ status_line() {
 cmd=${1:-}
 case $cmd in
 start)
-	need_root; install_packages; mkdir -p "$BASE"
-	mysql_up; pgsql_up; print_env ;;
+	need_root; install_packages
+	if [ -d "$BASE" ] && [ "$(cat "$BASE/layout" 2>/dev/null)" != "$LAYOUT" ]; then
+		log "rebuilding $BASE (layout changed)"
+		my_stop my2; my_stop my1; pg_stop pg2; pg_stop pg1; rm -rf "$BASE"
+	fi
+	mkdir -p "$BASE"; echo "$LAYOUT" >"$BASE/layout"; chmod 755 "$BASE"
+	tls_make; mysql_up; pgsql_up; print_env ;;
 stop)
 	need_root; my_stop my2; my_stop my1; pg_stop pg2; pg_stop pg1 ;;
 status)

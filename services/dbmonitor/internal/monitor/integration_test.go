@@ -249,7 +249,7 @@ func TestMySQLPromoteAndRepointBothWays(t *testing.T) {
 		t.Fatal(err)
 	}
 	rpos, err := rt.Command(ctx, events.DatabaseCommand{Command: "position"})
-	if err != nil || rpos.LagBytes != 0 || rpos.Position != pos.Position {
+	if err != nil || rpos.LagTransactions != 0 || rpos.LagBytes != 0 || rpos.Position != pos.Position {
 		t.Fatalf("replica position %+v (err %v), primary %s: want in sync", rpos, err, pos.Position)
 	}
 	// a -> b: fence the old primary, promote the replica, repoint the old one.
@@ -489,9 +489,37 @@ func TestPgSQLPromoteAndDivergence(t *testing.T) {
 	}
 	evs := roundsUntil(t, m, rec, "ReplicationDiverged", isType[*events.ReplicationDiverged](""))
 	d := evs[len(evs)-1].(*events.ReplicationDiverged)
-	if !strings.Contains(strings.Join(d.Details, " "), "timeline 2") {
+	// Timelines grow with every promotion the pair ever saw: compare with
+	// the promoted server's own.
+	st, err := s.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(d.Details, " "), fmt.Sprintf("timeline %d", st.Timeline)) {
 		t.Errorf("diverged event does not name the timeline: %+v", d)
 	}
+	for range 2 {
+		m.Round(ctx)
+	}
+	if evs := rec.take(); len(evs) != 0 {
+		t.Fatalf("diverged standby reported again or resumed: %s", describe(evs))
+	}
+	// On command the forked server is rewound onto the primary's timeline:
+	// its own write is discarded, the primary's rows arrive.
+	_, sh := pgHosts(t)
+	target.Host, target.TLS, target.StreamTimeout, target.Log = sh, PgTLS{CA: env(t, "DRWATCH_TEST_TLS_CA")}, 30*time.Second, testLog(t)
+	start = time.Now()
+	done, err := target.Command(ctx, events.DatabaseCommand{Command: "resync"})
+	if err != nil {
+		t.Fatalf("resync of the forked standby: %v", err)
+	}
+	t.Logf("rewound in %s to %s", time.Since(start).Round(time.Millisecond), done.Position)
+	if _, err := p.Pool().Exec(ctx, "INSERT INTO pgt_promote VALUES (4)"); err != nil {
+		t.Fatal(err)
+	}
+	pgWaitRows(t, s, "SELECT count(*) FROM pgt_promote WHERE id IN (1, 4)", 2)
+	pgWaitRows(t, s, "SELECT count(*) FROM pgt_promote WHERE id = 2", 0)
+	roundsUntil(t, m, rec, "ReplicationRepaired timeline", isType[*events.ReplicationRepaired]("timeline"))
 	// The old primary is fenced as the orchestrator would.
 	pt := &PgSQL{Local: p}
 	if _, err := pt.Command(ctx, events.DatabaseCommand{Command: "demote"}); err != nil {

@@ -116,9 +116,7 @@ func HandleCommand(ctx context.Context, t Target, pub Publisher, log *slog.Logge
 		done.Error = truncate(err.Error(), 4096)
 		log.Warn("database command failed", "command", cmd.Command, "err", err)
 	}
-	if done.LagBytes < 0 {
-		done.LagBytes = 0
-	}
+	done.LagBytes, done.LagTransactions = max(done.LagBytes, 0), max(done.LagTransactions, 0)
 	if _, perr := pub.Publish(ctx, &done, env); perr != nil {
 		return fmt.Errorf("answer %s: %w", cmd.Command, perr)
 	}

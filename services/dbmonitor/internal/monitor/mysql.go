@@ -122,7 +122,7 @@ func (m *MySQL) Command(ctx context.Context, cmd events.DatabaseCommand) (events
 			done.Position, err = m.Local.Position(ctx)
 		}
 	case "position":
-		done.Position, done.LagBytes, err = m.position(ctx)
+		done.Position, done.LagTransactions, err = m.position(ctx)
 	case "resync":
 		done.Position, err = m.resync(ctx)
 	default:
@@ -133,7 +133,8 @@ func (m *MySQL) Command(ctx context.Context, cmd events.DatabaseCommand) (events
 
 // position reports the GTID position and, when the primary is readable,
 // how many transactions behind it this server is (MariaDB has no byte
-// offset across servers; LagBytes carries the transaction count).
+// offset that means the same on both servers: LagTransactions, not
+// LagBytes).
 func (m *MySQL) position(ctx context.Context) (string, int64, error) {
 	pos, err := m.Local.Position(ctx)
 	if err != nil {

@@ -54,11 +54,25 @@ func (c *Client) WithAddr(ctx context.Context, host string, port int) (*Client, 
 	return Open(ctx, dsn)
 }
 
+// AdminConninfo is a libpq conninfo for host:port with this client's
+// credentials and database: pg_rewind's --source-server.
+func (c *Client) AdminConninfo(host string, port int) string {
+	cc := c.cfg.ConnConfig
+	return fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=%s connect_timeout=5",
+		quoteKV(host), port, quoteKV(cc.User), quoteKV(cc.Password), quoteKV(cc.Database))
+}
+
 // Read takes one reading of the local server.
 func (c *Client) Read(ctx context.Context) (Standby, error) {
 	var s Standby
 	var cur, recv, replay string
-	err := c.pool.QueryRow(ctx, `SELECT pg_is_in_recovery(), (SELECT timeline_id FROM pg_control_checkpoint()),
+	// The timeline: a primary's from the name of its current WAL file (its
+	// control file says the new one only after the first checkpoint that
+	// follows a promotion); a standby's from its last restartpoint, and
+	// below from the WAL receiver, which knows the newer one it streams.
+	err := c.pool.QueryRow(ctx, `SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery()
+    THEN (SELECT timeline_id FROM pg_control_checkpoint())
+    ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint END,
   CASE WHEN pg_is_in_recovery() THEN '0/0' ELSE pg_current_wal_lsn()::text END,
   coalesce(pg_last_wal_receive_lsn()::text, '0/0'), coalesce(pg_last_wal_replay_lsn()::text, '0/0'),
   CASE WHEN NOT pg_is_in_recovery() OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
@@ -80,14 +94,18 @@ func (c *Client) Read(ctx context.Context) (Standby, error) {
 		s.Current = max(s.Receive, s.Replay)
 	}
 	var r Receiver
-	err = c.pool.QueryRow(ctx, `SELECT pid, status, coalesce(sender_host, ''), coalesce(sender_port, 0) FROM pg_stat_wal_receiver`).
-		Scan(&r.PID, &r.Status, &r.SenderHost, &r.SenderPort)
+	var tli int64
+	err = c.pool.QueryRow(ctx, `SELECT pid, status, coalesce(sender_host, ''), coalesce(sender_port, 0), coalesce(received_tli, 0)::bigint FROM pg_stat_wal_receiver`).
+		Scan(&r.PID, &r.Status, &r.SenderHost, &r.SenderPort, &tli)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 	case err != nil:
 		return s, fmt.Errorf("read pg_stat_wal_receiver of %s: %w", c.Addr(), err)
 	default:
 		s.Receiver = &r
+		if uint32(tli) > s.Timeline {
+			s.Timeline = uint32(tli)
+		}
 	}
 	return s, nil
 }
@@ -97,7 +115,7 @@ func (c *Client) Read(ctx context.Context) (Standby, error) {
 func (c *Client) ReadPrimary(ctx context.Context, need LSN) (Primary, error) {
 	var p Primary
 	var cur string
-	err := c.pool.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text, (SELECT timeline_id FROM pg_control_checkpoint())`).Scan(&cur, &p.Timeline)
+	err := c.pool.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text, ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint`).Scan(&cur, &p.Timeline)
 	if err != nil {
 		return p, fmt.Errorf("read primary %s: %w", c.Addr(), err)
 	}
