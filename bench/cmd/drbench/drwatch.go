@@ -35,6 +35,7 @@ func (d *drwatchTool) settings(r *report.Report) {
 	r.Setf(d.name(), "failover", "automatic true, failback manual, blockWindow 0s (so 20 runs can alternate)")
 	r.Setf(d.name(), "nats.embedded", "syncAlways true, leafnode b → a:7422 (no TLS inside the bench)")
 	r.Setf(d.name(), "vip", "%s/24 on eth0, taken by the orchestrator over netlink with gratuitous ARP", dwVIP)
+	r.Setf(d.name(), "initial VIP", "added to site a by the harness once: the orchestrator takes the VIP only in a failover saga, not at start")
 	r.Setf(d.name(), "services run standalone", "%s", strings.Join(d.standalone, ", ")+" (not yet composed by cmd/drwatch/internal/cli/services.go)")
 }
 
@@ -211,6 +212,14 @@ func (d *drwatchTool) startSite(ctx context.Context, s node, first bool) error {
 		return err
 	}
 	d.procs[s.name] = ps
+	if first && s == siteA {
+		// The orchestrator takes the VIP only in a failover saga; a site
+		// configured active does not claim it at start, so the harness
+		// places it once, as an operator's initial setup would.
+		if err := run(ctx, "ip", "-n", s.ns(), "addr", "add", dwVIP+"/24", "dev", "eth0"); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

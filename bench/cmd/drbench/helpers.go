@@ -88,7 +88,7 @@ func kvServe(ctx context.Context, args []string) error {
 }
 
 // writer writes one row every -every to the target, each bounded by
-// -timeout, and prints "<seq> <unix ns>" for each acknowledged (committed)
+// -timeout, and prints "<seq> <sent ns> <ack ns>" for each acknowledged (committed)
 // write. A failed or timed-out write is abandoned and the next seq tried:
 // its fate is unknown, so it counts neither as acknowledged nor as lost.
 func writer(ctx context.Context, args []string) error {
@@ -117,11 +117,12 @@ func writer(ctx context.Context, args []string) error {
 	seq := time.Now().UnixMilli() * 1000 // unique across writer restarts
 	for ctx.Err() == nil {
 		seq++
+		sent := time.Now()
 		wctx, cancel := context.WithTimeout(ctx, *timeout)
 		err := w.write(wctx, seq)
 		cancel()
 		if err == nil {
-			fmt.Fprintf(out, "%d %d\n", seq, time.Now().UnixNano())
+			fmt.Fprintf(out, "%d %d %d\n", seq, sent.UnixNano(), time.Now().UnixNano())
 			out.Flush()
 		} else {
 			w.close()

@@ -255,28 +255,32 @@ func waitTCP(ctx context.Context, n node, addr string, limit time.Duration) erro
 type acks struct {
 	t    tail
 	seqs []int64
-	ts   []time.Time
+	sent []time.Time // when the write was sent
+	ts   []time.Time // when it was acknowledged
 }
 
 func (a *acks) poll() {
 	for _, l := range a.t.lines() {
 		f := strings.Fields(l)
-		if len(f) != 2 {
+		if len(f) != 3 {
 			continue
 		}
 		seq, err1 := strconv.ParseInt(f[0], 10, 64)
-		ns, err2 := strconv.ParseInt(f[1], 10, 64)
-		if err1 == nil && err2 == nil {
+		sent, err2 := strconv.ParseInt(f[1], 10, 64)
+		ack, err3 := strconv.ParseInt(f[2], 10, 64)
+		if err1 == nil && err2 == nil && err3 == nil {
 			a.seqs = append(a.seqs, seq)
-			a.ts = append(a.ts, time.Unix(0, ns))
+			a.sent = append(a.sent, time.Unix(0, sent))
+			a.ts = append(a.ts, time.Unix(0, ack))
 		}
 	}
 }
 
-// firstAfter is the first ack after t0.
-func (a *acks) firstAfter(t0 time.Time) (time.Time, bool) {
-	for i := len(a.ts) - 1; i >= 0 && a.ts[i].After(t0); i-- {
-		if i == 0 || !a.ts[i-1].After(t0) {
+// firstSentAfter is the acknowledgement of the first write sent after t:
+// a write sent before the kill may be acknowledged by the dying site.
+func (a *acks) firstSentAfter(t time.Time) (time.Time, bool) {
+	for i := range a.sent {
+		if a.sent[i].After(t) {
 			return a.ts[i], true
 		}
 	}
@@ -359,6 +363,7 @@ func measureTool(ctx context.Context, o options, t tool, rep *report.Report, std
 		if err := powerOff(ctx, active); err != nil {
 			return err
 		}
+		dead := time.Now()
 		var dAt, rAt time.Time
 		var dOK, rOK bool
 		deadline := t0.Add(o.runLimit)
@@ -368,7 +373,7 @@ func measureTool(ctx context.Context, o options, t tool, rep *report.Report, std
 			}
 			if !rOK {
 				ak.poll()
-				rAt, rOK = ak.firstAfter(t0)
+				rAt, rOK = ak.firstSentAfter(dead)
 			}
 			_ = sleepCtx(ctx, 5*time.Millisecond)
 		}
@@ -439,16 +444,17 @@ func measureTool(ctx context.Context, o options, t tool, rep *report.Report, std
 	standby := site(peerOf(active.name))
 	fmt.Fprintf(stdout, "  netem for %s (active %s)\n", o.netemFor, active.name)
 	vip := strings.Split(target, ":")[0]
-	if err := netem(ctx, "1%", "50ms", "50ms", map[node][]string{
+	how, err := impair(ctx, 1, "50ms", "50ms", map[node][]string{
 		siteA: {siteB.addr, vip}, siteB: {siteA.addr, vip},
-	}); err != nil {
+	})
+	if err != nil {
 		return err
 	}
 	n0 := time.Now()
 	_ = sleepCtx(ctx, o.netemFor)
-	clearNetem(context.WithoutCancel(ctx), siteA, siteB)
+	clearImpair(context.WithoutCancel(ctx), siteA, siteB)
 	ff := t.takeovers(standby, n0)
-	note := fmt.Sprintf("over %s", o.netemFor)
+	note := fmt.Sprintf("over %s, %s", o.netemFor, how)
 	if d, ok := t.(*drwatchTool); ok {
 		note += fmt.Sprintf("; RemoteUnreachable (false detections): %d", d.unreachables(standby, n0)+d.unreachables(active, n0))
 	}
@@ -509,7 +515,7 @@ func measureSwitchover(ctx context.Context, o options, t tool, ak *acks, active 
 		var ok bool
 		for !ok && time.Now().Before(deadline) {
 			ak.poll()
-			_, ok = ak.firstAfter(time.Now().Add(-50 * time.Millisecond))
+			_, ok = ak.firstSentAfter(t0)
 			_ = sleepCtx(ctx, 20*time.Millisecond)
 		}
 		n, err := countLost(ctx, o.self, t, ak.before(t0))

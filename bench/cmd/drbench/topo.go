@@ -142,30 +142,56 @@ func powerOn(ctx context.Context, n node) error {
 	return run(ctx, "ip", "-n", nsBridge, "link", "set", n.port(), "up")
 }
 
-// netem adds loss and jitter on both sites' egress towards the other site
-// (its address and the VIPs it probes) — the inter-site link — and leaves
-// arbiters and the client untouched.
-func netem(ctx context.Context, loss, delay, jitter string, peers map[node][]string) error {
+// impair adds loss and jitter on both sites' egress towards the other
+// site (its address and the VIPs it probes) — the inter-site link — and
+// leaves arbiters and the client untouched. It uses tc netem behind a prio
+// filter; on a kernel without sch_netem/sch_prio it falls back to
+// iptables' statistic match, which can drop but not delay, and says so.
+func impair(ctx context.Context, loss float64, delay, jitter string, peers map[node][]string) (how string, err error) {
+	var tcErr error
 	for n, dsts := range peers {
 		steps := [][]string{
 			{"qdisc", "add", "dev", "eth0", "root", "handle", "1:", "prio", "bands", "4", "priomap", "1", "2", "2", "2", "1", "2", "0", "0", "1", "1", "1", "1", "1", "1", "1", "1"},
-			{"qdisc", "add", "dev", "eth0", "parent", "1:4", "handle", "40:", "netem", "loss", loss, "delay", delay, jitter},
+			{"qdisc", "add", "dev", "eth0", "parent", "1:4", "handle", "40:", "netem", "loss", fmt.Sprintf("%g%%", loss), "delay", delay, jitter},
 		}
 		for _, d := range dsts {
 			steps = append(steps, []string{"filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "prio", "1", "u32", "match", "ip", "dst", d + "/32", "flowid", "1:4"})
 		}
 		for _, s := range steps {
-			if err := run(ctx, "ip", append([]string{"netns", "exec", n.ns(), "tc"}, s...)...); err != nil {
-				return err
+			if tcErr = run(ctx, "ip", append([]string{"netns", "exec", n.ns(), "tc"}, s...)...); tcErr != nil {
+				break
+			}
+		}
+		if tcErr != nil {
+			break
+		}
+	}
+	if tcErr == nil {
+		return fmt.Sprintf("tc netem loss %g%% delay %s %s", loss, delay, jitter), nil
+	}
+	clearImpair(ctx, nodesOf(peers)...)
+	for n, dsts := range peers {
+		for _, d := range dsts {
+			if err := run(ctx, "ip", "netns", "exec", n.ns(), "iptables", "-A", "OUTPUT", "-d", d, "-m", "statistic", "--mode", "random", "--probability", fmt.Sprintf("%g", loss/100), "-j", "DROP"); err != nil {
+				return "", fmt.Errorf("tc netem failed (%v) and so did iptables: %w", tcErr, err)
 			}
 		}
 	}
-	return nil
+	return fmt.Sprintf("iptables statistic drop %g%%, NO jitter (this kernel has no tc prio/netem: %s)", loss, lastLines(tcErr.Error(), 1)), nil
 }
 
-func clearNetem(ctx context.Context, nodes ...node) {
+func nodesOf(m map[node][]string) []node {
+	var out []node
+	for n := range m {
+		out = append(out, n)
+	}
+	return out
+}
+
+func clearImpair(ctx context.Context, nodes ...node) {
 	for _, n := range nodes {
 		_ = run(ctx, "ip", "netns", "exec", n.ns(), "tc", "qdisc", "del", "dev", "eth0", "root")
+		_ = run(ctx, "ip", "netns", "exec", n.ns(), "iptables", "-F", "OUTPUT")
 	}
 }
 
