@@ -115,14 +115,15 @@ func writeSiteConfig(t *testing.T, dir string, natsPort, httpPort, retries int) 
 	return path, text
 }
 
-// startSite runs `drwatch run` and connects a test bus to its NATS.
-func startSite(t *testing.T) *testSite {
+// startSite runs `drwatch run` with runArgs and connects a test bus to its
+// NATS.
+func startSite(t *testing.T, runArgs ...string) *testSite {
 	t.Helper()
 	dir := t.TempDir()
 	natsPort, httpPort := freePort(t), freePort(t)
 	cfgPath, text := writeSiteConfig(t, dir, natsPort, httpPort, 1)
 	s := &testSite{dir: dir, cfgPath: cfgPath, cfgText: text, natsURL: fmt.Sprintf("nats://127.0.0.1:%d", natsPort), httpAddr: fmt.Sprintf("127.0.0.1:%d", httpPort), stderr: &syncBuffer{}}
-	cmd := exec.Command(drwatchBin(t), "run", "-config", cfgPath)
+	cmd := exec.Command(drwatchBin(t), append([]string{"run", "-config", cfgPath}, runArgs...)...)
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -279,8 +280,12 @@ const seedAPI = `{
 // TestCLIAgainstARunningSite runs every operator command of the built
 // binary against a real site process, checking exit codes, output and
 // what each recorded in the log.
+//
+// The site runs without its orchestrator, so that a stand-in can answer
+// (or not answer) manualFailover; TestManualFailoverWithTheOrchestrator
+// drives the real one.
 func TestCLIAgainstARunningSite(t *testing.T) {
-	s := startSite(t)
+	s := startSite(t, "-services", "heartbeat,arbiter,dbmonitor,filesync,notifier")
 	cfg := s.cfgPath
 
 	t.Run("help and bad commands", func(t *testing.T) {
@@ -920,5 +925,68 @@ func TestInitWritesAPairThatValidates(t *testing.T) {
 		if entries, _ := os.ReadDir(d); len(entries) != 0 {
 			t.Errorf("init %v wrote files after a usage error", bad.args)
 		}
+	}
+}
+
+// TestManualFailoverWithTheOrchestrator switches a whole site process
+// (every service) to standby and back with the operator's command: the
+// real orchestrator answers, refuses a lagging promotion without --force
+// and accepts it with --force at a higher epoch.
+func TestManualFailoverWithTheOrchestrator(t *testing.T) {
+	s := startSite(t)
+	cfg := s.cfgPath
+	roles := func() []events.RoleChanged {
+		var out []events.RoleChanged
+		for _, env := range s.logOf(t, events.SiteTypeFilter("a", "RoleChanged")) {
+			ev, err := events.DecodeInto[events.RoleChanged](env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, ev)
+		}
+		return out
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(roles()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the orchestrator never announced the configured role\n%s", s.stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	r := runCLI(t, cfg, "manualFailover", "-s", "--timeout", "30s")
+	if r.code != 0 || !strings.Contains(r.stdout, "active→standby") {
+		t.Fatalf("manualFailover -s: %v\n%s", r, s.stderr)
+	}
+	if last := roles()[len(roles())-1]; last.To != events.RoleStandby {
+		t.Fatalf("last role change %+v, want to standby", last)
+	}
+
+	// dbmonitor reports the standby's copy far behind: a promotion without
+	// --force must be refused by the lag guard and change nothing.
+	db, err := bus.New(s.bus.Conn(), bus.Options{Source: events.Source{Site: "a", Node: "test", Service: "dbmonitor"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Publish(context.Background(), events.ReplicationLagHigh{Database: events.PgSQL, Server: "pg-a", LagSeconds: 90, LagBytes: 64 << 20, ThresholdSeconds: 30, ThresholdBytes: 1 << 20}, nil); err != nil {
+		t.Fatal(err)
+	}
+	before := len(roles())
+	r = runCLI(t, cfg, "manualFailover", "-a", "--timeout", "30s")
+	if r.code != 1 || !strings.Contains(r.stderr, "refused by site a") {
+		t.Fatalf("lagging promotion without --force: %v", r)
+	}
+	if n := len(roles()); n != before {
+		t.Fatalf("a refused promotion changed the role (%d → %d role changes)", before, n)
+	}
+
+	r = runCLI(t, cfg, "manualFailover", "-a", "--force", "--timeout", "30s")
+	if r.code != 0 || !strings.Contains(r.stdout, "standby→active") {
+		t.Fatalf("manualFailover -a --force: %v\n%s", r, s.stderr)
+	}
+	all := roles()
+	last, first := all[len(all)-1], all[0]
+	if last.To != events.RoleActive || last.Epoch <= first.Epoch {
+		t.Errorf("after --force: %+v (first %+v), want active at a higher epoch", last, first)
 	}
 }

@@ -34,7 +34,9 @@ require (
 	github.com/drwatch/drwatch/services/filesync v0.0.0-00010101000000-000000000000
 	github.com/drwatch/drwatch/services/heartbeat v0.0.0-00010101000000-000000000000
 	github.com/drwatch/drwatch/services/notifier v0.0.0-00010101000000-000000000000
+	github.com/drwatch/drwatch/services/orchestrator v0.0.0-00010101000000-000000000000
 	github.com/go-sql-driver/mysql v1.10.1
+	github.com/google/go-cmp v0.7.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
@@ -72,6 +74,8 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
+	github.com/vishvananda/netlink v1.3.1 // indirect
+	github.com/vishvananda/netns v0.0.5 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
 	go.opentelemetry.io/otel v1.47.0 // indirect
 	go.opentelemetry.io/otel/exporters/otlp/otlptrace v1.47.0 // indirect

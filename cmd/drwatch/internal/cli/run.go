@@ -31,8 +31,13 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlags("run", stderr)
 	cfgPath := configFlag(fs)
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	only := fs.String("services", "", "comma-separated services to run (default: all), e.g. to run the orchestrator in a process of its own")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	services, err := selectServices(*only)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	log, err := service.NewLogger(stderr, *level)
 	if err != nil {
@@ -50,7 +55,7 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		slog := log.With("site", cfg.Site.Name)
 		runCtx, cancel := context.WithCancelCause(ctx)
 		var wg sync.WaitGroup
-		err = site.Run(runCtx, site.Options{Config: cfg, Services: Services(), Log: slog, Ready: func(url string) {
+		err = site.Run(runCtx, site.Options{Config: cfg, Services: services, Log: slog, Ready: func(url string) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
