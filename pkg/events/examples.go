@@ -35,6 +35,7 @@ func Examples() []Event {
 		AutomaticFailoverChanged{Enabled: false, Until: &until, Reason: "maintenance", By: "operator"},
 		FailoverDecided{Action: ActionBeActive, Branch: "guard.lag", Reason: "lag 5242880 bytes > 1048576", Blocked: true},
 		FailoverAcknowledged{By: "root@a", Reason: "checked after failover"},
+		VIPChanged{Address: "10.0.0.10/24", Interface: "eth0", Held: true, Role: RoleActive, Reason: "active site did not hold the VIP"},
 		NotificationSent{Key: "b/ArbiterQuorumLow", Kind: "ArbiterQuorumLow", Recipients: []string{"ops@example.com"}, Subject: "x", Cause: "id"},
 		NotificationSuppressed{Key: "b/ArbiterQuorumLow", Kind: "ArbiterQuorumLow", Reason: "mailed within 1h0m0s", Until: until, Cause: "id"},
 		ConfigUpdated{Path: "/etc/drwatch/site.yaml", SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Changed: []string{"watchdog"}, Sections: map[string]string{"watchdog": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}, By: "root@a"},

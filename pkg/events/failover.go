@@ -125,3 +125,21 @@ type FailoverAcknowledged struct {
 
 // EventType implements Event.
 func (FailoverAcknowledged) EventType() Type { return "FailoverAcknowledged" }
+
+// VIPChanged records the orchestrator's VIP reconciler putting the service
+// address where the role wants it outside a saga: added on an active site
+// that did not hold it (a restart, an operator's `ip addr del`), removed
+// from a standby or standalone site that did (a fence: a standby must never
+// answer on the VIP).
+type VIPChanged struct {
+	Address   string `json:"address" validate:"required,max=64"`
+	Interface string `json:"interface" validate:"required,max=64"`
+	// Held: the address is now on the interface.
+	Held bool `json:"held"`
+	// Role is the role the change follows.
+	Role   Role   `json:"role" validate:"oneof=active standby standalone"`
+	Reason string `json:"reason" validate:"required,max=1024"`
+}
+
+// EventType implements Event.
+func (VIPChanged) EventType() Type { return "VIPChanged" }

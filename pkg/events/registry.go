@@ -59,6 +59,7 @@ var registry = indexKinds(
 	register[AutomaticFailoverChanged](),
 	register[FailoverDecided](),
 	register[FailoverAcknowledged](),
+	register[VIPChanged](),
 
 	register[NotificationSent](),
 	register[NotificationSuppressed](),
