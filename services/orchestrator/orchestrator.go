@@ -28,6 +28,7 @@ import (
 	"github.com/drwatch/drwatch/services/orchestrator/internal/state"
 	"github.com/drwatch/drwatch/services/orchestrator/internal/svcmon"
 	"github.com/drwatch/drwatch/services/orchestrator/internal/vip"
+	"github.com/drwatch/drwatch/services/orchestrator/internal/vipmon"
 )
 
 // Options configure the orchestrator.
@@ -37,7 +38,7 @@ type Options struct {
 	Policy      decide.Policy
 	Hooks       saga.Hooks
 	// VIP is nil when vip.address is not configured.
-	VIP       saga.VIP
+	VIP       vipmon.VIP
 	Services  []svcmon.Service
 	Databases []events.Database
 	// DBTimeout bounds a promote/demote by dbmonitor; FenceTimeout the wait
@@ -48,6 +49,10 @@ type Options struct {
 	Tick time.Duration
 	// ServiceInterval is the service monitor's round.
 	ServiceInterval time.Duration
+	// VIPInterval is the VIP monitor's round: how soon an address removed
+	// by hand on the active site comes back, or one found on a standby
+	// goes.
+	VIPInterval time.Duration
 	// KeepPeerSource runs bus.KeepPeerSource: on when the orchestrator runs
 	// alone; the drwatch all-in-one process runs one keeper for all.
 	KeepPeerSource bool
@@ -63,6 +68,7 @@ func DefaultOptions() Options {
 		FenceTimeout:    2 * time.Minute,
 		Tick:            time.Second,
 		ServiceInterval: 10 * time.Second,
+		VIPInterval:     2 * time.Second,
 		KeepPeerSource:  true,
 	}
 }
@@ -137,7 +143,7 @@ func (o *Options) validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"DBTimeout", o.DBTimeout}, {"FenceTimeout", o.FenceTimeout}, {"Tick", o.Tick}, {"ServiceInterval", o.ServiceInterval}} {
+	}{{"DBTimeout", o.DBTimeout}, {"FenceTimeout", o.FenceTimeout}, {"Tick", o.Tick}, {"ServiceInterval", o.ServiceInterval}, {"VIPInterval", o.VIPInterval}} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("orchestrator option %s %s must be positive", d.name, d.v))
 		}
@@ -193,9 +199,30 @@ type runner struct {
 	st      *state.State
 	changed chan struct{} // closed and replaced at every applied event
 	wake    chan struct{}
-	// sagaActive: this process is carrying a saga out (the service monitor
-	// stands back).
+	// sagaActive: this process is carrying a saga out (the service and
+	// VIP monitors stand back).
 	sagaActive bool
+	// vipMu serialises the VIP monitor's rounds with the saga's VIP steps.
+	vipMu sync.Mutex
+}
+
+// lockedVIP is the saga's view of the VIP: each move holds the runner's
+// vipMu so it never interleaves with a VIP monitor round.
+type lockedVIP struct {
+	mu  *sync.Mutex
+	vip vipmon.VIP
+}
+
+func (l lockedVIP) Take(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.vip.Take(ctx)
+}
+
+func (l lockedVIP) Release(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.vip.Release(ctx)
 }
 
 func filters() []string {
@@ -305,8 +332,28 @@ func (r *runner) run(ctx context.Context) error {
 		}, r.log.With("component", "serviceMonitor"))
 	}()
 
+	var sagaVIP saga.VIP
+	if r.opts.VIP != nil {
+		sagaVIP = lockedVIP{mu: &r.vipMu, vip: r.opts.VIP}
+		m := &vipmon.Monitor{
+			VIP: r.opts.VIP, Lock: &r.vipMu, Log: r.log.With("component", "vipMonitor"),
+			Publish: func(ctx context.Context, ev events.VIPChanged) error {
+				_, err := r.deps.Bus.Publish(ctx, ev, nil)
+				return err
+			},
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.Run(ctx, r.opts.VIPInterval, func() vipmon.Status {
+				r.mu.Lock()
+				defer r.mu.Unlock()
+				return vipmon.Status{Role: r.st.Role, Paused: r.sagaActive || r.st.SagaRunning(), ObserveOnly: r.opts.Policy.ObserveOnly}
+			})
+		}()
+	}
 	x := &saga.Executor{
-		Site: r.opts.Site, Peer: r.opts.Peer, Bus: r.deps.Bus, VIP: r.opts.VIP,
+		Site: r.opts.Site, Peer: r.opts.Peer, Bus: r.deps.Bus, VIP: sagaVIP,
 		Services: r.opts.Services, Control: svcmon.Controller{Timeout: r.opts.Hooks.Timeout},
 		Hooks: r.opts.Hooks, Databases: r.opts.Databases,
 		DBTimeout: r.opts.DBTimeout, FenceTimeout: r.opts.FenceTimeout,

@@ -53,7 +53,13 @@ func (v *fakeVIP) Release(context.Context) error {
 	return nil
 }
 
-func (v *fakeVIP) Held() bool { v.mu.Lock(); defer v.mu.Unlock(); return v.held }
+func (v *fakeVIP) Held(context.Context) (bool, error) { return v.holds(), nil }
+
+func (v *fakeVIP) Names() (string, string) { return "10.0.0.10/24", "eth0" }
+
+func (v *fakeVIP) holds() bool { v.mu.Lock(); defer v.mu.Unlock(); return v.held }
+
+func (v *fakeVIP) opsSeen() []string { v.mu.Lock(); defer v.mu.Unlock(); return append([]string(nil), v.ops...) }
 
 // markerHook writes a hook script appending "$1 $2" to log.
 func markerHook(t testing.TB, dir, name, log, extra string) string {
@@ -286,7 +292,7 @@ func TestFailoverSagaEndToEnd(t *testing.T) {
 	if diff := cmp.Diff([]string{"veto s2m", "pre s2m", "post s2m"}, h.hookLines()); diff != "" {
 		t.Errorf("hooks (-want +got):\n%s", diff)
 	}
-	if !h.vip.Held() {
+	if !h.vip.holds() {
 		t.Error("VIP not taken")
 	}
 	if _, err := os.Stat(h.svc); err != nil {
@@ -308,7 +314,7 @@ func TestFailoverSagaEndToEnd(t *testing.T) {
 	if diff := cmp.Diff([]string{"veto s2m", "pre s2m", "post s2m", "pre m2s", "post m2s"}, h.hookLines()); diff != "" {
 		t.Errorf("hooks (-want +got):\n%s", diff)
 	}
-	if h.vip.Held() {
+	if h.vip.holds() {
 		t.Error("VIP still held after demotion")
 	}
 	if _, err := os.Stat(h.svc); err == nil {
@@ -375,7 +381,7 @@ func TestCrashAtEveryStepResumes(t *testing.T) {
 			if actives != 1 || len(decodeAll[events.FailoverStarted](h)) != 1 {
 				t.Errorf("%d RoleChanged to active, %d sagas; want 1 and 1", actives, len(decodeAll[events.FailoverStarted](h)))
 			}
-			if !h.vip.Held() {
+			if !h.vip.holds() {
 				t.Error("VIP not held at the end")
 			}
 		})
@@ -413,7 +419,7 @@ func TestHangingHookTimesOutAndAborts(t *testing.T) {
 	if rec.OK || !strings.Contains(rec.Error, "process group was killed") || !strings.Contains(rec.Output, "hanging") {
 		t.Errorf("step record %+v", rec)
 	}
-	if h.vip.Held() || len(decodeAll[events.RoleChanged](h)) != 1 { // only the initial announcement
+	if h.vip.holds() || len(decodeAll[events.RoleChanged](h)) != 1 { // only the initial announcement
 		t.Error("an aborted failover changed the role or took the VIP")
 	}
 }
@@ -496,7 +502,7 @@ func TestObserveOnlyRecordsAndNeverActs(t *testing.T) {
 		t.Errorf("decision %+v", d)
 	}
 	time.Sleep(200 * time.Millisecond)
-	if len(decodeAll[events.FailoverStarted](h)) != 0 || h.vip.Held() || len(h.hookLines()) != 0 {
+	if len(decodeAll[events.FailoverStarted](h)) != 0 || h.vip.holds() || len(h.hookLines()) != 0 {
 		t.Error("observe-only acted")
 	}
 }

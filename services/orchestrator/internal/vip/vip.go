@@ -39,6 +39,9 @@ func New(cidr, iface string) (*Address, error) {
 
 func (a *Address) String() string { return a.Prefix.String() + " on " + a.Interface }
 
+// Names returns the address with its prefix length and the interface.
+func (a *Address) Names() (address, iface string) { return a.Prefix.String(), a.Interface }
+
 func (a *Address) link() (netlink.Link, *netlink.Addr, error) {
 	l, err := netlink.LinkByName(a.Interface)
 	if err != nil {
