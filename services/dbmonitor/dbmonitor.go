@@ -6,6 +6,7 @@ package dbmonitor
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/drwatch/drwatch/pkg/service"
 	"github.com/drwatch/drwatch/services/dbmonitor/internal/monitor"
 	"github.com/drwatch/drwatch/services/dbmonitor/internal/mysqlrepl"
+	"github.com/drwatch/drwatch/services/dbmonitor/internal/pghost"
 	"github.com/drwatch/drwatch/services/dbmonitor/internal/pgrepl"
 	"github.com/drwatch/drwatch/services/dbmonitor/internal/watch"
 )
@@ -53,7 +55,7 @@ func Run(ctx context.Context, deps service.Deps) error {
 		g.Go(func() error { return m.Run(gctx) })
 	}
 	if cfg.PgSQL.Enabled {
-		t, err := newPgSQL(ctx, cfg)
+		t, err := newPgSQL(ctx, cfg, log.With("database", "pgsql"), deps.Now)
 		if err != nil {
 			return err
 		}
@@ -101,7 +103,8 @@ func newMySQL(cfg *config.Config) (*monitor.MySQL, error) {
 		return nil, fmt.Errorf("mysql.dsn: %w", err)
 	}
 	t := &monitor.MySQL{Local: local, ReplUser: cfg.MySQL.ReplicationUser, ReplPassword: cfg.MySQL.ReplicationPassword.Value(),
-		PeerHosts: peerHosts(cfg.MySQL.PeerVIP, cfg.MySQL.PeerNodes)}
+		PeerHosts: peerHosts(cfg.MySQL.PeerVIP, cfg.MySQL.PeerNodes),
+		TLS:       mysqlrepl.TLSFiles{CA: cfg.MySQL.TLS.CA, Cert: cfg.MySQL.TLS.Cert, Key: cfg.MySQL.TLS.Key}}
 	if cfg.MySQL.PeerDSN.IsSet() {
 		if t.Peer, err = mysqlrepl.Open(cfg.MySQL.PeerDSN.Value()); err != nil {
 			local.Close()
@@ -111,13 +114,20 @@ func newMySQL(cfg *config.Config) (*monitor.MySQL, error) {
 	return t, nil
 }
 
-func newPgSQL(ctx context.Context, cfg *config.Config) (*monitor.PgSQL, error) {
+func newPgSQL(ctx context.Context, cfg *config.Config, log *slog.Logger, now func() time.Time) (*monitor.PgSQL, error) {
 	local, err := pgrepl.Open(ctx, cfg.PgSQL.DSN.Value())
 	if err != nil {
 		return nil, fmt.Errorf("pgsql.dsn: %w", err)
 	}
 	t := &monitor.PgSQL{Local: local, ReplUser: cfg.PgSQL.ReplicationUser, ReplPassword: cfg.PgSQL.ReplicationPassword.Value(),
-		PeerHosts: peerHosts(cfg.PgSQL.PeerFmpmVIP, cfg.PgSQL.PeerNodes)}
+		PeerHosts: peerHosts(cfg.PgSQL.PeerFmpmVIP, cfg.PgSQL.PeerNodes),
+		TLS:       monitor.PgTLS{CA: cfg.PgSQL.TLS.CA, Cert: cfg.PgSQL.TLS.Cert, Key: cfg.PgSQL.TLS.Key},
+		Log:       log, Now: now}
+	if cfg.PgSQL.DataDir != "" {
+		// The server is on this host: resync and the return of a former
+		// primary to standby run here instead of being left to an operator.
+		t.Host = &pghost.Host{DataDir: cfg.PgSQL.DataDir, BinDir: cfg.PgSQL.BinDir, OSUser: cfg.PgSQL.OSUser, Log: log}
+	}
 	if cfg.PgSQL.PeerDSN.IsSet() {
 		if t.Peer, err = pgrepl.Open(ctx, cfg.PgSQL.PeerDSN.Value()); err != nil {
 			local.Close()

@@ -48,7 +48,8 @@ type Monitor struct {
 	// Rounds, when set, receives each observation (tests and benchmarks).
 	Rounds chan<- watch.Observation
 
-	tracker *watch.Tracker
+	tracker   *watch.Tracker
+	encrypted string
 }
 
 // Run checks until ctx ends.
@@ -78,6 +79,10 @@ func (m *Monitor) Round(ctx context.Context) {
 	cancel()
 	if ctx.Err() != nil {
 		return
+	}
+	if obs.Encrypted != "" && obs.Encrypted != m.encrypted {
+		m.Log.Info("replication link", "server", obs.Server, "tls", obs.Encrypted)
+		m.encrypted = obs.Encrypted
 	}
 	evs, acts := m.tracker.Step(m.Now(), obs)
 	for _, ev := range evs {

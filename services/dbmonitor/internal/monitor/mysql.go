@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/drwatch/drwatch/pkg/events"
@@ -20,6 +21,9 @@ type MySQL struct {
 	PeerHosts    []string
 	ReplUser     string
 	ReplPassword string
+	// TLS, when CA is set, is required of the replication link: repoint
+	// and resync use it, and a plain link fails the "tls" check.
+	TLS mysqlrepl.TLSFiles
 
 	mu      sync.Mutex
 	derived *mysqlrepl.Client
@@ -72,8 +76,9 @@ func (m *MySQL) Observe(ctx context.Context, expectReplica bool) watch.Observati
 			s.PrimaryErr = err.Error()
 		}
 	}
-	f, lag, known := mysqlrepl.Evaluate(s, mysqlrepl.Expect{Replica: expectReplica, PeerHosts: m.PeerHosts, ResyncCommand: ResyncCommandMySQL})
-	obs.Findings, obs.LagSeconds, obs.LagKnown = f, lag, known
+	f, lag, known := mysqlrepl.Evaluate(s, mysqlrepl.Expect{Replica: expectReplica, PeerHosts: m.PeerHosts,
+		ResyncCommand: ResyncCommandMySQL, RequireTLS: m.TLS.CA != ""})
+	obs.Findings, obs.LagSeconds, obs.LagKnown, obs.Encrypted = f, lag, known, mysqlrepl.Encrypted(s)
 	return obs
 }
 
@@ -81,6 +86,9 @@ func (m *MySQL) Observe(ctx context.Context, expectReplica bool) watch.Observati
 func (m *MySQL) Act(ctx context.Context, a watch.Action) error {
 	switch a.Kind {
 	case watch.Repair:
+		if conn, ok := strings.CutSuffix(a.Check, "tls"); ok {
+			return m.Local.RequireTLS(ctx, strings.TrimSuffix(conn, "/"), m.TLS)
+		}
 		return m.Local.StartReplica(ctx)
 	case watch.Hold:
 		return m.Local.StopReplica(ctx)
@@ -100,7 +108,7 @@ func (m *MySQL) resync(ctx context.Context) (string, error) {
 	if p == nil {
 		return "", fmt.Errorf("resync %s: no primary known: set mysql.peerDsn or repoint first", m.Local.Addr())
 	}
-	return m.Local.Resync(ctx, p, m.ReplUser, m.ReplPassword)
+	return m.Local.Resync(ctx, p, m.ReplUser, m.ReplPassword, m.TLS)
 }
 
 // Command implements Target.
@@ -118,7 +126,7 @@ func (m *MySQL) Command(ctx context.Context, cmd events.DatabaseCommand) (events
 		if cmd.PrimaryHost == "" || cmd.PrimaryPort == 0 {
 			return done, fmt.Errorf("repoint needs primaryHost and primaryPort")
 		}
-		if err = m.Local.Repoint(ctx, cmd.PrimaryHost, cmd.PrimaryPort, m.ReplUser, m.ReplPassword); err == nil {
+		if err = m.Local.Repoint(ctx, cmd.PrimaryHost, cmd.PrimaryPort, m.ReplUser, m.ReplPassword, m.TLS); err == nil {
 			done.Position, err = m.Local.Position(ctx)
 		}
 	case "position":

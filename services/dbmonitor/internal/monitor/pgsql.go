@@ -122,8 +122,11 @@ func (p *PgSQL) Observe(ctx context.Context, expectStandby bool) watch.Observati
 			}
 		}
 	}
-	f, sec, b, known := pgrepl.Evaluate(s, prim, expectStandby, ResyncCommandPgSQL)
+	f, sec, b, known := pgrepl.Evaluate(s, prim, expectStandby, ResyncCommandPgSQL, p.TLS.CA != "")
 	obs.Findings, obs.LagSeconds, obs.LagBytes, obs.LagKnown = f, sec, b, known
+	if expectStandby {
+		obs.Encrypted = pgrepl.Encrypted(s, prim)
+	}
 	return obs
 }
 
@@ -131,7 +134,14 @@ func (p *PgSQL) Observe(ctx context.Context, expectStandby bool) watch.Observati
 func (p *PgSQL) Act(ctx context.Context, a watch.Action) error {
 	switch a.Kind {
 	case watch.Repair:
-		return p.Local.Reconnect(ctx, p.conninfo())
+		if a.Check == "tls" {
+			host, port, err := p.primaryAddr("", 0)
+			if err != nil {
+				return err
+			}
+			return p.Local.Reconnect(ctx, p.replConninfo(host, port), true)
+		}
+		return p.Local.Reconnect(ctx, p.conninfo(), false)
 	case watch.Hold:
 		// A standby on a forked timeline cannot replay the primary's WAL;
 		// PostgreSQL itself refuses, so there is nothing to stop.
@@ -388,7 +398,7 @@ func (p *PgSQL) follow(ctx context.Context, host string, port int) (string, erro
 		return "", err
 	}
 	if s.InRecovery {
-		if err := p.Local.Reconnect(ctx, p.replConninfo(host, port)); err != nil {
+		if err := p.Local.Reconnect(ctx, p.replConninfo(host, port), true); err != nil {
 			return "", err
 		}
 		return p.Local.Position(ctx)

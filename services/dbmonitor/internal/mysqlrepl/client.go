@@ -147,9 +147,44 @@ func (c *Client) Fence(ctx context.Context) error {
 	return nil
 }
 
+// TLSFiles are the certificate files a replica verifies its primary with
+// (paths on the replica's host); an empty CA means a plain connection.
+type TLSFiles struct{ CA, Cert, Key string }
+
+// clause is the CHANGE MASTER options for f: MASTER_SSL with the CA and
+// the server certificate's name checked, or MASTER_SSL=0.
+func (f TLSFiles) clause() string {
+	if f.CA == "" {
+		return "MASTER_SSL=0"
+	}
+	s := "MASTER_SSL=1, MASTER_SSL_CA=" + quote(f.CA) + ", MASTER_SSL_VERIFY_SERVER_CERT=1"
+	if f.Cert != "" {
+		s += ", MASTER_SSL_CERT=" + quote(f.Cert) + ", MASTER_SSL_KEY=" + quote(f.Key)
+	}
+	return s
+}
+
+// RequireTLS turns TLS on for the replica connection named conn ("" is
+// the default one) and restarts it.
+func (c *Client) RequireTLS(ctx context.Context, conn string, f TLSFiles) error {
+	if f.CA == "" {
+		return fmt.Errorf("require tls on %s: mysql.tls.ca is not set", c.cfg.Addr)
+	}
+	name := ""
+	if conn != "" {
+		name = quote(conn) + " "
+	}
+	for _, q := range []string{"STOP SLAVE " + name, "CHANGE MASTER " + name + "TO " + f.clause(), "START SLAVE " + name} {
+		if err := c.exec(ctx, strings.TrimSpace(q)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Repoint makes the server replicate from host:port by GTID (seed 003's
 // createslave), read-only so nothing is written beside the replication.
-func (c *Client) Repoint(ctx context.Context, host string, port int, user, password string) error {
+func (c *Client) Repoint(ctx context.Context, host string, port int, user, password string, tls TLSFiles) error {
 	s, err := c.Read(ctx)
 	if err != nil {
 		return err
@@ -168,8 +203,8 @@ func (c *Client) Repoint(ctx context.Context, host string, port int, user, passw
 	if err := c.exec(ctx, "RESET SLAVE ALL"); err != nil {
 		return err
 	}
-	q := fmt.Sprintf("CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%d, MASTER_USER=%s, MASTER_PASSWORD=%s, MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=slave_pos",
-		quote(host), port, quote(user), quote(password))
+	q := fmt.Sprintf("CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%d, MASTER_USER=%s, MASTER_PASSWORD=%s, MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=slave_pos, %s",
+		quote(host), port, quote(user), quote(password), tls.clause())
 	if err := c.exec(ctx, q); err != nil {
 		return err
 	}
@@ -186,7 +221,7 @@ var gtidLine = regexp.MustCompile(`SET GLOBAL gtid_slave_pos='([0-9,\-]*)'`)
 // that position (seed 002's full resync). The replica's own binlog is
 // reset, so errant transactions are discarded. Accounts (the mysql schema)
 // are not copied. It returns the position replication starts from.
-func (c *Client) Resync(ctx context.Context, primary *Client, replUser, replPassword string) (string, error) {
+func (c *Client) Resync(ctx context.Context, primary *Client, replUser, replPassword string, tls TLSFiles) (string, error) {
 	if err := c.exec(ctx, "STOP ALL SLAVES"); err != nil {
 		return "", err
 	}
@@ -232,7 +267,7 @@ func (c *Client) Resync(ctx context.Context, primary *Client, replUser, replPass
 	if err != nil {
 		return "", err
 	}
-	if err := c.Repoint(ctx, host, port, replUser, replPassword); err != nil {
+	if err := c.Repoint(ctx, host, port, replUser, replPassword, tls); err != nil {
 		return "", err
 	}
 	return pos, nil

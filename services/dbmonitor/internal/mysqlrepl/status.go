@@ -32,6 +32,10 @@ type Replica struct {
 	SecondsKnown bool
 	GtidIOPos    string
 	UsingGtid    string
+	// SSLAllowed is Master_SSL_Allowed: "Yes" when the connection to the
+	// primary is made over TLS (MASTER_SSL=1; it fails rather than fall
+	// back to plain).
+	SSLAllowed string
 }
 
 // ParseReplica reads one row of SHOW [ALL] SLAVES STATUS given as column
@@ -46,6 +50,7 @@ func ParseReplica(row map[string]string) (Replica, error) {
 		LastSQLError: row["Last_SQL_Error"],
 		GtidIOPos:    row["Gtid_IO_Pos"],
 		UsingGtid:    row["Using_Gtid"],
+		SSLAllowed:   row["Master_SSL_Allowed"],
 	}
 	if _, ok := row["Slave_IO_Running"]; !ok {
 		return r, fmt.Errorf("slave status row has no Slave_IO_Running column")
@@ -145,6 +150,9 @@ type Expect struct {
 	PeerHosts []string
 	// ResyncCommand is the operator command named in events.
 	ResyncCommand string
+	// RequireTLS (mysql.tls set) makes a plain replication link a failing
+	// "tls" check.
+	RequireTLS bool
 }
 
 // Evaluate turns one round's reading into failing checks. It returns the
@@ -181,6 +189,10 @@ func Evaluate(s Server, e Expect) (findings []watch.Finding, lagSeconds float64,
 			findings = append(findings, watch.Finding{Check: name("primary_host"), Error: "primary host unknown: Master_Host is empty"})
 			continue
 		}
+		if e.RequireTLS && r.SSLAllowed != "Yes" {
+			findings = append(findings, watch.Finding{Check: name("tls"), Repairable: true,
+				Error: fmt.Sprintf("replication from %s:%d is not encrypted: Master_SSL_Allowed=%s while mysql.tls requires TLS", r.MasterHost, r.MasterPort, r.SSLAllowed)})
+		}
 		if r.IORunning != "Yes" {
 			f := watch.Finding{Check: name("io_thread"), Repairable: true,
 				Error: fmt.Sprintf("Slave_IO_Running=%s Last_IO_Errno=%d: %s", r.IORunning, r.LastIOErrno, r.LastIOError)}
@@ -198,6 +210,20 @@ func Evaluate(s Server, e Expect) (findings []watch.Finding, lagSeconds float64,
 		}
 	}
 	return findings, lagSeconds, lagKnown
+}
+
+// Encrypted says whether every replica connection uses TLS: "yes", "no",
+// or "" when the server replicates from nothing.
+func Encrypted(s Server) string {
+	if len(s.Replicas) == 0 {
+		return ""
+	}
+	for _, r := range s.Replicas {
+		if r.SSLAllowed != "Yes" {
+			return "no"
+		}
+	}
+	return "yes"
 }
 
 // Scope is "cross" when one of the replica's primaries is a peer host.

@@ -52,24 +52,29 @@ func TestEvaluate(t *testing.T) {
 		name    string
 		s       Server
 		expect  bool
+		tls     bool
 		checks  []string
 		resync  bool
 		lag     float64
 		lagKnow bool
 	}{
-		{"primary role checks nothing", Server{}, false, nil, false, 0, false},
-		{"healthy", Server{Replicas: []Replica{ok}}, true, nil, false, 3, true},
-		{"not a replica", Server{}, true, []string{"replica"}, false, 0, false},
-		{"io stopped", Server{Replicas: []Replica{with(func(r *Replica) { r.IORunning = "No" })}}, true, []string{"io_thread"}, false, 3, true},
-		{"purged", Server{Replicas: []Replica{with(func(r *Replica) { r.IORunning, r.LastIOErrno = "No", 1236; r.SecondsKnown = false })}}, true, []string{"io_thread"}, true, 0, false},
-		{"sql error", Server{Replicas: []Replica{with(func(r *Replica) { r.SQLRunning, r.LastSQLErrno = "No", 1062 })}}, true, []string{"sql_thread"}, false, 3, true},
-		{"host unknown", Server{Replicas: []Replica{with(func(r *Replica) { r.MasterHost = "" })}}, true, []string{"primary_host"}, false, 0, false},
-		{"named connection", Server{Replicas: []Replica{with(func(r *Replica) { r.Connection, r.IORunning = "site_b", "Connecting" })}}, true, []string{"site_b/io_thread"}, false, 3, true},
-		{"errant wins over threads", Server{Replicas: []Replica{with(func(r *Replica) { r.IORunning = "No" })}, BinlogState: "0-2-4", PrimaryState: "0-1-9"}, true, []string{"divergence"}, false, 0, false},
+		{"primary role checks nothing", Server{}, false, false, nil, false, 0, false},
+		{"healthy", Server{Replicas: []Replica{ok}}, true, false, nil, false, 3, true},
+		{"not a replica", Server{}, true, false, []string{"replica"}, false, 0, false},
+		{"io stopped", Server{Replicas: []Replica{with(func(r *Replica) { r.IORunning = "No" })}}, true, false, []string{"io_thread"}, false, 3, true},
+		{"purged", Server{Replicas: []Replica{with(func(r *Replica) { r.IORunning, r.LastIOErrno = "No", 1236; r.SecondsKnown = false })}}, true, false, []string{"io_thread"}, true, 0, false},
+		{"sql error", Server{Replicas: []Replica{with(func(r *Replica) { r.SQLRunning, r.LastSQLErrno = "No", 1062 })}}, true, false, []string{"sql_thread"}, false, 3, true},
+		{"host unknown", Server{Replicas: []Replica{with(func(r *Replica) { r.MasterHost = "" })}}, true, false, []string{"primary_host"}, false, 0, false},
+		{"named connection", Server{Replicas: []Replica{with(func(r *Replica) { r.Connection, r.IORunning = "site_b", "Connecting" })}}, true, false, []string{"site_b/io_thread"}, false, 3, true},
+		{"errant wins over threads", Server{Replicas: []Replica{with(func(r *Replica) { r.IORunning = "No" })}, BinlogState: "0-2-4", PrimaryState: "0-1-9"}, true, false, []string{"divergence"}, false, 0, false},
+		{"plain link, tls not required", Server{Replicas: []Replica{with(func(r *Replica) { r.SSLAllowed = "No" })}}, true, false, nil, false, 3, true},
+		{"plain link, tls required", Server{Replicas: []Replica{with(func(r *Replica) { r.SSLAllowed = "No" })}}, true, true, []string{"tls"}, false, 3, true},
+		{"tls link, tls required", Server{Replicas: []Replica{with(func(r *Replica) { r.SSLAllowed = "Yes" })}}, true, true, nil, false, 3, true},
+		{"named plain link", Server{Replicas: []Replica{with(func(r *Replica) { r.Connection = "b" })}}, true, true, []string{"b/tls"}, false, 3, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f, lag, known := Evaluate(tc.s, Expect{Replica: tc.expect, ResyncCommand: "x"})
+			f, lag, known := Evaluate(tc.s, Expect{Replica: tc.expect, ResyncCommand: "x", RequireTLS: tc.tls})
 			var checks []string
 			resync := false
 			for _, x := range f {

@@ -132,6 +132,11 @@ func (c *Client) ReadPrimary(ctx context.Context, need LSN) (Primary, error) {
 			return p, err
 		}
 	}
+	err = c.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE s.ssl) FROM pg_stat_replication r
+  LEFT JOIN pg_stat_ssl s USING (pid) WHERE r.state = 'streaming'`).Scan(&p.Streaming, &p.SSL)
+	if err != nil {
+		return p, fmt.Errorf("read WAL senders of %s: %w", c.Addr(), err)
+	}
 	if need > 0 {
 		err := c.pool.QueryRow(ctx, `SELECT w, NOT EXISTS (SELECT 1 FROM pg_ls_waldir() WHERE name = w) FROM pg_walfile_name($1::pg_lsn) AS w`, need.String()).
 			Scan(&p.Segment, &p.SegmentGone)
@@ -143,8 +148,10 @@ func (c *Client) ReadPrimary(ctx context.Context, need LSN) (Primary, error) {
 }
 
 // Reconnect restarts the WAL receiver: re-reads primary_conninfo and, when
-// a receiver is stuck, ends it so the startup process starts a new one.
-func (c *Client) Reconnect(ctx context.Context, conninfo string) error {
+// a receiver is stuck (or always, with force: a streaming one keeps its
+// old connection settings), ends it so the startup process starts a new
+// one.
+func (c *Client) Reconnect(ctx context.Context, conninfo string, force bool) error {
 	if conninfo != "" {
 		if _, err := c.pool.Exec(ctx, "ALTER SYSTEM SET primary_conninfo = "+quoteLit(conninfo)); err != nil {
 			return fmt.Errorf("set primary_conninfo on %s: %w", c.Addr(), err)
@@ -153,7 +160,7 @@ func (c *Client) Reconnect(ctx context.Context, conninfo string) error {
 	if _, err := c.pool.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
 		return fmt.Errorf("reload %s: %w", c.Addr(), err)
 	}
-	if _, err := c.pool.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_wal_receiver WHERE status <> 'streaming'"); err != nil {
+	if _, err := c.pool.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_wal_receiver WHERE status <> 'streaming' OR $1", force); err != nil {
 		return fmt.Errorf("restart wal receiver on %s: %w", c.Addr(), err)
 	}
 	return nil

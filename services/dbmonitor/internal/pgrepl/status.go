@@ -114,12 +114,29 @@ type Primary struct {
 	// longer in the primary's pg_wal.
 	SegmentGone bool
 	Segment     string
-	Err         string
+	// Streaming counts the primary's streaming WAL senders, SSL how many of
+	// them run over TLS (pg_stat_ssl).
+	Streaming, SSL int
+	Err            string
+}
+
+// Encrypted says whether the standby's stream runs over TLS, as the
+// primary's pg_stat_ssl shows its WAL senders (a standby cannot see it of
+// its own receiver): "yes", "no", or "" when unknown. With one standby per
+// primary, as drwatch pairs have, every sender must use SSL.
+func Encrypted(s Standby, p *Primary) string {
+	if s.Receiver == nil || s.Receiver.Status != "streaming" || p == nil || p.Err != "" || p.Streaming == 0 {
+		return ""
+	}
+	if p.SSL < p.Streaming {
+		return "no"
+	}
+	return "yes"
 }
 
 // Evaluate turns a reading into failing checks and lag. p is nil when the
 // primary was not reachable.
-func Evaluate(s Standby, p *Primary, expectStandby bool, resyncCommand string) (findings []watch.Finding, lagSec float64, lagBytes int64, lagKnown bool) {
+func Evaluate(s Standby, p *Primary, expectStandby bool, resyncCommand string, requireTLS bool) (findings []watch.Finding, lagSec float64, lagBytes int64, lagKnown bool) {
 	if !expectStandby {
 		return nil, 0, 0, false
 	}
@@ -150,6 +167,10 @@ func Evaluate(s Standby, p *Primary, expectStandby bool, resyncCommand string) (
 			f.NeedsResync, f.ResyncCommand = true, resyncCommand
 		}
 		findings = append(findings, f)
+	} else if requireTLS && Encrypted(s, p) == "no" {
+		findings = append(findings, watch.Finding{Check: "tls", Repairable: true,
+			Error: fmt.Sprintf("WAL streams from %s:%d unencrypted: %d of the primary's %d streaming WAL senders use SSL while pgsql.tls requires TLS",
+				s.Receiver.SenderHost, s.Receiver.SenderPort, p.SSL, p.Streaming)})
 	}
 	lagSec = s.LagSec
 	if s.Receive >= s.Replay {

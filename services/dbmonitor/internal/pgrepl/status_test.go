@@ -59,17 +59,22 @@ func TestEvaluate(t *testing.T) {
 		checks []string
 		resync bool
 		bytes  int64
+		tls    bool
 	}{
-		{"healthy", Standby{InRecovery: true, Timeline: 1, Receive: 100, Replay: 90, Receiver: streaming}, &Primary{Timeline: 1, Current: 150}, nil, false, 60},
-		{"primary unreachable uses receive-replay", Standby{InRecovery: true, Timeline: 1, Receive: 100, Replay: 90, Receiver: streaming}, nil, nil, false, 10},
-		{"no receiver", Standby{InRecovery: true, Timeline: 1}, nil, []string{"wal_receiver"}, false, 0},
-		{"wal removed", Standby{InRecovery: true, Timeline: 1, Receive: 5}, &Primary{Timeline: 1, Current: 900, SegmentGone: true, Segment: "000000010000000000000001"}, []string{"wal_receiver"}, true, 900},
-		{"not a standby", Standby{InRecovery: false, Timeline: 1, Current: 10}, &Primary{Timeline: 1, Current: 10}, []string{"recovery"}, false, 0},
-		{"fork", Standby{InRecovery: false, Timeline: 2, Current: 10}, &Primary{Timeline: 1, Current: 10}, []string{"timeline"}, false, 0},
+		{"healthy", Standby{InRecovery: true, Timeline: 1, Receive: 100, Replay: 90, Receiver: streaming}, &Primary{Timeline: 1, Current: 150}, nil, false, 60, false},
+		{"primary unreachable uses receive-replay", Standby{InRecovery: true, Timeline: 1, Receive: 100, Replay: 90, Receiver: streaming}, nil, nil, false, 10, false},
+		{"no receiver", Standby{InRecovery: true, Timeline: 1}, nil, []string{"wal_receiver"}, false, 0, false},
+		{"wal removed", Standby{InRecovery: true, Timeline: 1, Receive: 5}, &Primary{Timeline: 1, Current: 900, SegmentGone: true, Segment: "000000010000000000000001"}, []string{"wal_receiver"}, true, 900, false},
+		{"not a standby", Standby{InRecovery: false, Timeline: 1, Current: 10}, &Primary{Timeline: 1, Current: 10}, []string{"recovery"}, false, 0, false},
+		{"fork", Standby{InRecovery: false, Timeline: 2, Current: 10}, &Primary{Timeline: 1, Current: 10}, []string{"timeline"}, false, 0, false},
+		{"plain stream, tls not required", Standby{InRecovery: true, Timeline: 1, Receive: 100, Replay: 100, Receiver: streaming}, &Primary{Timeline: 1, Current: 100, Streaming: 1}, nil, false, 0, false},
+		{"plain stream, tls required", Standby{InRecovery: true, Timeline: 1, Receive: 100, Replay: 100, Receiver: streaming}, &Primary{Timeline: 1, Current: 100, Streaming: 1}, []string{"tls"}, false, 0, true},
+		{"tls stream, tls required", Standby{InRecovery: true, Timeline: 1, Receive: 100, Replay: 100, Receiver: streaming}, &Primary{Timeline: 1, Current: 100, Streaming: 1, SSL: 1}, nil, false, 0, true},
+		{"primary unreachable: tls unknown, not failed", Standby{InRecovery: true, Timeline: 1, Receive: 100, Replay: 100, Receiver: streaming}, nil, nil, false, 0, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f, _, b, _ := Evaluate(tc.s, tc.p, true, "resync")
+			f, _, b, _ := Evaluate(tc.s, tc.p, true, "resync", tc.tls)
 			var checks []string
 			resync := false
 			for _, x := range f {

@@ -37,6 +37,9 @@ type Observation struct {
 	LagKnown   bool
 	LagSeconds float64
 	LagBytes   int64
+	// Encrypted says whether the replication link uses TLS: "yes", "no", or
+	// "" when unknown or not replicating.
+	Encrypted string
 }
 
 // Limits come from the mysql/pgsql config sections.
