@@ -1,0 +1,510 @@
+package saga
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/services/orchestrator/internal/state"
+	"github.com/drwatch/drwatch/services/orchestrator/internal/svcmon"
+)
+
+const (
+	siteA, siteB = events.SiteID("a"), events.SiteID("b")
+	active       = events.RoleActive
+	standby      = events.RoleStandby
+)
+
+var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+// world is the site's log and its projection, in memory: Publish appends
+// and folds at once, and the reactions stand for the other services
+// (dbmonitor answering a DatabaseCommand, the peer answering a fence).
+type world struct {
+	t   *testing.T
+	mu  sync.Mutex
+	st  *state.State
+	log []events.Event
+	// dbOK is dbmonitor's answer to every DatabaseCommand.
+	dbOK bool
+	// peerStandsDown: the peer answers a fence with a standby RoleChanged.
+	peerStandsDown bool
+}
+
+func newWorld(t *testing.T, role events.Role) *world {
+	return &world{t: t, st: state.New(siteA, siteB, role), dbOK: true, peerStandsDown: true}
+}
+
+func (w *world) apply(site events.SiteID, ev events.Event) *events.Envelope {
+	env, err := events.New(events.Source{Site: site, Node: "n", Service: "test"}, ev, t0, nil)
+	if err != nil {
+		w.t.Fatalf("event %T: %v", ev, err)
+	}
+	w.st.Apply(env)
+	return env
+}
+
+func (w *world) Publish(_ context.Context, ev events.Event, _ *events.Envelope) (*events.Envelope, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	env := w.apply(siteA, ev)
+	w.log = append(w.log, ev)
+	switch e := ev.(type) {
+	case events.DatabaseCommand:
+		done := events.DatabaseCommandDone{Command: e.Command, Database: e.Database, OK: w.dbOK, Position: "0/3000060", FailoverID: e.FailoverID}
+		if !w.dbOK {
+			done.Error = "pg_promote() returned false"
+		}
+		w.apply(siteA, done)
+	case events.FailoverRequested:
+		if w.peerStandsDown && e.Target == siteB {
+			w.apply(siteB, events.RoleChanged{From: active, To: standby, Epoch: w.st.PeerEpoch, Reason: "fenced"})
+		}
+	}
+	return env, nil
+}
+
+// Wait looks at the projection; everything in this world happens inside
+// Publish, so a condition false now stays false.
+func (w *world) Wait(_ context.Context, cond func(*state.State) bool, timeout time.Duration) (*state.State, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.st.Clone()
+	if timeout == 0 || cond(s) {
+		return s, nil
+	}
+	return s, errors.New("timed out after " + timeout.String())
+}
+
+// types lists the log as "Type" or "Type:step" for step records.
+func (w *world) types() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for _, ev := range w.log {
+		switch e := ev.(type) {
+		case events.FailoverStepDone:
+			out = append(out, "StepDone:"+e.Step+":"+strconv.FormatBool(e.OK))
+		case events.FailoverAborted:
+			out = append(out, "Aborted:"+e.Step)
+		default:
+			out = append(out, string(ev.EventType()))
+		}
+	}
+	return out
+}
+
+// ops is a file every action of the saga appends one line to — hooks
+// (real scripts), the VIP and the services — so their order is one list.
+type ops string
+
+func (o ops) add(line string) error {
+	f, err := os.OpenFile(string(o), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.WriteString(line + "\n")
+	return err
+}
+
+func (o ops) lines() []string {
+	data, _ := os.ReadFile(string(o))
+	s := strings.TrimSpace(string(data))
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+type fakeVIP struct {
+	ops               ops
+	takeErr, relseErr error
+}
+
+func (v *fakeVIP) Take(context.Context) error {
+	_ = v.ops.add("take-vip")
+	return v.takeErr
+}
+
+func (v *fakeVIP) Release(context.Context) error {
+	_ = v.ops.add("release-vip")
+	return v.relseErr
+}
+
+type fakeServices struct {
+	ops ops
+	err error
+}
+
+func (s *fakeServices) Start(_ context.Context, svc svcmon.Service) error {
+	_ = s.ops.add("start " + svc.Name)
+	return s.err
+}
+
+func (s *fakeServices) Stop(_ context.Context, svc svcmon.Service) error {
+	_ = s.ops.add("stop " + svc.Name)
+	return s.err
+}
+
+// script writes an executable hook: it appends "<name> $1 $2" to the ops
+// file, then runs extra.
+func script(t *testing.T, dir, name string, o ops, extra string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	body := "#!/bin/sh\necho \"" + name + " $1 $2\" >> " + string(o) + "\n" + extra + "\n"
+	if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// full is an executor with everything configured: hooks (real scripts),
+// both databases, the VIP and one service.
+func full(t *testing.T, w *world) (*Executor, ops) {
+	t.Helper()
+	dir := t.TempDir()
+	o := ops(filepath.Join(dir, "ops.log"))
+	x := &Executor{
+		Site: siteA, Peer: siteB, Bus: w,
+		VIP:       &fakeVIP{ops: o},
+		Services:  []svcmon.Service{{Name: "web", Kind: "script", Target: "/bin/true", RunOn: "active"}},
+		Control:   &fakeServices{ops: o},
+		Databases: []events.Database{events.PgSQL},
+		Hooks: Hooks{
+			Veto: script(t, dir, "veto", o, ""), PreS2M: script(t, dir, "pre-s2m", o, ""), PostS2M: script(t, dir, "post-s2m", o, ""),
+			PreM2S: script(t, dir, "pre-m2s", o, ""), PostM2S: script(t, dir, "post-m2s", o, ""), Timeout: 5 * time.Second,
+		},
+		DBTimeout: time.Second, FenceTimeout: time.Second,
+		Wait: w.Wait, Now: func() time.Time { return t0 }, Log: slog.New(slog.DiscardHandler),
+	}
+	return x, o
+}
+
+// start records FailoverStarted with x's plan and the given steps already
+// done, through the projection, and returns the saga as a restart sees it.
+func start(w *world, x *Executor, to events.Role, done ...string) *state.Saga {
+	from := standby
+	if to != active {
+		from = active
+	}
+	w.apply(siteA, events.FailoverStarted{FailoverID: "f1", From: from, To: to, Epoch: 2, Reason: "test", Steps: x.Plan(to)})
+	for _, s := range done {
+		w.apply(siteA, events.FailoverStepDone{FailoverID: "f1", Step: s, OK: true})
+	}
+	return w.st.Clone().Saga
+}
+
+func TestPlan(t *testing.T) {
+	someHook := "/usr/local/bin/hook"
+	tests := []struct {
+		name     string
+		x        Executor
+		s2m, m2s []string
+	}{
+		{name: "nothing configured: only the fence, an empty demotion announces",
+			x:   Executor{Peer: siteB},
+			s2m: []string{"fence-peer"}, m2s: []string{"announce"}},
+		{name: "no peer either: both announce",
+			x:   Executor{},
+			s2m: []string{"announce"}, m2s: []string{"announce"}},
+		{name: "everything",
+			x: Executor{Peer: siteB, VIP: &fakeVIP{}, Services: []svcmon.Service{{Name: "web"}},
+				Databases: []events.Database{events.MySQL, events.PgSQL},
+				Hooks:     Hooks{Veto: someHook, PreS2M: someHook, PostS2M: someHook, PreM2S: someHook, PostM2S: someHook}},
+			s2m: []string{"veto", "pre-s2m", "fence-peer", "promote-mysql", "promote-pgsql", "take-vip", "start-services", "post-s2m"},
+			m2s: []string{"pre-m2s", "stop-services", "release-vip", "demote-mysql", "demote-pgsql", "post-m2s"}},
+		{name: "one database only",
+			x:   Executor{Peer: siteB, Databases: []events.Database{events.PgSQL}},
+			s2m: []string{"fence-peer", "promote-pgsql"}, m2s: []string{"demote-pgsql"}},
+		{name: "VIP only",
+			x:   Executor{Peer: siteB, VIP: &fakeVIP{}},
+			s2m: []string{"fence-peer", "take-vip"}, m2s: []string{"release-vip"}},
+		{name: "services only",
+			x:   Executor{Peer: siteB, Services: []svcmon.Service{{Name: "web"}}},
+			s2m: []string{"fence-peer", "start-services"}, m2s: []string{"stop-services"}},
+		{name: "a pre hook without veto, a post m2s hook alone",
+			x:   Executor{Peer: siteB, Hooks: Hooks{PreS2M: someHook, PostM2S: someHook}},
+			s2m: []string{"pre-s2m", "fence-peer"}, m2s: []string{"post-m2s"}},
+		{name: "veto alone",
+			x:   Executor{Peer: siteB, Hooks: Hooks{Veto: someHook}},
+			s2m: []string{"veto", "fence-peer"}, m2s: []string{"announce"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.s2m, tt.x.Plan(active)); diff != "" {
+				t.Errorf("s2m plan (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.m2s, tt.x.Plan(standby)); diff != "" {
+				t.Errorf("m2s plan (-want +got):\n%s", diff)
+			}
+			// standalone is a demotion from active: the same steps.
+			if diff := cmp.Diff(tt.m2s, tt.x.Plan(events.RoleStandalone)); diff != "" {
+				t.Errorf("standalone plan (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestRunResumes gives Run a saga with some steps already recorded done,
+// as a restart finds it, and checks that only the rest runs.
+func TestRunResumes(t *testing.T) {
+	allS2M := []string{"veto veto s2m", "pre-s2m pre s2m", "take-vip", "start web", "post-s2m post s2m"}
+	tests := []struct {
+		name string
+		to   events.Role
+		done []string
+		// roleChanged: the saga's RoleChanged is already in the log.
+		roleChanged bool
+		ops         []string
+		log         []string
+	}{
+		{name: "fresh promotion runs every step", to: active,
+			ops: allS2M,
+			log: []string{"StepDone:veto:true", "StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true", "DatabaseCommand", "StepDone:promote-pgsql:true",
+				"StepDone:take-vip:true", "StepDone:start-services:true", "StepDone:post-s2m:true", "RoleChanged", "FailoverCompleted"}},
+		{name: "resumed after the fence", to: active, done: []string{"veto", "pre-s2m", "fence-peer"},
+			ops: []string{"take-vip", "start web", "post-s2m post s2m"},
+			log: []string{"DatabaseCommand", "StepDone:promote-pgsql:true", "StepDone:take-vip:true", "StepDone:start-services:true", "StepDone:post-s2m:true", "RoleChanged", "FailoverCompleted"}},
+		{name: "a done step out of order is still skipped", to: active, done: []string{"veto", "take-vip"},
+			ops: []string{"pre-s2m pre s2m", "start web", "post-s2m post s2m"},
+			log: []string{"StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true", "DatabaseCommand", "StepDone:promote-pgsql:true",
+				"StepDone:start-services:true", "StepDone:post-s2m:true", "RoleChanged", "FailoverCompleted"}},
+		{name: "every step done: only the role and the completion", to: active, done: []string{"veto", "pre-s2m", "fence-peer", "promote-pgsql", "take-vip", "start-services", "post-s2m"},
+			log: []string{"RoleChanged", "FailoverCompleted"}},
+		{name: "role already announced: only the completion", to: active, done: []string{"veto", "pre-s2m", "fence-peer", "promote-pgsql", "take-vip", "start-services", "post-s2m"},
+			roleChanged: true, log: []string{"FailoverCompleted"}},
+		{name: "demotion resumed after the VIP", to: standby, done: []string{"pre-m2s", "stop-services", "release-vip"},
+			ops: []string{"post-m2s post m2s"},
+			log: []string{"DatabaseCommand", "StepDone:demote-pgsql:true", "StepDone:post-m2s:true", "RoleChanged", "FailoverCompleted"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, standby)
+			w.apply(siteB, events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "peer active"})
+			x, o := full(t, w)
+			s := start(w, x, tt.to, tt.done...)
+			if tt.roleChanged {
+				w.apply(siteA, events.RoleChanged{From: s.From, To: s.To, Epoch: 2, Reason: "test", FailoverID: "f1"})
+				s = w.st.Clone().Saga
+			}
+			if err := x.Run(context.Background(), s); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.ops, o.lines()); diff != "" {
+				t.Errorf("actions (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.log, w.types()); diff != "" {
+				t.Errorf("log (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestFailurePolicy: a promotion stops at its first failing step and
+// records FailoverAborted; a demotion records the failure and goes on, for
+// it must end in standby whatever fails.
+func TestFailurePolicy(t *testing.T) {
+	boom := errors.New("boom")
+	tests := []struct {
+		name  string
+		to    events.Role
+		break_ func(t *testing.T, w *world, x *Executor, o ops)
+		ops   []string
+		log   []string
+	}{
+		{name: "veto exits non-zero: aborted before anything moved", to: active,
+			break_: func(t *testing.T, w *world, x *Executor, o ops) {
+				x.Hooks.Veto = script(t, t.TempDir(), "veto", o, "exit 1")
+			},
+			ops: []string{"veto veto s2m"},
+			log: []string{"StepDone:veto:false", "Aborted:veto"}},
+		{name: "pre hook fails", to: active,
+			break_: func(t *testing.T, w *world, x *Executor, o ops) {
+				x.Hooks.PreS2M = script(t, t.TempDir(), "pre", o, "exit 3")
+			},
+			ops: []string{"veto veto s2m", "pre pre s2m"},
+			log: []string{"StepDone:veto:true", "StepDone:pre-s2m:false", "Aborted:pre-s2m"}},
+		{name: "the peer does not stand down", to: active,
+			break_: func(t *testing.T, w *world, x *Executor, o ops) { w.peerStandsDown = false },
+			ops:    []string{"veto veto s2m", "pre-s2m pre s2m"},
+			log:    []string{"StepDone:veto:true", "StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:false", "Aborted:fence-peer"}},
+		{name: "the database refuses promotion", to: active,
+			break_: func(t *testing.T, w *world, x *Executor, o ops) { w.dbOK = false },
+			ops:    []string{"veto veto s2m", "pre-s2m pre s2m"},
+			log: []string{"StepDone:veto:true", "StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true", "DatabaseCommand",
+				"StepDone:promote-pgsql:false", "Aborted:promote-pgsql"}},
+		{name: "the VIP cannot be taken", to: active,
+			break_: func(t *testing.T, w *world, x *Executor, o ops) { x.VIP.(*fakeVIP).takeErr = boom },
+			ops:    []string{"veto veto s2m", "pre-s2m pre s2m", "take-vip"},
+			log: []string{"StepDone:veto:true", "StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true", "DatabaseCommand",
+				"StepDone:promote-pgsql:true", "StepDone:take-vip:false", "Aborted:take-vip"}},
+		{name: "demotion: pre hook, VIP and database fail, the rest still runs", to: standby,
+			break_: func(t *testing.T, w *world, x *Executor, o ops) {
+				x.Hooks.PreM2S = script(t, t.TempDir(), "pre", o, "exit 1")
+				x.VIP.(*fakeVIP).relseErr = boom
+				w.dbOK = false
+			},
+			ops: []string{"pre pre m2s", "stop web", "release-vip", "post-m2s post m2s"},
+			log: []string{"StepDone:pre-m2s:false", "StepDone:stop-services:true", "StepDone:release-vip:false", "DatabaseCommand",
+				"StepDone:demote-pgsql:false", "StepDone:post-m2s:true", "RoleChanged", "FailoverCompleted"}},
+		{name: "demotion: services fail to stop", to: standby,
+			break_: func(t *testing.T, w *world, x *Executor, o ops) { x.Control.(*fakeServices).err = boom },
+			ops:    []string{"pre-m2s pre m2s", "stop web", "release-vip", "post-m2s post m2s"},
+			log: []string{"StepDone:pre-m2s:true", "StepDone:stop-services:false", "StepDone:release-vip:true", "DatabaseCommand",
+				"StepDone:demote-pgsql:true", "StepDone:post-m2s:true", "RoleChanged", "FailoverCompleted"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, standby)
+			w.apply(siteB, events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "peer active"})
+			x, o := full(t, w)
+			x.FenceTimeout = 50 * time.Millisecond
+			tt.break_(t, w, x, o)
+			if err := x.Run(context.Background(), start(w, x, tt.to)); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.ops, o.lines()); diff != "" {
+				t.Errorf("actions (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.log, w.types()); diff != "" {
+				t.Errorf("log (-want +got):\n%s", diff)
+			}
+			for _, ev := range w.log {
+				if d, ok := ev.(events.FailoverStepDone); ok && !d.OK && d.Error == "" {
+					t.Errorf("failed step %s recorded without its error", d.Step)
+				}
+			}
+		})
+	}
+}
+
+// TestHookEnvironment runs a real hook that prints its arguments and
+// environment.
+func TestHookEnvironment(t *testing.T) {
+	w := newWorld(t, standby)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "env.out")
+	hook := filepath.Join(dir, "hook.sh")
+	body := "#!/bin/sh\n{ echo \"args=$*\"; env | grep '^DRWATCH_' | sort; } > " + out + "\n"
+	if err := os.WriteFile(hook, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	x := &Executor{Site: siteA, Peer: siteB, Bus: w, Hooks: Hooks{PreS2M: hook, Timeout: 5 * time.Second},
+		Wait: w.Wait, Now: func() time.Time { return t0 }, Log: slog.New(slog.DiscardHandler)}
+	s := &state.Saga{ID: "0190f0e1-f1", From: standby, To: active, Epoch: 7, Manual: true, Force: true, Reason: "drill",
+		Steps: []string{StepPreS2M}, Done: map[string]bool{}}
+	if err := x.Run(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"args=pre s2m",
+		"DRWATCH_EPOCH=7", "DRWATCH_FAILOVER_ID=0190f0e1-f1", "DRWATCH_FORCE=true", "DRWATCH_FROM=standby",
+		"DRWATCH_MANUAL=true", "DRWATCH_PEER=b", "DRWATCH_SITE=a", "DRWATCH_TO=active"}
+	if diff := cmp.Diff(want, strings.Split(strings.TrimSpace(string(data)), "\n")); diff != "" {
+		t.Errorf("hook saw (-want +got):\n%s", diff)
+	}
+}
+
+// liveInGroup lists the processes of group pgid that are not zombies (a
+// killed grandchild reparented to init stays a zombie until init reaps it,
+// and kill -0 still finds it).
+func liveInGroup(pgid int) []int {
+	var out []int
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range stats {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...; comm may hold spaces.
+		rest := string(data[strings.LastIndexByte(string(data), ')')+1:])
+		f := strings.Fields(rest)
+		if len(f) < 3 || f[0] == "Z" {
+			continue
+		}
+		if g, _ := strconv.Atoi(f[2]); g == pgid {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// TestCrashInsideAStep cancels Run while a hook runs — what a dying
+// process does to its saga. Nothing is recorded for the interrupted step,
+// the hook's process group is killed, and the next Run (the restart) runs
+// that step again and completes the saga once: steps are at least once.
+func TestCrashInsideAStep(t *testing.T) {
+	w := newWorld(t, standby)
+	w.apply(siteB, events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "peer active"})
+	x, o := full(t, w)
+	dir := t.TempDir()
+	pidFile, once := filepath.Join(dir, "pid"), filepath.Join(dir, "once")
+	// The first run records its process group and hangs (a child sleep
+	// too); the second returns at once.
+	x.Hooks.PreS2M = script(t, dir, "pre-s2m", o,
+		"if [ ! -e "+once+" ]; then touch "+once+"; echo $$ > "+pidFile+".tmp; mv "+pidFile+".tmp "+pidFile+"; sleep 30; fi")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- x.Run(ctx, start(w, x, active)) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(pidFile); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the hook never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	data, _ := os.ReadFile(pidFile)
+	pgid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	if pgid <= 0 || len(liveInGroup(pgid)) == 0 {
+		t.Fatalf("pid file %q: no running hook to interrupt", data)
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted Run returned %v, want context.Canceled", err)
+	}
+	if diff := cmp.Diff([]string{"StepDone:veto:true"}, w.types()); diff != "" {
+		t.Fatalf("log after the crash (-want +got); nothing may be recorded for the interrupted step:\n%s", diff)
+	}
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		alive := liveInGroup(pgid)
+		if len(alive) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the interrupted hook's process group %d still runs: pids %v", pgid, alive)
+		}
+	}
+
+	// The restart: the saga as the log now tells it.
+	if err := x.Run(context.Background(), w.st.Clone().Saga); err != nil {
+		t.Fatal(err)
+	}
+	wantOps := []string{"veto veto s2m", "pre-s2m pre s2m", "pre-s2m pre s2m", "take-vip", "start web", "post-s2m post s2m"}
+	if diff := cmp.Diff(wantOps, o.lines()); diff != "" {
+		t.Errorf("actions (-want +got); the interrupted hook runs twice, the rest once:\n%s", diff)
+	}
+	wantLog := []string{"StepDone:veto:true", "StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true", "DatabaseCommand",
+		"StepDone:promote-pgsql:true", "StepDone:take-vip:true", "StepDone:start-services:true", "StepDone:post-s2m:true", "RoleChanged", "FailoverCompleted"}
+	if diff := cmp.Diff(wantLog, w.types()); diff != "" {
+		t.Errorf("log (-want +got):\n%s", diff)
+	}
+}
