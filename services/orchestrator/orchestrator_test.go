@@ -521,3 +521,40 @@ func TestOptionsRejectBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestCrashInsideAHookResumes stops Run while the pre-s2m hook is running
+// (a process dying mid-step, not between steps). Nothing records the
+// interrupted step, so the restart runs it again — steps are at least
+// once — and the saga completes once.
+func TestCrashInsideAHookResumes(t *testing.T) {
+	h := newHarness(t, events.RoleStandby)
+	once, running := filepath.Join(h.dir, "once"), filepath.Join(h.dir, "running")
+	h.opts.Hooks.PreS2M = markerHook(t, h.dir, "pre-s2m.sh", h.hooks,
+		"if [ ! -e "+once+" ]; then touch "+once+" "+running+"; sleep 30; fi")
+	h.start()
+	h.peerDown()
+	h.waitFor("the hook running", func() bool { _, err := os.Stat(running); return err == nil })
+	h.stop()
+	for _, s := range decodeAll[events.FailoverStepDone](h) {
+		if s.Step == "pre-s2m" {
+			t.Fatalf("the interrupted step was recorded: %+v", s)
+		}
+	}
+	h.start()
+	h.waitFor("FailoverCompleted", func() bool { return len(decodeAll[events.FailoverCompleted](h)) == 1 })
+	if diff := cmp.Diff([]string{"veto s2m", "pre s2m", "pre s2m", "post s2m"}, h.hookLines()); diff != "" {
+		t.Errorf("hooks (-want +got); the interrupted one runs again, the rest once:\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"veto", "pre-s2m", "fence-peer", "take-vip", "start-services", "post-s2m"}, steps(h)); diff != "" {
+		t.Errorf("steps (-want +got):\n%s", diff)
+	}
+	var actives int
+	for _, rc := range decodeAll[events.RoleChanged](h) {
+		if rc.To == events.RoleActive {
+			actives++
+		}
+	}
+	if actives != 1 || len(decodeAll[events.FailoverStarted](h)) != 1 {
+		t.Errorf("%d RoleChanged to active, %d sagas; want 1 and 1", actives, len(decodeAll[events.FailoverStarted](h)))
+	}
+}
