@@ -143,6 +143,32 @@ func TestDecide(t *testing.T) {
 			log: with(logEntry{B, time.Minute, unreachable(A)}, logEntry{B, 2 * time.Minute, verdict(standby, events.ActionBeActive, "x")}, logEntry{B, 3 * time.Minute, reachable(A)}),
 			now: 4 * time.Minute, action: events.ActionNothing, branch: "standby.peer-reachable"},
 
+		// No heartbeat events yet (a fresh start, heartbeat not running or
+		// not configured): the peer counts as reachable until a
+		// RemoteUnreachable says otherwise, so a beActive verdict alone
+		// never promotes while the peer may be active.
+		{name: "no heartbeat events yet: a beActive verdict does not promote", self: B, role: standby, policy: def,
+			log: with(logEntry{B, time.Minute, verdict(standby, events.ActionBeActive, "standby.managed+unreachable<failover")}),
+			now: 2 * time.Minute, action: events.ActionNothing, branch: "standby.peer-reachable"},
+		{name: "no heartbeat events and the peer's role unknown: no promotion", self: B, role: standby, policy: def,
+			log: []logEntry{{B, 0, role(standby, standby, 0)}, {B, time.Minute, verdict(standby, events.ActionBeActive, "x")}},
+			now: 2 * time.Minute, action: events.ActionNothing, branch: "standby.peer-reachable"},
+		{name: "the peer's role unknown but unreachable: takes over at epoch 1", self: B, role: standby, policy: def,
+			log: []logEntry{{B, 0, role(standby, standby, 0)}, {B, time.Minute, unreachable(A)}, {B, 2 * time.Minute, verdict(standby, events.ActionBeActive, "x")}},
+			now: 3 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 1},
+		{name: "no heartbeat events, both standby, none ever active: takes over on the verdict", self: B, role: standby, policy: def,
+			log: []logEntry{{A, 0, role(standby, standby, 0)}, {B, 0, role(standby, standby, 0)}, {B, time.Minute, verdict(standby, events.ActionBeActive, "x")}},
+			now: 2 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 1},
+		{name: "no heartbeat events on the active site: it stays", self: A, role: active, policy: def,
+			log: []logEntry{{A, 0, role(standby, active, 1)}},
+			now: time.Minute, action: events.ActionNothing, branch: "active.stay"},
+		{name: "no heartbeat events, active loses its arbiters: still stands down", self: A, role: active, policy: def,
+			log: with(logEntry{A, time.Minute, verdict(active, events.ActionBeStandby, "active.reachable<failover")}),
+			now: 2 * time.Minute, action: events.ActionBeStandby, act: true, branch: "active.arbiters-lost", epoch: 1},
+		{name: "no heartbeat events, the peer's role unknown: a manual failover proceeds", self: B, role: standby, policy: def,
+			log: []logEntry{{B, 0, role(standby, standby, 0)}, {B, time.Minute, manual(B, active, false)}},
+			now: 2 * time.Minute, action: events.ActionBeActive, act: true, branch: "request.manual", epoch: 1},
+
 		// Guards.
 		{name: "lag guard blocks automatic promotion", self: B, role: standby, policy: def,
 			log: with(logEntry{B, 0, lagHigh(5 << 20)}, logEntry{B, time.Minute, unreachable(A)}, logEntry{B, 2 * time.Minute, verdict(standby, events.ActionBeActive, "x")}),

@@ -508,3 +508,70 @@ func TestCrashInsideAStep(t *testing.T) {
 		t.Errorf("log (-want +got):\n%s", diff)
 	}
 }
+
+// TestFenceStep: what fence-peer does for each view of the peer. A peer
+// whose role is unknown (no RoleChanged of it yet) or standby is asked to
+// stay standby without waiting; a peer with no heartbeat events yet counts
+// as reachable.
+func TestFenceStep(t *testing.T) {
+	tests := []struct {
+		name      string
+		peer      []events.Event // the peer's events, folded first
+		own       []events.Event // this site's heartbeat events
+		standDown bool
+		ok        bool
+		requested bool
+		output    string
+	}{
+		{name: "role unknown, no heartbeat events: asked, not waited for", requested: true, ok: true, output: "not active ()"},
+		{name: "standby: asked, not waited for", peer: []events.Event{events.RoleChanged{From: standby, To: standby, Reason: "x"}},
+			requested: true, ok: true, output: "not active (standby)"},
+		{name: "active and stands down", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
+			standDown: true, requested: true, ok: true, output: "is standby"},
+		{name: "active and does not stand down: the promotion must not go on", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
+			requested: true, ok: false},
+		{name: "unreachable: not asked", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
+			own: []events.Event{events.RemoteUnreachable{Peer: siteB, Line: "default", Since: t0, Failed: []events.ProbeResult{{Target: "vip", Kind: "icmp"}}}},
+			ok:  true, output: "unreachable"},
+		{name: "one line of two still answers: reachable, asked", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
+			own: []events.Event{
+				events.RemoteUnreachable{Peer: siteB, Line: "wan1", Since: t0, Failed: []events.ProbeResult{{Target: "vip", Kind: "icmp"}}},
+				events.RemoteReachable{Peer: siteB, Line: "wan2", Target: "vip"},
+			},
+			standDown: true, requested: true, ok: true, output: "is standby"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, standby)
+			w.peerStandsDown = tt.standDown
+			for _, ev := range tt.peer {
+				w.apply(siteB, ev)
+			}
+			for _, ev := range tt.own {
+				w.apply(siteA, ev)
+			}
+			x := &Executor{Site: siteA, Peer: siteB, Bus: w, FenceTimeout: 50 * time.Millisecond,
+				Wait: w.Wait, Now: func() time.Time { return t0 }, Log: slog.New(slog.DiscardHandler)}
+			s := &state.Saga{ID: "f1", From: standby, To: active, Epoch: 2, Reason: "x", Steps: []string{StepFencePeer}, Done: map[string]bool{}}
+			out, err := x.step(context.Background(), s, StepFencePeer)
+			if (err == nil) != tt.ok {
+				t.Fatalf("err %v, want ok=%v", err, tt.ok)
+			}
+			if !strings.Contains(out, tt.output) {
+				t.Errorf("output %q does not say %q", out, tt.output)
+			}
+			var reqs []events.FailoverRequested
+			for _, ev := range w.log {
+				if r, ok := ev.(events.FailoverRequested); ok {
+					reqs = append(reqs, r)
+				}
+			}
+			if tt.requested != (len(reqs) == 1) || len(reqs) > 1 {
+				t.Fatalf("requests %+v, want requested=%v", reqs, tt.requested)
+			}
+			if tt.requested && (reqs[0].Target != siteB || reqs[0].ToRole != standby || reqs[0].Manual) {
+				t.Errorf("fence request %+v, want b to standby, not manual", reqs[0])
+			}
+		})
+	}
+}
