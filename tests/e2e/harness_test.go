@@ -26,6 +26,7 @@ import (
 	tcexec "github.com/testcontainers/testcontainers-go/exec"
 	tcnetwork "github.com/testcontainers/testcontainers-go/network"
 
+	"github.com/drwatch/drwatch/tests/e2e/internal/check"
 	"github.com/drwatch/drwatch/tests/e2e/internal/mailsink"
 	"github.com/drwatch/drwatch/tests/e2e/internal/secrets"
 )
@@ -637,4 +638,23 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() (bool, 
 	}
 	t.Fatalf("waited %s for %s; last seen: %s", limit, what, strings.TrimSpace(last))
 	return 0
+}
+
+type (
+	mailMessage = mailsink.Message
+	roleChange  = check.RoleChange
+)
+
+// mentions reports whether a mail names the site and the word.
+func mentions(m mailMessage, site, word string) bool {
+	text := strings.ToLower(m.Subject + " " + m.Body)
+	return strings.Contains(text, strings.ToLower(word)) && (strings.Contains(text, "site "+site) || strings.Contains(text, "site \""+site+"\"") || strings.Contains(text, site+" "))
+}
+
+func subjects(ms []mailMessage) string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, fmt.Sprintf("%q", m.Subject))
+	}
+	return strings.Join(out, ", ")
 }

@@ -1,0 +1,127 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/drwatch/drwatch/tests/e2e/internal/check"
+)
+
+// logEvent is an event as stored in a site's EVENTS stream.
+type logEvent struct {
+	ID      string          `json:"id"`
+	Type    string          `json:"type"`
+	Site    string          `json:"site"`
+	Time    time.Time       `json:"time"`
+	Payload json.RawMessage `json:"payload"`
+	Subject string          `json:"-"`
+}
+
+// ReadLog reads a site's whole EVENTS stream (its own events and the copy
+// of its peer's) over the site's NATS, from the host. It returns nil when
+// the site is not reachable.
+func (p *Pair) ReadLog(t *testing.T, site string) ([]logEvent, error) {
+	t.Helper()
+	nc, err := nats.Connect("nats://"+p.Sites[site].Addrs.wan+":4222", nats.Timeout(3*time.Second), nats.MaxReconnects(0))
+	if err != nil {
+		return nil, fmt.Errorf("site %s NATS: %w", site, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.NewWithDomain(nc, site)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := js.Stream(ctx, "EVENTS")
+	if err != nil {
+		return nil, fmt.Errorf("site %s EVENTS: %w", site, err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	last := info.State.LastSeq
+	var out []logEvent
+	if last == 0 {
+		return out, nil
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return nil, err
+	}
+	for {
+		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			return out, fmt.Errorf("site %s EVENTS at %d of %d: %w", site, len(out), last, err)
+		}
+		var ev logEvent
+		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+			return out, fmt.Errorf("site %s: undecodable event on %s: %w", site, msg.Subject(), err)
+		}
+		ev.Subject = msg.Subject()
+		out = append(out, ev)
+		md, _ := msg.Metadata()
+		if md != nil && md.Sequence.Stream >= last {
+			return out, nil
+		}
+	}
+}
+
+// RoleChanges are the RoleChanged events a site logged itself.
+func RoleChanges(site string, evs []logEvent) []check.RoleChange {
+	var out []check.RoleChange
+	for _, ev := range evs {
+		if ev.Type != "RoleChanged" || ev.Site != site {
+			continue
+		}
+		var pl struct {
+			From, To string
+			Epoch    uint64
+		}
+		json.Unmarshal(ev.Payload, &pl)
+		out = append(out, check.RoleChange{Site: site, At: ev.Time, From: pl.From, To: pl.To, Epoch: pl.Epoch})
+	}
+	return out
+}
+
+// Role is a site's current role as its own log says, "" before any
+// RoleChanged (the configured initial role holds then).
+func (p *Pair) Role(t *testing.T, site string) (string, uint64, error) {
+	evs, err := p.ReadLog(t, site)
+	if err != nil {
+		return "", 0, err
+	}
+	rc := RoleChanges(site, evs)
+	if len(rc) == 0 {
+		return "", 0, nil
+	}
+	return rc[len(rc)-1].To, rc[len(rc)-1].Epoch, nil
+}
+
+// FirstEvent returns the time of the first event of type typ logged by
+// site after since, or the zero time.
+func FirstEvent(evs []logEvent, site, typ string, since time.Time) time.Time {
+	for _, ev := range evs {
+		if ev.Site == site && ev.Type == typ && !ev.Time.Before(since) {
+			return ev.Time
+		}
+	}
+	return time.Time{}
+}
+
+// Types lists the event types in evs, for failure messages.
+func Types(evs []logEvent) string {
+	var b strings.Builder
+	for _, ev := range evs {
+		fmt.Fprintf(&b, "%s %s.%s; ", ev.Time.Format("15:04:05.000"), ev.Site, ev.Type)
+	}
+	return b.String()
+}
