@@ -11,6 +11,9 @@
 #   arbiter   base + sshd with client keepalives (see deployments/README.md)
 #   node      base idling: owns a site's network namespace (and the VIP)
 #
+# Usage: images.sh [all | base | base-tag | IMAGE...]  (IMAGE: drwatch client
+# mariadb postgres arbiter node)
+#
 # Every image name can be overridden: DRWATCH_IMAGE_{DRWATCH,CLIENT,MARIADB,
 # POSTGRES,ARBITER,NODE}. DRWATCH_IMAGE_BASE replaces the Debian base (any
 # Debian/Ubuntu image with the packages of deployments/images/base.packages,
@@ -120,39 +123,45 @@ ensure_base() {
 	echo "$base"
 }
 
+# wanted NAME: whether NAME is among the images asked for.
+wanted() { [ ${#only[@]} = 0 ] || [[ " ${only[*]} " == *" $1 "* ]]; }
+
 main() {
-	local t0 work base
+	local t0 base name img
 	t0=$(date +%s)
 	work=$(mktemp -d /tmp/drwatch-images.XXXXXX)
 	trap 'rm -rf "$work"' EXIT
 
-	base=$(ensure_base)
-
-	cp -r deployments/images/drwatch "$work/drwatch-ctx"
-	mkdir -p "$work/drwatch-ctx/rootfs/tmp" "$work/drwatch-ctx/rootfs/var/lib/drwatch" "$work/drwatch-ctx/rootfs/etc/drwatch"
-	chmod 1777 "$work/drwatch-ctx/rootfs/tmp"
-	timed go-build go_binaries "$work/drwatch-ctx/bin"
-	timed drwatch docker_build "$IMG_DRWATCH" "$work/drwatch-ctx"
-
-	cp -r deployments/images/client "$work/client-ctx"
-	mkdir -p "$work/client-ctx/rootfs/tmp" "$work/client-ctx/rootfs/out"; chmod 1777 "$work/client-ctx/rootfs/tmp"
-	timed go-tools client_binaries "$work/client-ctx/bin"
-	timed client docker_build "$IMG_CLIENT" "$work/client-ctx"
-
-	local name img
+	if wanted drwatch; then
+		cp -r deployments/images/drwatch "$work/drwatch-ctx"
+		mkdir -p "$work/drwatch-ctx/rootfs/tmp" "$work/drwatch-ctx/rootfs/var/lib/drwatch" "$work/drwatch-ctx/rootfs/etc/drwatch"
+		chmod 1777 "$work/drwatch-ctx/rootfs/tmp"
+		timed go-build go_binaries "$work/drwatch-ctx/bin"
+		timed drwatch docker_build "$IMG_DRWATCH" "$work/drwatch-ctx"
+	fi
+	if wanted client; then
+		cp -r deployments/images/client "$work/client-ctx"
+		mkdir -p "$work/client-ctx/rootfs/tmp" "$work/client-ctx/rootfs/out"; chmod 1777 "$work/client-ctx/rootfs/tmp"
+		timed go-tools client_binaries "$work/client-ctx/bin"
+		timed client docker_build "$IMG_CLIENT" "$work/client-ctx"
+	fi
 	for name in mariadb postgres arbiter node; do
+		wanted "$name" || continue
+		[ -n "${base:-}" ] || base=$(ensure_base)
 		case $name in
 		mariadb) img=$IMG_MARIADB ;; postgres) img=$IMG_POSTGRES ;;
 		arbiter) img=$IMG_ARBITER ;; node) img=$IMG_NODE ;;
 		esac
 		timed "$name" docker_build "$img" "deployments/images/$name" --build-arg "BASE=$base"
 	done
-	log "all images ready in $(($(date +%s) - t0))s: $IMG_DRWATCH $IMG_CLIENT $IMG_MARIADB $IMG_POSTGRES $IMG_ARBITER $IMG_NODE"
+	log "images ready in $(($(date +%s) - t0))s"
 }
 
+only=()
 case ${1:-all} in
 all) main ;;
+drwatch | client | mariadb | postgres | arbiter | node) only=("$@"); main ;;
 base) ensure_base >/dev/null ;;
 base-tag) echo "${DRWATCH_IMAGE_BASE:-$(base_tag)}" ;;
-*) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; echo "usage: $0 [all|base|base-tag]" >&2; exit 2 ;;
+*) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; echo "usage: $0 [all|base|base-tag|IMAGE...]" >&2; exit 2 ;;
 esac

@@ -546,6 +546,10 @@ func PeerAddrs(site string) []string {
 func (p *Pair) PowerOff(t *testing.T, site string) time.Time {
 	t.Helper()
 	s := p.Sites[site]
+	// Killed processes close their sockets, and the kernel would tell the
+	// peers (FIN, RST) — a power cut tells nobody. Silence the site first,
+	// so the arbiters and the peer learn of it only by their timeouts.
+	p.Exec(t, s.Node, "sh", "-c", "iptables -I INPUT 1 -j DROP && iptables -I OUTPUT 1 -j DROP")
 	at := time.Now()
 	for _, c := range []*testcontainers.DockerContainer{s.Drwatch, s.MariaDB, s.Postgres, s.Node} {
 		if c == nil {

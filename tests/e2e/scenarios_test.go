@@ -1,11 +1,10 @@
-//go:build e2e_scenarios
-
 package e2e
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -58,6 +57,9 @@ func TestScenario1ActivePoweredOff(t *testing.T) {
 		{"default", DefaultTimers, 8 * time.Minute},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.timers == DefaultTimers && os.Getenv("DRWATCH_E2E_DEFAULT_TIMERS") != "1" {
+				t.Skip("seed-default timers take minutes per failover; DRWATCH_E2E_DEFAULT_TIMERS=1 measures them")
+			}
 			p := StartPair(t, PairOptions{Drwatch: true, Timers: tc.timers})
 			w := startWriter(t, "s1")
 			waitSteady(t, p, w)
