@@ -8,6 +8,11 @@ cd "$(dirname "$0")/.."
 export TESTCONTAINERS_RYUK_DISABLED=true
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 
+# strace proves the log is fsynced on every write (pkg/bus sync_test.go).
+if ! command -v strace >/dev/null 2>&1; then
+  apt-get install -y strace >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y strace >/dev/null; }
+fi
+
 if [ -x scripts/testdb.sh ]; then
   scripts/testdb.sh start
   eval "$(scripts/testdb.sh env)"

@@ -168,6 +168,9 @@ func (b *Bus) EnsureStreams(ctx context.Context) error {
 		Description: "messages drwatch consumers could not process, kept for inspection",
 		Subjects:    []string{events.SitePoison(b.src.Site)},
 		Storage:     jetstream.FileStorage,
+		// Parked messages are copies of what EVENTS holds: they need not
+		// pay for the server-wide fsync on every write.
+		PersistMode: jetstream.AsyncPersistMode,
 		MaxAge:      b.maxAge,
 		Replicas:    b.repl,
 	}
