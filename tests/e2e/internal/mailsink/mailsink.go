@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"mime/quotedprintable"
 	"net"
 	"net/mail"
 	"strings"
@@ -159,8 +160,12 @@ func (s *Sink) keep(from string, to []string, data string) {
 		if d, err := dec.DecodeHeader(m.Subject); err == nil {
 			m.Subject = d
 		}
-		if body, err := io.ReadAll(msg.Body); err == nil {
-			m.Body = string(body)
+		var body io.Reader = msg.Body
+		if strings.EqualFold(msg.Header.Get("Content-Transfer-Encoding"), "quoted-printable") {
+			body = quotedprintable.NewReader(body)
+		}
+		if b, err := io.ReadAll(body); err == nil {
+			m.Body = string(b)
 		}
 	}
 	s.mu.Lock()
