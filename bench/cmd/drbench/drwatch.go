@@ -227,6 +227,8 @@ func (d *drwatchTool) events(s node) stateLog {
 	return stateLog{filepath.Join(d.dir, "natswatch-"+s.name+".log")}
 }
 
+func (d *drwatchTool) vip() string { return dwVIP }
+
 func (d *drwatchTool) writer() (string, string) { return "kv", fmt.Sprintf("%s:%d", dwVIP, kvPort) }
 
 func (d *drwatchTool) detected(standby node, t0 time.Time) (time.Time, bool) {

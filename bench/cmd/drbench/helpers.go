@@ -17,10 +17,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
+	"github.com/vishvananda/netlink"
 )
 
 func helper(ctx context.Context, name string, args []string) error {
@@ -33,6 +35,8 @@ func helper(ctx context.Context, name string, args []string) error {
 		return natsWatch(ctx, args)
 	case "pgcheck":
 		return pgCheck(ctx, args)
+	case "vip":
+		return vipHelper(args)
 	}
 	return fmt.Errorf("unknown helper %q", name)
 }
@@ -282,4 +286,31 @@ func (t *tail) lines() []string {
 	}
 	t.part = s[i+1:]
 	return strings.Split(s[:i], "\n")
+}
+
+// vipHelper adds or deletes an address: "vip add|del 10.77.0.51/24 eth0".
+// Patroni's callback runs it as postgres with CAP_NET_ADMIN as a file
+// capability. Adding a held address or deleting an absent one succeeds.
+func vipHelper(args []string) error {
+	if len(args) != 3 || (args[0] != "add" && args[0] != "del") {
+		return errors.New("usage: vip add|del ADDR/LEN DEV")
+	}
+	addr, err := netlink.ParseAddr(args[1])
+	if err != nil {
+		return fmt.Errorf("vip: %w", err)
+	}
+	link, err := netlink.LinkByName(args[2])
+	if err != nil {
+		return fmt.Errorf("vip: %w", err)
+	}
+	if args[0] == "add" {
+		if err := netlink.AddrAdd(link, addr); err != nil && !errors.Is(err, syscall.EEXIST) {
+			return fmt.Errorf("vip add: %w", err)
+		}
+		return nil
+	}
+	if err := netlink.AddrDel(link, addr); err != nil && !errors.Is(err, syscall.EADDRNOTAVAIL) {
+		return fmt.Errorf("vip del: %w", err)
+	}
+	return nil
 }

@@ -443,7 +443,7 @@ func measureTool(ctx context.Context, o options, t tool, rep *report.Report, std
 	}
 	standby := site(peerOf(active.name))
 	fmt.Fprintf(stdout, "  netem for %s (active %s)\n", o.netemFor, active.name)
-	vip := strings.Split(target, ":")[0]
+	vip := t.vip()
 	how, err := impair(ctx, 1, "50ms", "50ms", map[node][]string{
 		siteA: {siteB.addr, vip}, siteB: {siteA.addr, vip},
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -27,9 +28,9 @@ func (p *patroni) name() string { return "patroni" }
 func (p *patroni) settings(r *report.Report) {
 	r.Setf(p.name(), "ttl / loop_wait / retry_timeout", "20s / 1s / 3s (ttl 20 s is Patroni's minimum: a dead leader's key lives that long)")
 	r.Setf(p.name(), "maximum_lag_on_failover", "1048576 bytes (drwatch failover.maxLagBytes default)")
-	r.Setf(p.name(), "replication", "asynchronous streaming (synchronous_mode off, as drwatch's PostgreSQL pair), use_pg_rewind on")
+	r.Setf(p.name(), "replication", "asynchronous streaming (synchronous_mode off, as drwatch's PostgreSQL pair), use_pg_rewind on; a killed site returns with its data directory wiped (rebuilt by pg_basebackup)")
 	r.Setf(p.name(), "DCS", "etcd 3 nodes in the arbiter namespaces, heartbeat-interval 100ms, election-timeout 1000ms")
-	r.Setf(p.name(), "VIP", "%s/24 added by the on_role_change/on_start callback (ip addr + arping -U)", pgVIP)
+	r.Setf(p.name(), "VIP", "%s/24 added by the on_role_change/on_start callback (netlink address add + arping -U)", pgVIP)
 }
 
 func (p *patroni) setup(ctx context.Context) error {
@@ -40,12 +41,15 @@ func (p *patroni) setup(ctx context.Context) error {
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return err
 	}
-	for _, b := range []string{"/usr/sbin/ip", "/usr/sbin/arping"} {
-		dst := filepath.Join(bin, filepath.Base(b))
+	arping, err := osexec.LookPath("arping")
+	if err != nil {
+		return err
+	}
+	// ip drops file capabilities when run by a non-root user, so the VIP
+	// is moved by this binary's own "vip" helper (netlink).
+	for name, b := range map[string]string{"drbench": p.self, "arping": arping} {
+		dst := filepath.Join(bin, name)
 		if err := run(ctx, "cp", b, dst); err != nil {
-			return err
-		}
-		if err := run(ctx, "setcap", "cap_net_admin,cap_net_raw+ep", dst); err != nil {
 			return err
 		}
 	}
@@ -53,8 +57,8 @@ func (p *patroni) setup(ctx context.Context) error {
 # patroni callback: $1 action, $2 role, $3 scope
 echo "$(date +%%s%%N) $1 $2" >> %[1]s/patroni-$(cat %[1]s/pgsite-$PGSITE).state
 case "$2" in
-master|primary) %[2]s/ip addr add %[3]s/24 dev eth0 2>/dev/null; %[2]s/arping -q -U -c 1 -I eth0 %[3]s >/dev/null 2>&1 & ;;
-*) %[2]s/ip addr del %[3]s/24 dev eth0 2>/dev/null ;;
+master|primary) %[2]s/drbench vip add %[3]s/24 eth0; %[2]s/arping -q -U -c 1 -I eth0 %[3]s >/dev/null 2>&1 & ;;
+*) %[2]s/drbench vip del %[3]s/24 eth0 ;;
 esac
 exit 0
 `, p.dir, bin, pgVIP)
@@ -126,7 +130,7 @@ postgresql:
     superuser: {username: postgres, password: postgres}
     rewind: {username: postgres, password: postgres}
   parameters:
-    unix_socket_directories: %[6]s
+    unix_socket_directories: %[6]s/sock-%[1]s
   callbacks:
     on_start: %[6]s/patroni-cb.sh
     on_role_change: %[6]s/patroni-cb.sh
@@ -138,11 +142,29 @@ func (p *patroni) startSite(ctx context.Context, s node, first bool) error {
 	if err := writeFile(cfg, p.config(s), 0o644); err != nil {
 		return err
 	}
+	if !first {
+		// A SIGKILLed primary that rejoins stays in crash recovery and
+		// rewind for minutes on this box; the returning site is rebuilt
+		// from the leader (pg_basebackup by Patroni) so each run starts
+		// from a whole pair. This does not touch the failover measured.
+		if err := os.RemoveAll(filepath.Join(p.dir, "pg-"+s.name)); err != nil {
+			return err
+		}
+	}
 	if err := writeFile(filepath.Join(p.dir, "pgsite-"+s.name), s.name, 0o644); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(p.dir, "sock-"+s.name), 0o755); err != nil {
 		return err
 	}
 	if err := run(ctx, "chown", "-R", "postgres:postgres", p.dir); err != nil {
 		return err
+	}
+	// After the chown, which clears file capabilities.
+	for _, b := range []string{"drbench", "arping"} {
+		if err := run(ctx, "setcap", "cap_net_admin,cap_net_raw+ep", filepath.Join(p.dir, "pgbin", b)); err != nil {
+			return err
+		}
 	}
 	pr, err := start(p.dir, s, "postgres", "patroni-"+s.name, []string{"PGSITE=" + s.name, "HOME=" + p.dir}, "patroni", cfg)
 	if err != nil {
@@ -183,6 +205,8 @@ func (p *patroni) is(ctx context.Context, s node, role string) bool {
 func (p *patroni) writer() (string, string) {
 	return "pg", fmt.Sprintf("postgres://postgres:postgres@%s:5432/postgres?sslmode=disable&connect_timeout=1", pgVIP)
 }
+
+func (p *patroni) vip() string { return pgVIP }
 
 func isPrimary(s string) bool { return s == "on_role_change master" || s == "on_role_change primary" }
 

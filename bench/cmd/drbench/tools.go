@@ -33,6 +33,8 @@ type tool interface {
 	startSite(ctx context.Context, s node, first bool) error
 	// writer is the client's write load (kind and target).
 	writer() (kind, target string)
+	// vip is the address the client writes to.
+	vip() string
 	// detected returns when the standby noticed the active's death, after t0.
 	detected(standby node, t0 time.Time) (time.Time, bool)
 	// becameActive counts the standby's takeovers after t0 (false
@@ -156,6 +158,8 @@ vrrp_instance VI_1 {
 	}
 	return nil
 }
+
+func (k *keepalived) vip() string { return kaVIP }
 
 func isMaster(s string) bool { return s == "MASTER" }
 
