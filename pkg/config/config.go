@@ -233,6 +233,27 @@ type HeartbeatLine struct {
 	Disable bool   `yaml:"disable"`
 }
 
+// DefaultHeartbeatLine names the heartbeat line built from core.peerVip and
+// core.peerLoadBalancerNodes.
+const DefaultHeartbeatLine = "default"
+
+// HeartbeatLineNames are the lines the heartbeat probes with this
+// configuration. Whoever counts lines that lost the peer must count only
+// these: the log keeps the last status of a line since removed or disabled,
+// and nothing will ever announce that line again.
+func (c *Config) HeartbeatLineNames() []string {
+	var names []string
+	if c.Core.PeerVIP != "" || len(c.Core.PeerLoadBalancerNodes) > 0 {
+		names = append(names, DefaultHeartbeatLine)
+	}
+	for _, l := range c.Watchdog.Heartbeat.Lines {
+		if !l.Disable {
+			names = append(names, l.Name)
+		}
+	}
+	return names
+}
+
 // Notification is who is mailed, how often, through which server.
 type Notification struct {
 	Email    List     `yaml:"email"`

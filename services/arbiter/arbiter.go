@@ -45,24 +45,15 @@ type Options struct {
 	// Automatic is failover.automatic, until an AutomaticFailoverChanged
 	// says otherwise.
 	Automatic bool
-	// ExpectedLines is how many heartbeat lines must report the peer
+	// Lines are the heartbeat lines that must all report the peer
 	// unreachable before arbitration starts.
-	ExpectedLines int
+	Lines []string
 	// Dialer pins SSH source addresses (tests); zero in production.
 	Dialer probe.Dialer
 }
 
 // OptionsFromConfig reads the service's settings from cfg.
 func OptionsFromConfig(cfg *config.Config) Options {
-	lines := 0
-	if cfg.Core.PeerVIP != "" || len(cfg.Core.PeerLoadBalancerNodes) > 0 {
-		lines++
-	}
-	for _, l := range cfg.Watchdog.Heartbeat.Lines {
-		if !l.Disable {
-			lines++
-		}
-	}
 	return Options{
 		Site:             events.SiteID(cfg.Site.Name),
 		Peer:             events.SiteID(cfg.Site.Peer),
@@ -70,7 +61,7 @@ func OptionsFromConfig(cfg *config.Config) Options {
 		FailureDetection: cfg.Watchdog.FailureDetection,
 		PeerAddresses:    cfg.Site.PeerAddresses,
 		Automatic:        cfg.Failover.Automatic,
-		ExpectedLines:    lines,
+		Lines:            cfg.HeartbeatLineNames(),
 	}
 }
 
@@ -193,7 +184,7 @@ func RunWith(ctx context.Context, deps service.Deps, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("arbiter: %w", err)
 	}
-	state := watchdog.NewState(opts.Site, opts.Peer, opts.ExpectedLines, opts.Automatic)
+	state := watchdog.NewState(opts.Site, opts.Peer, opts.Lines, opts.Automatic)
 	w := watchdog.New(wc, state, deps.Bus, roles, pinger, log, now)
 
 	// The state is rebuilt from the whole log, then followed from where

@@ -24,7 +24,7 @@ import (
 
 // DefaultLine names the line built from core.peerVip and
 // core.peerLoadBalancerNodes.
-const DefaultLine = "default"
+const DefaultLine = config.DefaultHeartbeatLine
 
 // roleConsumer is the durable consumer following this site's role.
 const roleConsumer = "heartbeat-role"

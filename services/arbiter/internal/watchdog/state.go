@@ -11,10 +11,12 @@ import (
 // failover is on, and the pair's role history for the both-standby grace.
 type State struct {
 	site, peer events.SiteID
-	// expectedLines is how many heartbeat lines must be down before the
-	// peer counts as unreachable: one line down while another still
-	// answers is not a lost peer.
-	expectedLines int
+	// lines are the configured heartbeat lines; every one must be down
+	// before the peer counts as unreachable: one line down while another
+	// still answers is not a lost peer. A line no longer configured is
+	// never counted: its last RemoteUnreachable stays in the log with
+	// nobody left to announce its return.
+	lines map[string]bool
 
 	linesDown map[string]*events.Envelope
 
@@ -31,14 +33,19 @@ type roleAt struct {
 }
 
 // NewState starts from the configured defaults: peer reachable, automatic
-// failover as configured, no role history.
-func NewState(site, peer events.SiteID, expectedLines int, automatic bool) *State {
+// failover as configured, no role history. lines are the heartbeat lines
+// the heartbeat probes (config.HeartbeatLineNames).
+func NewState(site, peer events.SiteID, lines []string, automatic bool) *State {
+	configured := make(map[string]bool, len(lines))
+	for _, l := range lines {
+		configured[l] = true
+	}
 	return &State{
 		site: site, peer: peer,
-		expectedLines: max(1, expectedLines),
-		linesDown:     map[string]*events.Envelope{},
-		automatic:     automatic,
-		roles:         map[events.SiteID]roleAt{},
+		lines:     configured,
+		linesDown: map[string]*events.Envelope{},
+		automatic: automatic,
+		roles:     map[events.SiteID]roleAt{},
 	}
 }
 
@@ -51,7 +58,7 @@ func (s *State) Apply(env *events.Envelope) (bool, error) {
 	}
 	switch ev := ev.(type) {
 	case events.RemoteUnreachable:
-		if env.Site != s.site || ev.Peer != s.peer {
+		if env.Site != s.site || ev.Peer != s.peer || !s.lines[ev.Line] {
 			return false, nil
 		}
 		s.linesDown[ev.Line] = env
@@ -85,7 +92,7 @@ func (s *State) Apply(env *events.Envelope) (bool, error) {
 // PeerUnreachable reports whether every heartbeat line has lost the peer,
 // and the RemoteUnreachable that completed the loss (the verdict's parent).
 func (s *State) PeerUnreachable() (*events.Envelope, bool) {
-	if len(s.linesDown) < s.expectedLines {
+	if len(s.lines) == 0 || len(s.linesDown) < len(s.lines) {
 		return nil, false
 	}
 	var last *events.Envelope

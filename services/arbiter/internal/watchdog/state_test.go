@@ -24,7 +24,7 @@ func TestState(t *testing.T) {
 	back := func(line string) events.Event {
 		return events.RemoteReachable{Peer: "b", Line: line, Target: "x"}
 	}
-	s := NewState("a", "b", 2, true)
+	s := NewState("a", "b", []string{"vip", "backup"}, true)
 	apply := func(site events.SiteID, at time.Time, ev events.Event) bool {
 		t.Helper()
 		wake, err := s.Apply(env(t, site, at, ev))
@@ -83,5 +83,37 @@ func TestState(t *testing.T) {
 	}
 	if !s.BothStandby(events.RoleActive).IsZero() {
 		t.Error("both standby while this site is active")
+	}
+}
+
+// TestStateCountsOnlyConfiguredLines: a line removed from the configuration
+// while it was down keeps its last RemoteUnreachable in the log, and nobody
+// will ever announce it back. Counting it would start arbitration — and a
+// failover — while the one line still probed answers.
+func TestStateCountsOnlyConfiguredLines(t *testing.T) {
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	lost := func(line string) events.Event {
+		return events.RemoteUnreachable{Peer: "b", Line: line, Since: t0, Failed: []events.ProbeResult{{Target: "x", Kind: "tcp"}}}
+	}
+	s := NewState("a", "b", []string{"default"}, true)
+	wake, err := s.Apply(env(t, "a", t0, lost("removed")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wake {
+		t.Error("a line no longer configured woke the loop")
+	}
+	if _, down := s.PeerUnreachable(); down {
+		t.Error("peer unreachable from a line no longer configured while the configured line answers")
+	}
+	if _, err := s.Apply(env(t, "a", t0, lost("default"))); err != nil {
+		t.Fatal(err)
+	}
+	if cause, down := s.PeerUnreachable(); !down || cause == nil {
+		t.Errorf("peer reachable with its only configured line down (cause %v)", cause)
+	}
+
+	if _, down := NewState("a", "b", nil, true).PeerUnreachable(); down {
+		t.Error("no line configured: the peer cannot be lost")
 	}
 }
