@@ -35,8 +35,11 @@ import (
 type Options struct {
 	Site, Peer  events.SiteID
 	InitialRole events.Role
-	Policy      decide.Policy
-	Hooks       saga.Hooks
+	// Lines are the heartbeat lines that must all have lost the peer for
+	// it to count as unreachable.
+	Lines  []string
+	Policy decide.Policy
+	Hooks  saga.Hooks
 	// VIP is nil when vip.address is not configured.
 	VIP       vipmon.VIP
 	Services  []svcmon.Service
@@ -78,6 +81,7 @@ func OptionsFromConfig(cfg *config.Config) (Options, error) {
 	o := DefaultOptions()
 	o.Site, o.Peer = events.SiteID(cfg.Site.Name), events.SiteID(cfg.Site.Peer)
 	o.InitialRole = events.Role(cfg.Site.Role)
+	o.Lines = cfg.HeartbeatLineNames()
 	f := cfg.Failover
 	o.Policy = decide.Policy{
 		Automatic:         f.Automatic,
@@ -183,7 +187,7 @@ func RunWith(ctx context.Context, deps service.Deps, o Options) error {
 	r := &runner{
 		deps: deps, opts: o,
 		log:     deps.Log.With("component", "orchestrator"),
-		st:      state.New(o.Site, o.Peer, o.InitialRole),
+		st:      state.New(o.Site, o.Peer, o.InitialRole, o.Lines),
 		changed: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 	}

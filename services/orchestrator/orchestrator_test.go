@@ -111,6 +111,7 @@ func newHarness(t testing.TB, role events.Role) *harness {
 	h.svc = st
 	o := DefaultOptions()
 	o.Site, o.Peer, o.InitialRole = "a", "b", role
+	o.Lines = []string{"default"}
 	o.Policy = decide.Policy{Automatic: true, BlockWindow: 8 * time.Hour, MaxLagBytes: 1 << 20, WaitDuration: 8 * time.Hour}
 	o.Hooks = saga.Hooks{
 		Veto:    markerHook(t, h.dir, "veto.sh", h.hooks, ""),

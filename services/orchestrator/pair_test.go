@@ -56,6 +56,7 @@ func TestManualFailoverAcrossSites(t *testing.T) {
 		buses[s.site.Name] = b
 		o := DefaultOptions()
 		o.Site, o.Peer, o.InitialRole = s.site.Name, s.peer, s.role
+		o.Lines = []string{"default"}
 		o.Policy = decide.Policy{Automatic: true, BlockWindow: 8 * time.Hour, MaxLagBytes: 1 << 20}
 		o.Hooks = saga.Hooks{Timeout: 5 * time.Second}
 		o.VIP = vips[s.site.Name]

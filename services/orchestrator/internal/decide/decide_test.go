@@ -20,7 +20,7 @@ type logEntry struct {
 
 func build(t *testing.T, self, peer events.SiteID, role events.Role, log []logEntry) *state.State {
 	t.Helper()
-	s := state.New(self, peer, role)
+	s := state.New(self, peer, role, []string{"default"})
 	for i, e := range log {
 		env, err := events.New(events.Source{Site: e.site, Node: "n", Service: "test"}, e.ev, t0.Add(e.d), nil)
 		if err != nil {

@@ -42,7 +42,7 @@ type world struct {
 }
 
 func newWorld(t *testing.T, role events.Role) *world {
-	return &world{t: t, st: state.New(siteA, siteB, role), dbOK: true, peerStandsDown: true}
+	return &world{t: t, st: state.New(siteA, siteB, role, []string{"default"}), dbOK: true, peerStandsDown: true}
 }
 
 func (w *world) apply(site events.SiteID, ev events.Event) *events.Envelope {
@@ -518,6 +518,7 @@ func TestFenceStep(t *testing.T) {
 		name      string
 		peer      []events.Event // the peer's events, folded first
 		own       []events.Event // this site's heartbeat events
+		lines     []string       // configured heartbeat lines; nil: default
 		standDown bool
 		ok        bool
 		requested bool
@@ -538,11 +539,30 @@ func TestFenceStep(t *testing.T) {
 				events.RemoteUnreachable{Peer: siteB, Line: "wan1", Since: t0, Failed: []events.ProbeResult{{Target: "vip", Kind: "icmp"}}},
 				events.RemoteReachable{Peer: siteB, Line: "wan2", Target: "vip"},
 			},
+			lines:     []string{"wan1", "wan2"},
 			standDown: true, requested: true, ok: true, output: "is standby"},
+		// The heartbeat announces changes only: a line up since it started
+		// has said nothing. Skipping the fence on the one line that did
+		// speak would leave an active peer up beside us.
+		{name: "one line of two down, the other never heard from: reachable, asked", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
+			own: []events.Event{
+				events.RemoteUnreachable{Peer: siteB, Line: "wan1", Since: t0, Failed: []events.ProbeResult{{Target: "vip", Kind: "icmp"}}},
+			},
+			lines:     []string{"wan1", "wan2"},
+			standDown: true, requested: true, ok: true, output: "is standby"},
+		{name: "a line no longer configured is not counted", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
+			own: []events.Event{
+				events.RemoteReachable{Peer: siteB, Line: "removed", Target: "vip"},
+				events.RemoteUnreachable{Peer: siteB, Line: "default", Since: t0, Failed: []events.ProbeResult{{Target: "vip", Kind: "icmp"}}},
+			},
+			ok: true, output: "unreachable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t, standby)
+			if tt.lines != nil {
+				w.st = state.New(siteA, siteB, standby, tt.lines)
+			}
 			w.peerStandsDown = tt.standDown
 			for _, ev := range tt.peer {
 				w.apply(siteB, ev)

@@ -92,8 +92,12 @@ type State struct {
 	// BothStandbySince is when both sites became standby, zero otherwise.
 	BothStandbySince time.Time
 
-	// Lines maps a heartbeat line to whether the peer answers on it.
+	// Lines maps a configured heartbeat line to whether the peer answers
+	// on it. A line no longer configured is left out: its last status
+	// stays in the log forever, and a stale "answers" would hold every
+	// failover back, a stale "lost" would count towards one.
 	Lines            map[string]bool
+	configured       map[string]bool
 	UnreachableSince time.Time
 
 	Verdict *Verdict
@@ -122,12 +126,19 @@ type State struct {
 }
 
 // New returns the state before any event: the configured role at epoch 0.
-func New(site, peer events.SiteID, role events.Role) *State {
+// lines are the heartbeat lines the heartbeat probes
+// (config.HeartbeatLineNames).
+func New(site, peer events.SiteID, role events.Role, lines []string) *State {
+	configured := make(map[string]bool, len(lines))
+	for _, l := range lines {
+		configured[l] = true
+	}
 	return &State{
 		Site: site, Peer: peer, Role: role,
-		Lines:    map[string]bool{},
-		LagBytes: map[events.Database]int64{},
-		DBDone:   map[DBKey]events.DatabaseCommandDone{},
+		Lines:      map[string]bool{},
+		configured: configured,
+		LagBytes:   map[events.Database]int64{},
+		DBDone:     map[DBKey]events.DatabaseCommandDone{},
 	}
 }
 
@@ -155,14 +166,16 @@ func (s *State) Clone() *State {
 	return &c
 }
 
-// PeerUnreachable reports whether every heartbeat line heard from says
-// the peer does not answer.
+// PeerUnreachable reports whether every configured heartbeat line says the
+// peer does not answer. A line never heard from counts as answering: the
+// heartbeat announces only changes, so a line up since it started has said
+// nothing, and one line down beside it is not a lost peer.
 func (s *State) PeerUnreachable() bool {
-	if len(s.Lines) == 0 {
+	if len(s.configured) == 0 {
 		return false
 	}
-	for _, ok := range s.Lines {
-		if ok {
+	for l := range s.configured {
+		if up, heard := s.Lines[l]; !heard || up {
 			return false
 		}
 	}
@@ -252,7 +265,7 @@ func (s *State) Apply(env *events.Envelope) {
 			s.Verdict = &Verdict{Action: e.Action, Branch: e.Branch, WaitUntil: e.WaitUntil, At: env.Time}
 		}
 	case events.RemoteUnreachable:
-		if own && e.Peer == s.Peer {
+		if own && e.Peer == s.Peer && s.configured[e.Line] {
 			if !s.PeerUnreachable() {
 				s.UnreachableSince = e.Since
 			}
@@ -260,10 +273,13 @@ func (s *State) Apply(env *events.Envelope) {
 		}
 	case events.RemoteReachable:
 		if own && e.Peer == s.Peer {
-			s.Lines[e.Line] = true
-			// A verdict reached while the peer was silent no longer holds.
+			// A verdict reached while the peer was silent no longer holds,
+			// whichever line heard it back.
 			s.Verdict = nil
-			s.UnreachableSince = time.Time{}
+			if s.configured[e.Line] {
+				s.Lines[e.Line] = true
+				s.UnreachableSince = time.Time{}
+			}
 		}
 	case events.DatabaseCommandDone:
 		if own && e.FailoverID != "" {
