@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/drwatch/drwatch/pkg/bus"
 	"github.com/drwatch/drwatch/pkg/config"
@@ -381,34 +380,11 @@ func (r *runner) run(ctx context.Context) error {
 	}
 }
 
-// follow applies every new event of the log from seq on, in order.
+// follow applies every new event of the log from seq on, in order, until
+// ctx ends; bus.Follow waits for its last delivery, so nothing is applied
+// after run returns.
 func (r *runner) follow(ctx context.Context, seq uint64) error {
-	stream, err := r.deps.Bus.JetStream().Stream(ctx, bus.EventsStream)
-	if err != nil {
-		return err
-	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: filters(),
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    seq,
-	})
-	if err != nil {
-		return err
-	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		env, err := events.Unmarshal(m.Data())
-		if err != nil {
-			r.log.Warn("skipped an invalid event", "subject", m.Subject(), "err", err)
-			return
-		}
-		r.apply(env)
-	})
-	if err != nil {
-		return err
-	}
-	<-ctx.Done()
-	cc.Stop()
-	return nil
+	return r.deps.Bus.Follow(ctx, seq, filters(), func(_ uint64, env *events.Envelope) { r.apply(env) })
 }
 
 // step is one round: resume a saga left running, or decide and record.
