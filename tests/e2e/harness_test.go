@@ -26,7 +26,7 @@ import (
 	tcexec "github.com/testcontainers/testcontainers-go/exec"
 	tcnetwork "github.com/testcontainers/testcontainers-go/network"
 
-	"github.com/drwatch/drwatch/tests/e2e/internal/check"
+	"github.com/drwatch/drwatch/pkg/checker"
 	"github.com/drwatch/drwatch/tests/e2e/internal/mailsink"
 	"github.com/drwatch/drwatch/tests/e2e/internal/secrets"
 )
@@ -646,7 +646,7 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() (bool, 
 
 type (
 	mailMessage = mailsink.Message
-	roleChange  = check.RoleChange
+	roleChange  = checker.RoleChange
 )
 
 // mentions reports whether a mail names the site and the word.

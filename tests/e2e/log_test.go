@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/drwatch/drwatch/tests/e2e/internal/check"
+	"github.com/drwatch/drwatch/pkg/checker"
 )
 
 // logEvent is an event as stored in a site's EVENTS stream.
@@ -76,8 +76,8 @@ func (p *Pair) ReadLog(t *testing.T, site string) ([]logEvent, error) {
 }
 
 // RoleChanges are the RoleChanged events a site logged itself.
-func RoleChanges(site string, evs []logEvent) []check.RoleChange {
-	var out []check.RoleChange
+func RoleChanges(site string, evs []logEvent) []checker.RoleChange {
+	var out []checker.RoleChange
 	for _, ev := range evs {
 		if ev.Type != "RoleChanged" || ev.Site != site {
 			continue
@@ -87,7 +87,7 @@ func RoleChanges(site string, evs []logEvent) []check.RoleChange {
 			Epoch    uint64
 		}
 		json.Unmarshal(ev.Payload, &pl)
-		out = append(out, check.RoleChange{Site: site, At: ev.Time, From: pl.From, To: pl.To, Epoch: pl.Epoch})
+		out = append(out, checker.RoleChange{Site: site, At: ev.Time, From: pl.From, To: pl.To, Epoch: pl.Epoch})
 	}
 	return out
 }

@@ -1,10 +1,10 @@
-// Package check proves, from what two sites logged, the two promises the
+// Package checker proves, from what two sites logged, the two promises the
 // end-to-end suite and the partition fuzzer hold drwatch to: there was
 // never a moment with two active sites, and no event was lost or copied
 // twice between the sites' logs. It is pure: the suite gathers the facts
 // (RoleChanged events from both logs, the kills it caused, VIP samples)
 // and this package judges them.
-package check
+package checker
 
 import (
 	"fmt"
