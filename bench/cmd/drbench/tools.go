@@ -198,4 +198,3 @@ func (k *keepalived) teardown() {
 		}
 	}
 }
-
