@@ -662,3 +662,74 @@ func subjects(ms []mailMessage) string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// CLI runs the drwatch command line inside a site's drwatch container, as
+// an operator on that site would, and returns its output.
+func (p *Pair) CLI(t *testing.T, site string, args ...string) string {
+	t.Helper()
+	cmd := append([]string{"/usr/local/bin/drwatch"}, args...)
+	cmd = append(cmd, "-config", "/etc/drwatch/site.yaml")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	code, r, err := p.Sites[site].Drwatch.Exec(ctx, cmd, tcexec.Multiplexed())
+	if err != nil {
+		t.Fatalf("site %s: %s: %v", site, strings.Join(args, " "), err)
+	}
+	data, _ := io.ReadAll(r)
+	if code != 0 {
+		t.Fatalf("site %s: drwatch %s: exit status %d\n%s", site, strings.Join(args, " "), code, data)
+	}
+	return string(data)
+}
+
+// PowerOn brings a powered-off site back as a machine would boot: the
+// node (its namespace) first, then the databases on their own data, then
+// drwatch on its own log. Nothing of the site's state is reset.
+func (p *Pair) PowerOn(t *testing.T, site string) {
+	t.Helper()
+	s := p.Sites[site]
+	ctx := context.Background()
+	for _, c := range []*testcontainers.DockerContainer{s.Node, s.MariaDB, s.Postgres} {
+		if _, err := p.docker.ContainerStart(ctx, c.GetContainerID(), client.ContainerStartOptions{}); err != nil {
+			t.Fatalf("power on site %s: %v", site, err)
+		}
+	}
+	out := p.Exec(t, s.Node, "sh", "-c", "ip -o -4 addr | awk '$4 ~ /^"+strings.ReplaceAll(s.Addrs.lan, ".", "\\.")+"\\// {print $2}'")
+	s.Iface = strings.TrimSpace(out)
+	if s.Iface == "" {
+		t.Fatalf("site %s: no interface holds %s after power on", site, s.Addrs.lan)
+	}
+	p.Exec(t, s.Node, "sh", "-c", "iptables -N E2E && iptables -I INPUT -j E2E && iptables -I OUTPUT -j E2E")
+	waitFor(t, time.Minute, "site "+site+" MariaDB up", func() (bool, string) {
+		out, err := p.TryExec(s.MariaDB, "mariadb", "-e", "SELECT 1")
+		return err == nil, out
+	})
+	p.StartDrwatch(t, site)
+}
+
+// MariaDB runs a query with the mariadb client inside a site's MariaDB
+// container (as root) and returns its tab-separated output.
+func (p *Pair) MariaDB(t *testing.T, site, query string) string {
+	t.Helper()
+	return strings.TrimSpace(p.Exec(t, p.Sites[site].MariaDB, "mariadb", "-N", "-B", "-e", query))
+}
+
+// SampleVIP records the VIP holders every period until the returned stop
+// is called, which returns the samples.
+func (p *Pair) SampleVIP(t *testing.T, period time.Duration) (stop func() []checker.VIPSample) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var samples []checker.VIPSample
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			at := time.Now()
+			samples = append(samples, checker.VIPSample{At: at, Holders: p.VIPHolders(t)})
+			select {
+			case <-ctx.Done():
+			case <-time.After(period):
+			}
+		}
+	}()
+	return func() []checker.VIPSample { cancel(); <-done; return samples }
+}

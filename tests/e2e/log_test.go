@@ -125,3 +125,68 @@ func Types(evs []logEvent) string {
 	}
 	return b.String()
 }
+
+// Logs reads both sites' logs; a site that is down yields nil.
+func (p *Pair) Logs(t *testing.T) map[string][]logEvent {
+	t.Helper()
+	out := map[string][]logEvent{}
+	for _, s := range []string{"a", "b"} {
+		evs, err := p.ReadLog(t, s)
+		if err != nil {
+			t.Logf("site %s's log: %v", s, err)
+		}
+		out[s] = evs
+	}
+	return out
+}
+
+// AllRoleChanges gathers every site's RoleChanged events from both logs
+// (a site's own log, or the peer's copy of it when it is down), each once.
+func AllRoleChanges(logs map[string][]logEvent) []checker.RoleChange {
+	seen := map[string]bool{}
+	var out []checker.RoleChange
+	for _, site := range []string{"a", "b"} {
+		for _, from := range []string{"a", "b"} {
+			for _, ev := range logs[from] {
+				if ev.Type != "RoleChanged" || ev.Site != site || seen[ev.ID] {
+					continue
+				}
+				seen[ev.ID] = true
+				out = append(out, RoleChanges(site, []logEvent{ev})...)
+			}
+		}
+	}
+	return out
+}
+
+// assertNeverTwoActive checks, from both logs, the downs the test caused
+// and the VIP samples, that no two sites were ever active at once.
+func assertNeverTwoActive(t *testing.T, logs map[string][]logEvent, downs []checker.Down, samples []checker.VIPSample) {
+	t.Helper()
+	ivs := checker.ActiveIntervals("", time.Time{}, AllRoleChanges(logs), downs)
+	for _, bad := range checker.NeverTwoActive(ivs, samples) {
+		t.Errorf("two actives: %s", bad)
+	}
+	t.Logf("active spans: %+v (%d VIP samples)", ivs, len(samples))
+}
+
+// LastEvent returns the last event of type typ logged by site, or nil.
+func LastEvent(evs []logEvent, site, typ string) *logEvent {
+	for i := len(evs) - 1; i >= 0; i-- {
+		if evs[i].Site == site && evs[i].Type == typ {
+			return &evs[i]
+		}
+	}
+	return nil
+}
+
+// Count counts the events of type typ logged by site after since.
+func Count(evs []logEvent, site, typ string, since time.Time) int {
+	n := 0
+	for _, ev := range evs {
+		if ev.Site == site && ev.Type == typ && !ev.Time.Before(since) {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,319 @@
+package e2e
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drwatch/drwatch/pkg/checker"
+)
+
+// mailsSince are the mails received at or after since whose subject
+// contains every word.
+func mailsSince(ms []mailMessage, since time.Time, words ...string) []mailMessage {
+	var out []mailMessage
+	for _, m := range ms {
+		if m.At.Before(since) {
+			continue
+		}
+		ok := true
+		for _, w := range words {
+			ok = ok && strings.Contains(strings.ToLower(m.Subject), strings.ToLower(w))
+		}
+		if ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// waitRole waits until site's own log (or, when it is down, the peer's
+// copy) says it is role, and returns when that RoleChanged was logged.
+func waitRole(t *testing.T, p *Pair, site, role string, limit time.Duration) time.Time {
+	t.Helper()
+	var at time.Time
+	waitFor(t, limit, "site "+site+" "+role, func() (bool, string) {
+		evs, err := p.ReadLog(t, site)
+		rc := RoleChanges(site, evs)
+		if len(rc) == 0 {
+			return false, fmt.Sprintf("no role change, %v", err)
+		}
+		last := rc[len(rc)-1]
+		at = last.At
+		return last.To == role, fmt.Sprintf("%s at epoch %d", last.To, last.Epoch)
+	})
+	return at
+}
+
+// assertNoRoleChangeSince fails when either site logged a role change
+// after since.
+func assertNoRoleChangeSince(t *testing.T, logs map[string][]logEvent, since time.Time) {
+	t.Helper()
+	for _, rc := range AllRoleChanges(logs) {
+		if rc.At.After(since) {
+			t.Errorf("site %s changed role %s → %s (epoch %d) at %s; nothing should move", rc.Site, rc.From, rc.To, rc.Epoch, rc.At.Format("15:04:05.000"))
+		}
+	}
+}
+
+func wantVIP(t *testing.T, p *Pair, want ...string) {
+	t.Helper()
+	if got := p.VIPHolders(t); !slices.Equal(got, want) {
+		t.Errorf("VIP holders %v, want %v", got, want)
+	}
+}
+
+// Scenario 3: the link between the sites is cut and the active site also
+// loses its arbiters: it demotes itself (its database fenced, the VIP
+// gone from its namespace) and the standby takes over.
+func TestScenario3ActiveIsolated(t *testing.T) {
+	p := StartPair(t, PairOptions{Drwatch: true})
+	w := startWriter(t, "s3")
+	waitSteady(t, p, w)
+	cut := time.Now()
+	p.Cut(t, "a", append(PeerAddrs("a"), arbiterAddrs...)...)
+	aStandby := waitRole(t, p, "a", "standby", 90*time.Second)
+	bActive := waitRole(t, p, "b", "active", 90*time.Second)
+	// a's namespace no longer holds the address; b's does.
+	waitFor(t, 10*time.Second, "the VIP on b only", func() (bool, string) {
+		got := p.VIPHolders(t)
+		return slices.Equal(got, []string{"b"}), fmt.Sprint(got)
+	})
+	if ro := p.MariaDB(t, "a", "SELECT @@global.read_only"); ro != "1" {
+		t.Errorf("site a's MariaDB read_only = %s after it demoted itself, want 1", ro)
+	}
+	ackedAtActive := w.Status().Acked
+	waitFor(t, time.Minute, "the client to write again through the VIP", func() (bool, string) {
+		st := w.Status()
+		return st.Acked > ackedAtActive+20, fmt.Sprintf("%+v", st)
+	})
+	logs := p.Logs(t)
+	assertNeverTwoActive(t, logs, nil, nil)
+	if !aStandby.Before(bActive) {
+		t.Errorf("site b active at %s before site a stood down at %s", bActive.Format("15:04:05.000"), aStandby.Format("15:04:05.000"))
+	}
+	a, b := logs["a"], logs["b"]
+	t.Logf("FIGURES scenario 3 (aggressive timers): a detects %s, b detects %s, a demoted %s after the cut, b decision→active %s, cut→b active %s, client outage %s",
+		since(FirstEvent(a, "a", "RemoteUnreachable", cut), cut), since(FirstEvent(b, "b", "RemoteUnreachable", cut), cut),
+		since(aStandby, cut), since(bActive, FirstEvent(b, "b", "FailoverStarted", cut)), since(bActive, cut), w.Status().LongestGap.Round(time.Millisecond))
+	mails := p.Mails(t)
+	if len(mailsSince(mails, cut, "site b is now active")) == 0 {
+		t.Errorf("no mail says site b became active; mails: %s", subjects(mails))
+	}
+	p.Heal(t, "a")
+	if t.Failed() {
+		t.Logf("site a's log: %s", Types(a))
+		t.Logf("site b's log: %s", Types(b))
+	}
+}
+
+// Scenarios 3b and 4 move nothing, so they share one pair: first the
+// arbiters fall below the warning share with the link fine, then the
+// standby site goes down.
+func TestScenarios3bAnd4NothingMoves(t *testing.T) {
+	p := StartPair(t, PairOptions{Drwatch: true})
+	w := startWriter(t, "s34")
+	waitSteady(t, p, w)
+
+	t.Run("3b arbiters below the warning share", func(t *testing.T) {
+		cut := time.Now()
+		// Site a keeps one arbiter of three: 33% < warning 70%.
+		p.Cut(t, "a", arbiterAddrs[:2]...)
+		var first time.Time
+		waitFor(t, time.Minute, "the arbiter warning mail", func() (bool, string) {
+			ms := mailsSince(p.Mails(t), cut, "[drwatch a]", "arbiters reachable")
+			if len(ms) > 0 {
+				first = ms[0].At
+			}
+			return len(ms) > 0, subjects(p.Mails(t))
+		})
+		// Several more arbiter rounds: the notifier must not mail again
+		// within its interval (3600 s).
+		time.Sleep(15 * time.Second)
+		mails := p.Mails(t)
+		if got := mailsSince(mails, cut, "arbiters reachable"); len(got) != 1 {
+			t.Errorf("%d arbiter warning mails, want exactly one: %s", len(got), subjects(got))
+		}
+		logs := p.Logs(t)
+		assertNoRoleChangeSince(t, logs, cut)
+		wantVIP(t, p, "a")
+		if n := Count(logs["a"], "a", "ArbiterQuorumLow", cut); n == 0 {
+			t.Errorf("site a logged no ArbiterQuorumLow; log: %s", Types(logs["a"]))
+		}
+		if st := w.Status(); time.Since(st.LastAckAt) > 5*time.Second {
+			t.Errorf("the client stopped writing: %+v", st)
+		}
+		t.Logf("FIGURES scenario 3b: arbiters cut → warning mail %s; mails: %s", since(first, cut), subjects(mailsSince(mails, cut)))
+		p.Heal(t, "a")
+	})
+
+	t.Run("4 standby site down", func(t *testing.T) {
+		off := p.PowerOff(t, "b")
+		var detected time.Time
+		waitFor(t, time.Minute, "site a to detect the standby's loss", func() (bool, string) {
+			evs, _ := p.ReadLog(t, "a")
+			detected = FirstEvent(evs, "a", "RemoteUnreachable", off)
+			return !detected.IsZero(), Types(evs)
+		})
+		// Long enough for a's arbitration rounds and any (wrong) move.
+		time.Sleep(20 * time.Second)
+		logs := p.Logs(t)
+		assertNoRoleChangeSince(t, logs, off)
+		if rc := RoleChanges("a", logs["a"]); len(rc) == 0 || rc[len(rc)-1].To != "active" {
+			t.Errorf("site a's roles %+v, want it still active", rc)
+		}
+		wantVIP(t, p, "a")
+		if st := w.Status(); time.Since(st.LastAckAt) > 5*time.Second {
+			t.Errorf("the client stopped writing: %+v", st)
+		}
+		mails := p.Mails(t)
+		if got := mailsSince(mails, off, "[drwatch a]", "unreachable"); len(got) != 1 {
+			t.Errorf("%d mails say site b is unreachable, want exactly one; all since the power off: %s", len(got), subjects(mailsSince(mails, off)))
+		}
+		t.Logf("FIGURES scenario 4: detection %s; mails: %s", since(detected, off), subjects(mailsSince(mails, off)))
+	})
+}
+
+// Scenarios 5 and 6 share one pair: automatic failover is disabled and
+// site a powered off, nothing moves until the operator fails over by
+// hand; then site a comes back and must stay standby, following b.
+func TestScenarios5And6ManualThenReturn(t *testing.T) {
+	p := StartPair(t, PairOptions{Drwatch: true})
+	w := startWriter(t, "s56")
+	waitSteady(t, p, w)
+	var off time.Time
+
+	t.Run("5 automatic failover disabled", func(t *testing.T) {
+		out := p.CLI(t, "a", "toolkit", "watchdog", "status", "--disable-automatic-failover", "0")
+		t.Logf("site a: %s", strings.TrimSpace(out))
+		// The switch is pair-wide: b must have it before a goes.
+		waitFor(t, 30*time.Second, "site b to see automatic failover disabled", func() (bool, string) {
+			evs, _ := p.ReadLog(t, "b")
+			return LastEvent(evs, "a", "AutomaticFailoverChanged") != nil, Types(evs)
+		})
+		off = p.PowerOff(t, "a")
+		var blocked time.Time
+		waitFor(t, 90*time.Second, "site b to decide it may not take over on its own", func() (bool, string) {
+			evs, _ := p.ReadLog(t, "b")
+			for _, ev := range evs {
+				if ev.Site == "b" && ev.Type == "FailoverDecided" && ev.Time.After(off) && strings.Contains(string(ev.Payload), "guard.automatic-off") {
+					blocked = ev.Time
+					return true, ""
+				}
+			}
+			return false, Types(evs)
+		})
+		time.Sleep(5 * time.Second)
+		logs := p.Logs(t)
+		assertNoRoleChangeSince(t, logs, off)
+		if got := p.VIPHolders(t); len(got) != 0 {
+			t.Errorf("VIP holders %v while site a is off and b may not take over, want none", got)
+		}
+		req := time.Now()
+		out = p.CLI(t, "b", "manualFailover", "-a", "--reason", "e2e scenario 5: site a is down")
+		t.Logf("site b: %s", strings.TrimSpace(out))
+		bActive := waitRole(t, p, "b", "active", time.Minute)
+		waitFor(t, 10*time.Second, "the VIP on b", func() (bool, string) {
+			got := p.VIPHolders(t)
+			return slices.Equal(got, []string{"b"}), fmt.Sprint(got)
+		})
+		acked := w.Status().Acked
+		waitFor(t, time.Minute, "the client to write again through the VIP", func() (bool, string) {
+			st := w.Status()
+			return st.Acked > acked+20, fmt.Sprintf("%+v", st)
+		})
+		b := p.Logs(t)["b"]
+		t.Logf("FIGURES scenario 5: detection %s, blocked decision %s after the power off, manual request → active %s (decision→active %s)",
+			since(FirstEvent(b, "b", "RemoteUnreachable", off), off), since(blocked, off), since(bActive, req), since(bActive, FirstEvent(b, "b", "FailoverStarted", req)))
+		mails := p.Mails(t)
+		if len(mailsSince(mails, off.Add(-time.Minute), "automatic failover disabled")) == 0 {
+			t.Errorf("no mail says automatic failover is disabled: %s", subjects(mails))
+		}
+		if len(mailsSince(mails, off, "site b is now active")) == 0 {
+			t.Errorf("no mail says site b became active: %s", subjects(mails))
+		}
+	})
+	if t.Failed() {
+		return
+	}
+
+	t.Run("6 old active returns", func(t *testing.T) {
+		stop := p.SampleVIP(t, 100*time.Millisecond)
+		on := time.Now()
+		p.PowerOn(t, "a")
+		aStandby := waitRole(t, p, "a", "standby", 90*time.Second)
+		// Failback is manual: a stays standby while b serves.
+		time.Sleep(10 * time.Second)
+		samples := stop()
+		logs := p.Logs(t)
+		if rc := RoleChanges("a", logs["a"]); rc[len(rc)-1].To != "standby" {
+			t.Errorf("site a's last role %+v, want standby", rc[len(rc)-1])
+		}
+		if rc := RoleChanges("b", logs["b"]); rc[len(rc)-1].To != "active" {
+			t.Errorf("site b's last role %+v, want active", rc[len(rc)-1])
+		}
+		wantVIP(t, p, "b")
+		assertNeverTwoActive(t, logs, []checker.Down{{Site: "a", At: off}}, samples)
+		// a's MariaDB follows b now: dbmonitor's repoint.
+		waitFor(t, time.Minute, "site a's MariaDB replicating from b", func() (bool, string) {
+			out, _ := p.TryExec(p.Sites["a"].MariaDB, "mariadb", "-e", "SHOW SLAVE STATUS\\G")
+			return strings.Contains(out, "Master_Host: "+sitesAddrs["b"].wan) && strings.Contains(out, "Slave_IO_Running: Yes") &&
+				strings.Contains(out, "Slave_SQL_Running: Yes"), out
+		})
+		acked := w.Status().Acked
+		waitFor(t, 30*time.Second, "rows written on b to reach a", func() (bool, string) {
+			n := p.MariaDB(t, "a", "SELECT count(*) FROM app.writes WHERE writer='s56' AND seq <= "+fmt.Sprint(acked))
+			return n == fmt.Sprint(acked), n + " of " + fmt.Sprint(acked)
+		})
+		if ro := p.MariaDB(t, "a", "SELECT @@global.read_only"); ro != "1" {
+			t.Errorf("site a's MariaDB read_only = %s as a standby, want 1", ro)
+		}
+		t.Logf("FIGURES scenario 6: power on → a standby %s", since(aStandby, on))
+		if t.Failed() {
+			t.Logf("site a's log: %s", Types(logs["a"]))
+		}
+	})
+}
+
+// Scenario 7: a planned switchover (manualFailover on the standby) under
+// write load loses no acknowledged row.
+func TestScenario7PlannedSwitchover(t *testing.T) {
+	p := StartPair(t, PairOptions{Drwatch: true})
+	w := startWriter(t, "s7")
+	waitSteady(t, p, w)
+	stop := p.SampleVIP(t, 100*time.Millisecond)
+	req := time.Now()
+	out := p.CLI(t, "b", "manualFailover", "-a", "--reason", "e2e scenario 7: planned switchover")
+	t.Logf("site b: %s", strings.TrimSpace(out))
+	bActive := waitRole(t, p, "b", "active", time.Minute)
+	aStandby := waitRole(t, p, "a", "standby", 10*time.Second)
+	waitFor(t, 10*time.Second, "the VIP on b", func() (bool, string) {
+		got := p.VIPHolders(t)
+		return slices.Equal(got, []string{"b"}), fmt.Sprint(got)
+	})
+	ackedAtActive := w.Status().Acked
+	waitFor(t, time.Minute, "the client to write again through the VIP", func() (bool, string) {
+		st := w.Status()
+		return st.Acked > ackedAtActive+20, fmt.Sprintf("%+v", st)
+	})
+	samples := stop()
+	acked := w.Status().Acked
+	var present int64
+	if err := DB(t, sitesAddrs["b"].wan).QueryRow("SELECT count(*) FROM app.writes WHERE writer='s7' AND seq <= ?", acked).Scan(&present); err != nil {
+		t.Fatal(err)
+	}
+	if present != acked {
+		t.Errorf("site b, the new primary, holds %d of the %d acknowledged rows", present, acked)
+	}
+	logs := p.Logs(t)
+	assertNeverTwoActive(t, logs, nil, samples)
+	b := logs["b"]
+	t.Logf("FIGURES scenario 7: request → b active %s (decision→active %s, a standby %s after the request), client outage %s, rows lost %d of %d acknowledged",
+		since(bActive, req), since(bActive, FirstEvent(b, "b", "FailoverStarted", req)), since(aStandby, req), w.Status().LongestGap.Round(time.Millisecond), acked-present, acked)
+	if t.Failed() {
+		t.Logf("site a's log: %s", Types(logs["a"]))
+		t.Logf("site b's log: %s", Types(b))
+	}
+}
