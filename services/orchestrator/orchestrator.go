@@ -12,7 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
+	"regexp"
+	"strconv"
 	"sync"
 	"time"
 
@@ -55,12 +59,23 @@ type Options struct {
 	// by hand on the active site comes back, or one found on a standby
 	// goes.
 	VIPInterval time.Duration
+	// PeerDatabases is where each database's server on the peer listens,
+	// for re-pointing this site's server at it after a failover; a
+	// database missing here is not re-pointed.
+	PeerDatabases map[events.Database]HostPort
+	Follow        decide.FollowPolicy
 	// KeepPeerSource runs bus.KeepPeerSource: on when the orchestrator runs
 	// alone; the drwatch all-in-one process runs one keeper for all.
 	KeepPeerSource bool
 
 	// afterPublish sees every event a saga stores (tests crash on it).
 	afterPublish func(*events.Envelope)
+}
+
+// HostPort is a database server's address.
+type HostPort struct {
+	Host string
+	Port int
 }
 
 // DefaultOptions are the timings not in the site config.
@@ -71,6 +86,7 @@ func DefaultOptions() Options {
 		Tick:            time.Second,
 		ServiceInterval: 10 * time.Second,
 		VIPInterval:     2 * time.Second,
+		Follow:          decide.FollowPolicy{Retry: 30 * time.Second, AnswerTimeout: 2 * time.Minute, MaxAttempts: 5},
 		KeepPeerSource:  true,
 	}
 }
@@ -103,11 +119,18 @@ func OptionsFromConfig(cfg *config.Config) (Options, error) {
 	for _, s := range cfg.Watchdog.Services {
 		o.Services = append(o.Services, svcmon.Service{Name: s.Name, Kind: s.Kind, Target: s.Target, RunOn: s.RunOn})
 	}
+	o.PeerDatabases = map[events.Database]HostPort{}
 	if cfg.MySQL.Enabled {
 		o.Databases = append(o.Databases, events.MySQL)
+		if hp, ok := peerDatabase(cfg.MySQL.PeerVIP, cfg.MySQL.PeerNodes, mysqlPort(cfg.MySQL.DSN.Value())); ok {
+			o.PeerDatabases[events.MySQL] = hp
+		}
 	}
 	if cfg.PgSQL.Enabled {
 		o.Databases = append(o.Databases, events.PgSQL)
+		if hp, ok := peerDatabase("", cfg.PgSQL.PeerNodes, pgsqlPort(cfg.PgSQL.DSN.Value())); ok {
+			o.PeerDatabases[events.PgSQL] = hp
+		}
 	}
 	return o, nil
 }
@@ -413,7 +436,7 @@ func (r *runner) step(ctx context.Context, x *saga.Executor) error {
 		return r.start(ctx, x, st, d)
 	}
 	if !d.Record() {
-		return nil
+		return r.followPeer(ctx, st, now)
 	}
 	rec := state.Decided{Action: d.Action, Branch: d.Branch, Blocked: d.Blocked, ObserveOnly: d.ObserveOnly}
 	if d.RequestID == "" && st.LastDecided == rec {
@@ -460,4 +483,91 @@ func clip(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// followPeer re-points this standby site's databases at the active peer
+// once per peer epoch (decide.Follow): after a failover the former active
+// site's servers are fenced primaries that follow nobody. dbmonitor
+// carries the command out; its answer, like the command, is in the log.
+func (r *runner) followPeer(ctx context.Context, st *state.State, now time.Time) error {
+	var dbs []events.Database
+	for _, db := range decide.Follow(st, r.opts.Databases, r.opts.Follow, now) {
+		if _, ok := r.opts.PeerDatabases[db]; ok {
+			dbs = append(dbs, db)
+		}
+	}
+	if len(dbs) == 0 {
+		return nil
+	}
+	id := state.FollowID(st.PeerEpoch)
+	for _, db := range dbs {
+		hp := r.opts.PeerDatabases[db]
+		r.log.Info("re-pointing replication at the active peer", "database", db, "primary", hp.Host, "port", hp.Port, "peerEpoch", st.PeerEpoch)
+		cmd := events.DatabaseCommand{Command: "repoint", Database: db, Target: r.opts.Site, PrimaryHost: hp.Host, PrimaryPort: hp.Port, FailoverID: id}
+		if _, err := r.deps.Bus.Publish(ctx, cmd, nil); err != nil {
+			return fmt.Errorf("re-point %s: %w", db, err)
+		}
+	}
+	attempts := map[events.Database]int{}
+	for _, db := range dbs {
+		attempts[db] = st.Follow[db].Attempts
+	}
+	// The projection must hold the commands before the next round, or it
+	// would send them again.
+	_, err := r.wait(ctx, func(s *state.State) bool {
+		for _, db := range dbs {
+			f := s.Follow[db]
+			if f.Epoch != st.PeerEpoch || (st.Follow[db].Epoch == st.PeerEpoch && f.Attempts <= attempts[db]) {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second)
+	return err
+}
+
+// peerDatabase is the peer server's address: its VIP when set, else its
+// first node.
+func peerDatabase(vip string, nodes []string, port int) (HostPort, bool) {
+	host := vip
+	if host == "" && len(nodes) > 0 {
+		host = nodes[0]
+	}
+	return HostPort{Host: host, Port: port}, host != ""
+}
+
+// mysqlPort is the port of a go-sql-driver DSN's tcp(host:port) address;
+// the peer's server is expected on the same port as this site's. 3306
+// when the DSN names none.
+func mysqlPort(dsn string) int {
+	if m := mysqlAddr.FindStringSubmatch(dsn); m != nil {
+		if _, p, err := net.SplitHostPort(m[1]); err == nil {
+			if n, err := strconv.Atoi(p); err == nil {
+				return n
+			}
+		}
+	}
+	return 3306
+}
+
+var (
+	mysqlAddr = regexp.MustCompile(`@tcp\(([^)]*)\)`)
+	pgPortKV  = regexp.MustCompile(`(?:^|\s)port=(\d+)`)
+)
+
+// pgsqlPort is the port of a libpq DSN (URL or key=value), 5432 when it
+// names none.
+func pgsqlPort(dsn string) int {
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		if n, err := strconv.Atoi(u.Port()); err == nil {
+			return n
+		}
+		return 5432
+	}
+	if m := pgPortKV.FindStringSubmatch(dsn); m != nil {
+		if n, err := strconv.Atoi(m[1]); err == nil {
+			return n
+		}
+	}
+	return 5432
 }

@@ -90,3 +90,149 @@ func TestManualFailoverAcrossSites(t *testing.T) {
 		t.Errorf("VIP: a ops=%v held=%v, b held=%v", got, vips["a"].holds(), vips["b"].holds())
 	}
 }
+
+// fakeDBMonitor answers every DatabaseCommand aimed at site on b, as the
+// real dbmonitor does, and hands the commands it saw to seen.
+func fakeDBMonitor(ctx context.Context, t *testing.T, b *bus.Bus, site events.SiteID, seen chan<- events.DatabaseCommand) {
+	go func() {
+		answered := map[events.ID]bool{}
+		for ctx.Err() == nil {
+			_, _ = b.Replay(ctx, 0, []string{events.TypeFilter("DatabaseCommand")}, func(_ uint64, env *events.Envelope) error {
+				cmd, err := events.DecodeInto[events.DatabaseCommand](env)
+				if err != nil || cmd.Target != site || answered[env.ID] {
+					return nil
+				}
+				answered[env.ID] = true
+				select {
+				case seen <- cmd:
+				default:
+				}
+				_, err = b.Publish(ctx, events.DatabaseCommandDone{Command: cmd.Command, Database: cmd.Database, OK: true, Position: "0-1-1", FailoverID: cmd.FailoverID}, env)
+				return err
+			})
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+}
+
+// TestFormerActiveFollowsTheNewActive: after a switchover the former
+// active site stands by, and its database — a fenced primary that follows
+// nobody — must replicate from the new active: the orchestrator asks its
+// dbmonitor to re-point it at the peer's server, once. (The end-to-end
+// suite's scenario 6 found site a's MariaDB left without a primary.) The
+// site that was never active is not re-pointed at start.
+func TestFormerActiveFollowsTheNewActive(t *testing.T) {
+	p := bustest.RunPair(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var done []chan error
+	t.Cleanup(func() {
+		cancel()
+		for _, d := range done {
+			<-d
+		}
+	})
+	buses := map[events.SiteID]*bus.Bus{}
+	seen := map[events.SiteID]chan events.DatabaseCommand{}
+	for _, s := range []struct {
+		site *bustest.Site
+		peer events.SiteID
+		role events.Role
+		db   string
+	}{{p.A, "b", events.RoleActive, "10.0.0.1"}, {p.B, "a", events.RoleStandby, "10.0.0.2"}} {
+		b := s.site.Bus(t, "orchestrator", s.peer)
+		buses[s.site.Name] = b
+		seen[s.site.Name] = make(chan events.DatabaseCommand, 16)
+		fakeDBMonitor(ctx, t, s.site.Bus(t, "dbmonitor", s.peer), s.site.Name, seen[s.site.Name])
+		o := DefaultOptions()
+		o.Site, o.Peer, o.InitialRole = s.site.Name, s.peer, s.role
+		o.Lines = []string{"default"}
+		o.Policy = decide.Policy{Automatic: true, BlockWindow: 8 * time.Hour, MaxLagBytes: 1 << 20}
+		o.Hooks = saga.Hooks{Timeout: 5 * time.Second}
+		o.Databases = []events.Database{events.MySQL}
+		peerDB := map[events.SiteID]string{"a": "10.0.0.2", "b": "10.0.0.1"}[s.site.Name]
+		o.PeerDatabases = map[events.Database]HostPort{events.MySQL: {Host: peerDB, Port: 3306}}
+		o.Tick = 20 * time.Millisecond
+		o.FenceTimeout = 20 * time.Second
+		d := make(chan error, 1)
+		done = append(done, d)
+		go func() { d <- RunWith(ctx, service.Deps{Bus: b, Log: quiet(), Now: time.Now}, o) }()
+	}
+	bustest.WaitFor(t, 15*time.Second, "b learns that a is active", func() bool {
+		r, _ := roleOf(t, buses["b"], "a")
+		return r == events.RoleActive
+	})
+	time.Sleep(300 * time.Millisecond) // rounds in which b must not re-point
+	op := p.B.Bus(t, "operator", "a")
+	if _, err := op.Publish(ctx, events.FailoverRequested{Target: "b", ToRole: events.RoleActive, Manual: true, Reason: "planned switch", RequestedBy: "root@b"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var got []events.DatabaseCommand
+	bustest.WaitFor(t, 30*time.Second, "a re-points its database at b", func() bool {
+		for {
+			select {
+			case c := <-seen["a"]:
+				got = append(got, c)
+				continue
+			default:
+			}
+			break
+		}
+		return len(got) > 0 && got[len(got)-1].Command == "repoint"
+	})
+	time.Sleep(300 * time.Millisecond) // rounds in which a must not re-point again
+	for {
+		select {
+		case c := <-seen["a"]:
+			got = append(got, c)
+			continue
+		default:
+		}
+		break
+	}
+	var cmds []string
+	for _, c := range got {
+		cmds = append(cmds, c.Command)
+	}
+	if diff := cmp.Diff([]string{"demote", "repoint"}, cmds); diff != "" {
+		t.Errorf("site a's database commands (-want +got):\n%s", diff)
+	}
+	last := got[len(got)-1]
+	if last.PrimaryHost != "10.0.0.2" || last.PrimaryPort != 3306 || last.FailoverID != "follow@2" {
+		t.Errorf("repoint %+v, want primary 10.0.0.2:3306 for b's epoch 2", last)
+	}
+	for {
+		select {
+		case c := <-seen["b"]:
+			if c.Command == "repoint" {
+				t.Errorf("b, never active before, was re-pointed: %+v", c)
+			}
+			continue
+		default:
+		}
+		break
+	}
+}
+
+func TestPeerDatabasePorts(t *testing.T) {
+	for _, tt := range []struct {
+		dsn  string
+		my   bool
+		want int
+	}{
+		{"drwatch:drwatch@tcp(127.0.0.1:3306)/", true, 3306},
+		{"u:p@tcp(db:3307)/x?tls=true", true, 3307},
+		{"u:p@unix(/run/mysqld.sock)/", true, 3306},
+		{"postgres://drwatch:drwatch@127.0.0.1:5433/postgres?sslmode=disable", false, 5433},
+		{"postgres://drwatch@127.0.0.1/postgres", false, 5432},
+		{"host=127.0.0.1 port=6432 user=drwatch", false, 6432},
+		{"host=127.0.0.1 user=drwatch", false, 5432},
+	} {
+		got := pgsqlPort(tt.dsn)
+		if tt.my {
+			got = mysqlPort(tt.dsn)
+		}
+		if got != tt.want {
+			t.Errorf("port of %q = %d, want %d", tt.dsn, got, tt.want)
+		}
+	}
+}

@@ -6,6 +6,8 @@ package state
 import (
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/drwatch/drwatch/pkg/events"
@@ -123,6 +125,39 @@ type State struct {
 	// fencing step waiting for it.
 	PeerStandbyAt time.Time
 	LastDecided   Decided
+
+	// EverActive: this site's log holds it becoming active at least once.
+	// Only such a site can hold databases that no longer follow the
+	// active peer: one that was always standby replicates from the peer
+	// since it was installed.
+	EverActive bool
+	// Follow is, per database, the re-pointing of this standby site's
+	// server at the active peer (FollowID commands and their answers).
+	Follow map[events.Database]Follow
+}
+
+// Follow is the last re-pointing of one database at the active peer.
+type Follow struct {
+	// Epoch is the peer's active epoch the commands followed.
+	Epoch    events.Epoch
+	Attempts int
+	IssuedAt time.Time
+	// Answered: dbmonitor answered the last command, OK or not.
+	Answered, OK bool
+	AnsweredAt   time.Time
+}
+
+// FollowID is the FailoverID a re-pointing command carries, naming the
+// peer's epoch it follows.
+func FollowID(epoch events.Epoch) string { return "follow@" + strconv.FormatUint(uint64(epoch), 10) }
+
+func followEpoch(id string) (events.Epoch, bool) {
+	n, ok := strings.CutPrefix(id, "follow@")
+	if !ok {
+		return 0, false
+	}
+	e, err := strconv.ParseUint(n, 10, 64)
+	return events.Epoch(e), err == nil
 }
 
 // New returns the state before any event: the configured role at epoch 0.
@@ -139,6 +174,7 @@ func New(site, peer events.SiteID, role events.Role, lines []string) *State {
 		configured: configured,
 		LagBytes:   map[events.Database]int64{},
 		DBDone:     map[DBKey]events.DatabaseCommandDone{},
+		Follow:     map[events.Database]Follow{},
 	}
 }
 
@@ -149,6 +185,7 @@ func (s *State) Clone() *State {
 	c.Lines = maps.Clone(s.Lines)
 	c.LagBytes = maps.Clone(s.LagBytes)
 	c.DBDone = maps.Clone(s.DBDone)
+	c.Follow = maps.Clone(s.Follow)
 	if s.Verdict != nil {
 		v := *s.Verdict
 		c.Verdict = &v
@@ -191,7 +228,7 @@ var Types = []events.Type{
 	"FailoverCompleted", "FailoverAborted", "FailoverDecided", "FailoverAcknowledged",
 	"AutomaticFailoverChanged", "ArbitrationDecided", "RemoteUnreachable",
 	"RemoteReachable", "DatabaseCommandDone", "ReplicationLagHigh",
-	"ReplicationLagRecovered",
+	"ReplicationLagRecovered", "DatabaseCommand",
 }
 
 // Apply folds one event into the state. Events it does not know, from a
@@ -281,9 +318,25 @@ func (s *State) Apply(env *events.Envelope) {
 				s.UnreachableSince = time.Time{}
 			}
 		}
+	case events.DatabaseCommand:
+		if ep, ok := followEpoch(e.FailoverID); ok && own && e.Target == s.Site && e.Command == "repoint" {
+			f := s.Follow[e.Database]
+			if f.Epoch != ep {
+				f = Follow{Epoch: ep}
+			}
+			f.Attempts++
+			f.IssuedAt, f.Answered, f.OK, f.AnsweredAt = env.Time, false, false, time.Time{}
+			s.Follow[e.Database] = f
+		}
 	case events.DatabaseCommandDone:
 		if own && e.FailoverID != "" {
 			s.DBDone[DBKey{e.FailoverID, e.Command, e.Database}] = e
+		}
+		if ep, ok := followEpoch(e.FailoverID); ok && own && e.Command == "repoint" {
+			if f := s.Follow[e.Database]; f.Epoch == ep {
+				f.Answered, f.OK, f.AnsweredAt = true, e.OK, env.Time
+				s.Follow[e.Database] = f
+			}
 		}
 	case events.ReplicationLagHigh:
 		if own {
@@ -323,6 +376,7 @@ func (s *State) applyRole(own bool, e events.RoleChanged, at time.Time) {
 	}
 	if e.To == events.RoleActive {
 		if own {
+			s.EverActive = true
 			s.LastActive = s.Site
 		} else {
 			s.LastActive = s.Peer
