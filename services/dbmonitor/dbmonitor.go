@@ -5,11 +5,13 @@ package dbmonitor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/drwatch/drwatch/pkg/bus"
@@ -23,8 +25,40 @@ import (
 	"github.com/drwatch/drwatch/services/dbmonitor/internal/watch"
 )
 
-// Run watches the enabled databases until ctx ends.
+// Options are the dbmonitor settings not in the site config.
+type Options struct {
+	// CommandMaxAge bounds how old (envelope time against the injected
+	// clock) a DatabaseCommand may be when it is taken from the log. An
+	// older one is answered OK=false "expired: …" and not executed: the
+	// orchestrator that sent it waited DBTimeout (2 m) for the answer and
+	// has aborted by then, so promoting on it would act on an order nobody
+	// stands behind any more. Keep it at or under the orchestrator's
+	// DBTimeout.
+	CommandMaxAge time.Duration
+}
+
+// DefaultOptions matches the orchestrator's default DBTimeout.
+func DefaultOptions() Options {
+	return Options{CommandMaxAge: 2 * time.Minute}
+}
+
+func (o Options) validate() error {
+	if o.CommandMaxAge <= 0 {
+		return fmt.Errorf("dbmonitor option CommandMaxAge %s must be positive (default %s)", o.CommandMaxAge, DefaultOptions().CommandMaxAge)
+	}
+	return nil
+}
+
+// Run watches the enabled databases until ctx ends, with DefaultOptions.
 func Run(ctx context.Context, deps service.Deps) error {
+	return RunWithOptions(ctx, deps, DefaultOptions())
+}
+
+// RunWithOptions is Run with explicit Options.
+func RunWithOptions(ctx context.Context, deps service.Deps, opts Options) error {
+	if err := opts.validate(); err != nil {
+		return err
+	}
 	cfg := deps.Config
 	if !cfg.MySQL.Enabled && !cfg.PgSQL.Enabled {
 		// A site without databases (files and services only) is a valid
@@ -70,30 +104,100 @@ func Run(ctx context.Context, deps service.Deps) error {
 		g.Go(func() error { return m.Run(gctx) })
 	}
 	site := events.SiteID(cfg.Site.Name)
+	now := deps.Now
+	if now == nil {
+		now = time.Now
+	}
 	_, h := events.Handle(func(ctx context.Context, env *events.Envelope, cmd events.DatabaseCommand) error {
 		if cmd.Target != site {
-			return nil
+			return nil // another site's dbmonitor answers it; acked here
+		}
+		answer := func(err error) error {
+			_, perr := deps.Bus.Publish(ctx, &events.DatabaseCommandDone{Command: cmd.Command, Database: cmd.Database,
+				FailoverID: cmd.FailoverID, Error: err.Error()}, env)
+			return perr
+		}
+		if age := now().Sub(env.Time); age > opts.CommandMaxAge {
+			log.Warn("database command expired; not executed", "command", cmd.Command, "database", cmd.Database,
+				"id", env.ID, "issued", env.Time, "age", age.Round(time.Second))
+			return answer(fmt.Errorf("expired: %s %s issued at %s is %s old, more than the %s a command stays valid (dbmonitor was down or busy); not executed, send it again",
+				cmd.Command, cmd.Database, env.Time.UTC().Format(time.RFC3339), age.Round(time.Second), opts.CommandMaxAge))
 		}
 		t, ok := targets[cmd.Database]
 		if !ok {
-			_, err := deps.Bus.Publish(ctx, &events.DatabaseCommandDone{Command: cmd.Command, Database: cmd.Database,
-				FailoverID: cmd.FailoverID, Error: fmt.Sprintf("%s is not enabled on site %s", cmd.Database, site)}, env)
-			return err
+			return answer(fmt.Errorf("%s is not enabled on site %s", cmd.Database, site))
 		}
 		return monitor.HandleCommand(ctx, t, deps.Bus, log, env, cmd)
 	})
+	spec := bus.ConsumerSpec{
+		Durable:    CommandsConsumer,
+		Filters:    []string{events.TypeFilter("DatabaseCommand")},
+		Handler:    h,
+		DeliverNew: true,
+		// A resync may run for many minutes; redelivery during it
+		// would run a second copy. A delivery the previous run left
+		// unacked is taken back at start (resumeCommands), not after
+		// AckWait.
+		AckWait: 15 * time.Minute,
+	}
 	g.Go(func() error {
-		return deps.Bus.Consume(gctx, bus.ConsumerSpec{
-			Durable:    "dbmonitor-commands",
-			Filters:    []string{events.TypeFilter("DatabaseCommand")},
-			Handler:    h,
-			DeliverNew: true,
-			AckWait:    15 * time.Minute,
-		})
+		if err := resumeCommands(gctx, deps.Bus.JetStream(), &spec, log); err != nil {
+			return err
+		}
+		// Durable: the server keeps the position across restarts, so a
+		// command published while dbmonitor is down or restarting is
+		// delivered when it is back (then judged by CommandMaxAge).
+		// DeliverNew only applies when the consumer is first created: a
+		// new install does not replay the log's old commands. The bus
+		// acks a message only after the handler returned nil, i.e. after
+		// the answer is stored; a failed answer is redelivered.
+		return deps.Bus.Consume(gctx, spec)
 	})
 	if err := g.Wait(); err != nil && ctx.Err() == nil {
 		return err
 	}
+	return nil
+}
+
+// CommandsConsumer is the durable consumer of DatabaseCommand events.
+const CommandsConsumer = "dbmonitor-commands"
+
+// resumeCommands prepares the commands consumer for this run. The server
+// keeps a durable consumer's position, but not always its in-flight
+// delivery: a message handed to the previous run and never acked — it
+// died mid-command, or the server gave the message to a pull request the
+// stopped run had just issued (with leafnodes on, a request without
+// interest is still served for 2 s) — would come back only after AckWait,
+// long after the orchestrator gave up. So when the consumer has a delivery
+// pending at start, it is recreated from its ack floor and that command is
+// handled now (again, if it had started: at least once; CommandMaxAge
+// still applies). Its start sequence is then kept on later starts, as a
+// consumer's deliver policy cannot be updated.
+func resumeCommands(ctx context.Context, js jetstream.JetStream, spec *bus.ConsumerSpec, log *slog.Logger) error {
+	c, err := js.Consumer(ctx, bus.EventsStream, spec.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil // first start: DeliverNew
+	}
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", spec.Durable, err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", spec.Durable, err)
+	}
+	if info.Config.DeliverPolicy == jetstream.DeliverByStartSequencePolicy {
+		spec.StartSeq = info.Config.OptStartSeq
+	}
+	if info.NumAckPending == 0 {
+		return nil
+	}
+	from := info.AckFloor.Stream + 1
+	log.Warn("a database command delivered before this start was never acknowledged; taking it again now",
+		"consumer", spec.Durable, "fromSeq", from, "unacked", info.NumAckPending)
+	if err := js.DeleteConsumer(ctx, bus.EventsStream, spec.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("consumer %s: recreate from %d: %w", spec.Durable, from, err)
+	}
+	spec.StartSeq = from
 	return nil
 }
 

@@ -16,6 +16,8 @@ import (
 
 	_ "github.com/go-sql-driver/mysql"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/drwatch/drwatch/pkg/bus"
 	"github.com/drwatch/drwatch/pkg/bus/bustest"
 	"github.com/drwatch/drwatch/pkg/config"
@@ -265,4 +267,209 @@ func splitAddr(t *testing.T, dsn string) (string, int) {
 	var port int
 	fmt.Sscan(addr[k+1:], &port)
 	return addr[:k], port
+}
+
+// TestCommandsSurviveARestartAndExpire: commands are read through a
+// durable consumer. One published while dbmonitor is stopped is executed
+// when it starts again; one older than CommandMaxAge is answered
+// "expired" and not executed; one for another site is acked and ignored;
+// one published before the very first start (a new install) is not
+// replayed.
+func TestCommandsSurviveARestartAndExpire(t *testing.T) {
+	cfg := config.Defaults()
+	cfg.Site.Name, cfg.Site.Role = "a", "standby"
+	cfg.MySQL.Enabled = true
+	cfg.MySQL.DSN = config.NewSecret(env(t, "DRWATCH_TEST_MYSQL_REPLICA_DSN"))
+	cfg.MySQL.PeerDSN = config.NewSecret(env(t, "DRWATCH_TEST_MYSQL_PRIMARY_DSN"))
+	cfg.MySQL.ReplicationUser = env(t, "DRWATCH_TEST_MYSQL_REPL_USER")
+	cfg.MySQL.ReplicationPassword = config.NewSecret(env(t, "DRWATCH_TEST_MYSQL_REPL_PASSWORD"))
+	cfg.MySQL.TLS.CA = env(t, "DRWATCH_TEST_TLS_CA")
+	cfg.MySQL.CheckInterval = config.Duration(time.Second)
+	// Should an assertion fail after a wrongly executed promote, the pair
+	// is put back for the next test.
+	t.Cleanup(func() { testdb(t, "heal", "mysql") })
+
+	site := bustest.RunJetStream(t)
+	orch := site.Bus(t, "orchestrator", "")
+	seen := &log{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watching := make(chan error, 1)
+	go func() {
+		watching <- orch.Consume(ctx, bus.ConsumerSpec{Durable: "test-watch", Handler: seen.handle,
+			Filters: []string{events.TypeFilter("DatabaseCommandDone")}})
+	}()
+	t.Cleanup(func() { cancel(); <-watching })
+	dbmBus := site.Bus(t, "dbmonitor", "")
+	deps := service.Deps{Config: &cfg, Bus: dbmBus, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now}
+	start := func() (stop func()) {
+		rctx, rcancel := context.WithCancel(ctx)
+		ran := make(chan error, 1)
+		go func() { ran <- dbmonitor.Run(rctx, deps) }()
+		return func() {
+			rcancel()
+			if err := <-ran; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}
+	}
+	consumer := func() (jetstreamInfo, bool) {
+		s, err := orch.JetStream().Stream(context.Background(), bus.EventsStream)
+		if err != nil {
+			return jetstreamInfo{}, false
+		}
+		c, err := s.Consumer(context.Background(), dbmonitor.CommandsConsumer)
+		if err != nil {
+			return jetstreamInfo{}, false
+		}
+		info, err := c.Info(context.Background())
+		if err != nil {
+			return jetstreamInfo{}, false
+		}
+		return jetstreamInfo{pending: info.NumPending, ackPending: uint64(info.NumAckPending)}, true
+	}
+	publish := func(cmd events.DatabaseCommand) *events.Envelope {
+		t.Helper()
+		env, err := orch.Publish(context.Background(), &cmd, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env
+	}
+	answer := func(cmd *events.Envelope) events.DatabaseCommandDone {
+		t.Helper()
+		env, _ := seen.wait(t, 0, "answer to "+string(cmd.ID), doneFor(t, cmd))
+		done, err := events.DecodeInto[events.DatabaseCommandDone](env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return done
+	}
+	answered := func(cmd *events.Envelope) bool {
+		seen.mu.Lock()
+		defer seen.mu.Unlock()
+		for _, e := range seen.envs {
+			if e.CausationID == cmd.ID {
+				return true
+			}
+		}
+		return false
+	}
+
+	// A new install: what the log held before the first start is history.
+	before := publish(events.DatabaseCommand{Command: "position", Database: events.MySQL, Target: "a"})
+	stop := start()
+	bustest.WaitFor(t, 10*time.Second, "commands consumer", func() bool { _, ok := consumer(); return ok })
+	first := publish(events.DatabaseCommand{Command: "position", Database: events.MySQL, Target: "a"})
+	if done := answer(first); !done.OK {
+		t.Fatalf("position while running: %+v", done)
+	}
+	stop()
+
+	// dbmonitor is down: a command for another site, a promote issued
+	// 10 minutes ago (what an orchestrator long since timed out left in
+	// the log), and a fresh position request.
+	other := publish(events.DatabaseCommand{Command: "promote", Database: events.MySQL, Target: "b"})
+	// A delivery the stopped run took and never acked: what a run killed
+	// mid-command leaves, and what the server does when it hands a
+	// message to a pull request the stopping run had just issued. It must
+	// not wait for the 15-minute AckWait.
+	stuck := publish(events.DatabaseCommand{Command: "position", Database: events.MySQL, Target: "a", FailoverID: "f-stuck"})
+	cons, err := orch.JetStream().Consumer(context.Background(), bus.EventsStream, dbmonitor.CommandsConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for got := 0; got < 2; {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			got++
+			if got == 1 {
+				m.Ack() // site b's command, as the run would have
+			}
+		}
+	}
+	if c, _ := consumer(); c.ackPending != 1 {
+		t.Fatalf("test setup: %d deliveries pending, want the stuck one", c.ackPending)
+	}
+	old, err := events.New(events.Source{Site: "a", Node: "test", Service: "orchestrator"},
+		&events.DatabaseCommand{Command: "promote", Database: events.MySQL, Target: "a", FailoverID: "f-old"},
+		time.Now().Add(-10*time.Minute), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := orch.PublishEnvelope(context.Background(), old); err != nil {
+		t.Fatal(err)
+	}
+	during := publish(events.DatabaseCommand{Command: "position", Database: events.MySQL, Target: "a", FailoverID: "f-new"})
+	time.Sleep(200 * time.Millisecond)
+	if answered(during) {
+		t.Fatal("answered while dbmonitor was stopped")
+	}
+
+	stop = start()
+	defer func() { stop() }()
+	done := answer(during)
+	if !done.OK || done.Position == "" || done.FailoverID != "f-new" {
+		t.Errorf("position published during the restart: %+v", done)
+	}
+	if done := answer(stuck); !done.OK || done.FailoverID != "f-stuck" {
+		t.Errorf("command left unacked by the previous run: %+v", done)
+	}
+	done = answer(old)
+	if done.OK || !strings.HasPrefix(done.Error, "expired: ") || done.Command != "promote" || done.FailoverID != "f-old" {
+		t.Errorf("old promote: %+v", done)
+	}
+	// Handled in log order: the commands before `during` are settled.
+	if answered(other) {
+		t.Error("a command for site b was answered by site a")
+	}
+	if answered(before) {
+		t.Error("a command older than the consumer was replayed on a new install")
+	}
+	bustest.WaitFor(t, 10*time.Second, "every command acked", func() bool {
+		c, ok := consumer()
+		return ok && c.pending == 0 && c.ackPending == 0
+	})
+
+	// The consumer recreated from its ack floor keeps that start on the
+	// next restart (a deliver policy cannot be updated) and goes on.
+	stop()
+	again := publish(events.DatabaseCommand{Command: "position", Database: events.MySQL, Target: "a"})
+	stop = start()
+	if done := answer(again); !done.OK {
+		t.Errorf("position after a second restart: %+v", done)
+	}
+
+	// No action: the replica still replicates and is read-only.
+	replica, err := sql.Open("mysql", env(t, "DRWATCH_TEST_MYSQL_REPLICA_DSN"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replica.Close()
+	var readOnly int
+	if err := replica.QueryRow("SELECT @@read_only").Scan(&readOnly); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := replica.Query("SHOW SLAVE STATUS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicating := rows.Next()
+	rows.Close()
+	if readOnly != 1 || !replicating {
+		t.Errorf("the expired promote acted: read_only=%d, replica configured=%v", readOnly, replicating)
+	}
+}
+
+type jetstreamInfo struct{ pending, ackPending uint64 }
+
+func TestRunRejectsBadOptions(t *testing.T) {
+	cfg := config.Defaults()
+	err := dbmonitor.RunWithOptions(context.Background(), service.Deps{Config: &cfg}, dbmonitor.Options{})
+	if err == nil || !strings.Contains(err.Error(), "CommandMaxAge") {
+		t.Fatalf("zero CommandMaxAge: got %v, want an error naming it", err)
+	}
 }
