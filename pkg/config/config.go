@@ -357,6 +357,12 @@ type Failover struct {
 	BlockWindow Duration `yaml:"blockWindow"`
 	// MaxLagBytes refuses automatic promotion of a standby further behind.
 	MaxLagBytes int64 `yaml:"maxLagBytes"`
+	// MaxLagTransactions is the MariaDB/MySQL counterpart, in transactions
+	// behind the primary (a position answer's lagTransactions): MariaDB has
+	// no byte offset that means the same on both servers. 0: the replica
+	// must hold everything the primary had (Orchestrator/MHA promote only
+	// a replica that caught up).
+	MaxLagTransactions int64 `yaml:"maxLagTransactions"`
 	// ObserveOnly decides, records and notifies but never acts.
 	ObserveOnly bool `yaml:"observeOnly"`
 	// VetoHook runs before promotion; a non-zero exit aborts the failover.
@@ -445,6 +451,9 @@ func Defaults() Config {
 			Failback:    "manual",
 			BlockWindow: Duration(8 * time.Hour),
 			MaxLagBytes: 1 << 20,
+			// Explicit: a MariaDB replica behind by even one transaction
+			// is not promoted automatically.
+			MaxLagTransactions: 0,
 		},
 		Hooks: Hooks{Timeout: Duration(60 * time.Second)},
 		HTTP:  HTTP{Listen: "127.0.0.1:8480"},

@@ -406,6 +406,9 @@ func (c *Config) validateFailover(p *problems) {
 	if f.MaxLagBytes < 0 {
 		p.add("failover.maxLagBytes", "%d must be 0 or more", f.MaxLagBytes)
 	}
+	if f.MaxLagTransactions < 0 {
+		p.add("failover.maxLagTransactions", "%d must be 0 or more", f.MaxLagTransactions)
+	}
 	if c.Hooks.Timeout.D() <= 0 {
 		p.add("hooks.timeout", "must be positive")
 	}

@@ -99,13 +99,14 @@ func OptionsFromConfig(cfg *config.Config) (Options, error) {
 	o.Lines = cfg.HeartbeatLineNames()
 	f := cfg.Failover
 	o.Policy = decide.Policy{
-		Automatic:         f.Automatic,
-		FailbackAutomatic: f.Failback == "automatic",
-		Home:              cfg.Site.Role == string(events.RoleActive),
-		BlockWindow:       f.BlockWindow.D(),
-		MaxLagBytes:       f.MaxLagBytes,
-		ObserveOnly:       f.ObserveOnly,
-		WaitDuration:      cfg.Watchdog.FailureDetection.WaitDuration.D(),
+		Automatic:          f.Automatic,
+		FailbackAutomatic:  f.Failback == "automatic",
+		Home:               cfg.Site.Role == string(events.RoleActive),
+		BlockWindow:        f.BlockWindow.D(),
+		MaxLagBytes:        f.MaxLagBytes,
+		MaxLagTransactions: f.MaxLagTransactions,
+		ObserveOnly:        f.ObserveOnly,
+		WaitDuration:       cfg.Watchdog.FailureDetection.WaitDuration.D(),
 	}
 	h := cfg.Hooks
 	o.Hooks = saga.Hooks{Veto: f.VetoHook, PreS2M: h.PreS2M, PostS2M: h.PostS2M, PreM2S: h.PreM2S, PostM2S: h.PostM2S, Timeout: h.Timeout.D()}

@@ -22,11 +22,18 @@ type Policy struct {
 	// one a failback returns to.
 	Home        bool
 	BlockWindow time.Duration
-	MaxLagBytes int64
-	ObserveOnly bool
+	// MaxLagBytes (PostgreSQL) and MaxLagTransactions (MariaDB/MySQL) are
+	// the in-sync limits, each in its database's unit.
+	MaxLagBytes        int64
+	MaxLagTransactions int64
+	ObserveOnly        bool
 	// WaitDuration is watchdog.failureDetection.waitDuration, used when the
 	// verdict carries no waitUntil of its own.
 	WaitDuration time.Duration
+}
+
+func (p Policy) lagLimits() state.LagLimits {
+	return state.LagLimits{MaxBytes: p.MaxLagBytes, MaxTransactions: p.MaxLagTransactions}
 }
 
 // Input is what a decision reads besides the state.
@@ -126,9 +133,8 @@ func request(s *state.State, p Policy, r *state.Request) Decision {
 		}
 		d = act(events.ActionBeStandby, branch, r.Reason)
 	default:
-		if ok, db, lag := s.InSync(p.MaxLagBytes); !ok && !r.Force {
-			d = blocked(events.ActionBeActive, "guard.lag",
-				fmt.Sprintf("%s replica is %d bytes behind, more than failover.maxLagBytes %d; repeat with force to promote anyway", db, lag, p.MaxLagBytes))
+		if ok, o := s.InSync(p.lagLimits()); !ok && !r.Force {
+			d = blocked(events.ActionBeActive, "guard.lag", o.String()+"; repeat with force to promote anyway")
 			break
 		}
 		branch := "request.manual"
@@ -212,9 +218,8 @@ func guards(s *state.State, p Policy, now time.Time) (Decision, bool) {
 			fmt.Sprintf("a failover completed at %s; automatic failovers are blocked for %s unless an operator acknowledges it",
 				s.LastFailoverAt.UTC().Format(time.RFC3339), p.BlockWindow)), false
 	}
-	if ok, db, lag := s.InSync(p.MaxLagBytes); !ok {
-		return blocked(events.ActionBeActive, "guard.lag",
-			fmt.Sprintf("%s replica is %d bytes behind, more than failover.maxLagBytes %d; only a forced manual failover promotes it", db, lag, p.MaxLagBytes)), false
+	if ok, o := s.InSync(p.lagLimits()); !ok {
+		return blocked(events.ActionBeActive, "guard.lag", o.String()+"; only a forced manual failover promotes it"), false
 	}
 	return Decision{}, true
 }

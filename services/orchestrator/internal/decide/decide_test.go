@@ -52,6 +52,17 @@ func lagHigh(bytes int64) events.ReplicationLagHigh {
 	return events.ReplicationLagHigh{Database: events.PgSQL, Server: "pg", LagBytes: bytes}
 }
 
+// position is dbmonitor's answer to a position command: PostgreSQL lag in
+// bytes, MariaDB in transactions.
+func position(db events.Database, bytes, txns int64) events.DatabaseCommandDone {
+	return events.DatabaseCommandDone{Command: "position", Database: db, OK: true, Position: "p", LagBytes: bytes, LagTransactions: txns}
+}
+
+// mysqlLagHigh is what dbmonitor reports for MariaDB: seconds only.
+func mysqlLagHigh(seconds float64) events.ReplicationLagHigh {
+	return events.ReplicationLagHigh{Database: events.MySQL, Server: "db", LagSeconds: seconds, ThresholdSeconds: 30}
+}
+
 func manual(target events.SiteID, to events.Role, force bool) events.FailoverRequested {
 	return events.FailoverRequested{Target: target, ToRole: to, Manual: true, Force: force, Reason: "operator", RequestedBy: "root"}
 }
@@ -83,6 +94,11 @@ func TestDecide(t *testing.T) {
 	homeAuto := home
 	homeAuto.FailbackAutomatic = true
 	until := t0.Add(30 * time.Minute)
+	txns5 := def
+	txns5.MaxLagTransactions = 5
+	takeover := func(entries ...logEntry) []logEntry {
+		return with(append(entries, logEntry{B, time.Minute, unreachable(A)}, logEntry{B, 2 * time.Minute, verdict(standby, events.ActionBeActive, "x")})...)
+	}
 
 	tests := []struct {
 		name    string
@@ -177,6 +193,40 @@ func TestDecide(t *testing.T) {
 			log: with(logEntry{B, 0, lagHigh(5 << 20)}, logEntry{B, 30 * time.Second, events.ReplicationLagRecovered{Database: events.PgSQL, Server: "pg", LagBytes: 10}},
 				logEntry{B, time.Minute, unreachable(A)}, logEntry{B, 2 * time.Minute, verdict(standby, events.ActionBeActive, "x")}),
 			now: 3 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 2},
+		// Each database in its own unit.
+		{name: "MariaDB one transaction behind blocks (maxLagTransactions 0)", self: B, role: standby, policy: def,
+			log: takeover(logEntry{B, 0, position(events.MySQL, 0, 1)}),
+			now: 3 * time.Minute, action: events.ActionBeActive, blocked: true, branch: "guard.lag"},
+		{name: "MariaDB behind within maxLagTransactions passes", self: B, role: standby, policy: txns5,
+			log: takeover(logEntry{B, 0, position(events.MySQL, 0, 5)}),
+			now: 3 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 2},
+		{name: "MariaDB transactions are not compared with maxLagBytes", self: B, role: standby, policy: Policy{Automatic: true, MaxLagBytes: 1 << 30, WaitDuration: time.Hour},
+			log: takeover(logEntry{B, 0, position(events.MySQL, 0, 100)}),
+			now: 3 * time.Minute, action: events.ActionBeActive, blocked: true, branch: "guard.lag"},
+		{name: "MariaDB caught up on a later position answer", self: B, role: standby, policy: def,
+			log: takeover(logEntry{B, 0, position(events.MySQL, 0, 7)}, logEntry{B, 30 * time.Second, position(events.MySQL, 0, 0)}),
+			now: 3 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 2},
+		{name: "MariaDB seconds lag alone does not block", self: B, role: standby, policy: def,
+			log: takeover(logEntry{B, 0, mysqlLagHigh(120)}),
+			now: 3 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 2},
+		{name: "MariaDB seconds lag keeps the transactions figure", self: B, role: standby, policy: def,
+			log: takeover(logEntry{B, 0, position(events.MySQL, 0, 3)}, logEntry{B, 10 * time.Second, mysqlLagHigh(120)}),
+			now: 3 * time.Minute, action: events.ActionBeActive, blocked: true, branch: "guard.lag"},
+		{name: "PostgreSQL bytes from a position answer block", self: B, role: standby, policy: def,
+			log: takeover(logEntry{B, 0, position(events.PgSQL, 2<<20, 0)}),
+			now: 3 * time.Minute, action: events.ActionBeActive, blocked: true, branch: "guard.lag"},
+		{name: "PostgreSQL bytes are not compared with maxLagTransactions", self: B, role: standby, policy: def,
+			log: takeover(logEntry{B, 0, position(events.PgSQL, 1000, 0)}),
+			now: 3 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 2},
+		{name: "a failed position answer carries no figure", self: B, role: standby, policy: def,
+			log: takeover(logEntry{B, 0, events.DatabaseCommandDone{Command: "position", Database: events.MySQL, Error: "down", LagTransactions: 9}}),
+			now: 3 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 2},
+		{name: "manual failover blocked by MariaDB lag", self: B, role: standby, policy: def,
+			log: with(logEntry{B, 0, position(events.MySQL, 0, 2)}, logEntry{B, time.Minute, manual(B, active, false)}),
+			now: 2 * time.Minute, action: events.ActionBeActive, blocked: true, branch: "guard.lag"},
+		{name: "forced manual failover promotes a lagging MariaDB", self: B, role: standby, policy: def,
+			log: with(logEntry{B, 0, position(events.MySQL, 0, 2)}, logEntry{B, time.Minute, manual(B, active, true)}),
+			now: 2 * time.Minute, action: events.ActionBeActive, act: true, branch: "request.manual.force", epoch: 2},
 		{name: "block window after a failover", self: A, role: standby, policy: def,
 			log: with(logEntry{A, time.Minute, role(active, standby, 1)}, logEntry{B, 2 * time.Minute, role(standby, active, 2)},
 				logEntry{B, 2 * time.Minute, events.FailoverCompleted{FailoverID: "f1", Role: active, Epoch: 2}},

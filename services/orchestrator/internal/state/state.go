@@ -4,6 +4,7 @@
 package state
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -110,8 +111,9 @@ type State struct {
 	Automatic      bool
 	AutomaticUntil *time.Time
 
-	// LagBytes is this site's replica lag per database, as last reported.
-	LagBytes map[events.Database]int64
+	// Lag is this site's replica lag per database, as last reported, each
+	// database in its own unit.
+	Lag map[events.Database]Lag
 
 	// LastFailoverAt is the end of the last completed failover to active
 	// (either site); Acknowledged says an operator acknowledged it.
@@ -172,7 +174,7 @@ func New(site, peer events.SiteID, role events.Role, lines []string) *State {
 		Site: site, Peer: peer, Role: role,
 		Lines:      map[string]bool{},
 		configured: configured,
-		LagBytes:   map[events.Database]int64{},
+		Lag:        map[events.Database]Lag{},
 		DBDone:     map[DBKey]events.DatabaseCommandDone{},
 		Follow:     map[events.Database]Follow{},
 	}
@@ -183,7 +185,7 @@ func New(site, peer events.SiteID, role events.Role, lines []string) *State {
 func (s *State) Clone() *State {
 	c := *s
 	c.Lines = maps.Clone(s.Lines)
-	c.LagBytes = maps.Clone(s.LagBytes)
+	c.Lag = maps.Clone(s.Lag)
 	c.DBDone = maps.Clone(s.DBDone)
 	c.Follow = maps.Clone(s.Follow)
 	if s.Verdict != nil {
@@ -332,6 +334,16 @@ func (s *State) Apply(env *events.Envelope) {
 		if own && e.FailoverID != "" {
 			s.DBDone[DBKey{e.FailoverID, e.Command, e.Database}] = e
 		}
+		if own && e.OK && e.Command == "position" {
+			l := s.Lag[e.Database]
+			switch e.Database {
+			case events.PgSQL:
+				l.Bytes = e.LagBytes
+			case events.MySQL:
+				l.Transactions = e.LagTransactions
+			}
+			s.Lag[e.Database] = l
+		}
 		if ep, ok := followEpoch(e.FailoverID); ok && own && e.Command == "repoint" {
 			if f := s.Follow[e.Database]; f.Epoch == ep {
 				f.Answered, f.OK, f.AnsweredAt = true, e.OK, env.Time
@@ -340,11 +352,11 @@ func (s *State) Apply(env *events.Envelope) {
 		}
 	case events.ReplicationLagHigh:
 		if own {
-			s.LagBytes[e.Database] = e.LagBytes
+			s.foldLag(e.Database, e.LagBytes, e.LagSeconds, true)
 		}
 	case events.ReplicationLagRecovered:
 		if own {
-			s.LagBytes[e.Database] = e.LagBytes
+			s.foldLag(e.Database, e.LagBytes, e.LagSeconds, false)
 		}
 	}
 }
@@ -391,14 +403,68 @@ func (s *State) applyRole(own bool, e events.RoleChanged, at time.Time) {
 	}
 }
 
-// InSync reports whether every database's reported lag is within max.
-func (s *State) InSync(maxLag int64) (bool, events.Database, int64) {
-	for _, db := range []events.Database{events.MySQL, events.PgSQL} {
-		if lag, ok := s.LagBytes[db]; ok && lag > maxLag {
-			return false, db, lag
-		}
+// Lag is one database's replica lag in the units that database has.
+type Lag struct {
+	// Bytes: PostgreSQL WAL bytes behind the primary (lag events and
+	// position answers). Never set for MariaDB/MySQL.
+	Bytes int64
+	// Transactions: MariaDB/MySQL transactions behind the primary, from a
+	// position answer (lagTransactions). Never set for PostgreSQL.
+	Transactions int64
+	// Seconds and High: the last ReplicationLagHigh/Recovered (the
+	// database's lagThreshold). Informative only: MariaDB's
+	// Seconds_Behind_Master turns NULL once the primary is gone, so a
+	// LagHigh may never be followed by a Recovered; gating on it would
+	// block the failover it guards.
+	Seconds float64
+	High    bool
+}
+
+func (s *State) foldLag(db events.Database, bytes int64, seconds float64, high bool) {
+	l := s.Lag[db]
+	l.Seconds, l.High = seconds, high
+	if db == events.PgSQL {
+		// A MariaDB lag event carries no byte figure (always 0): it
+		// must not read as "0 bytes behind" or be compared with bytes.
+		l.Bytes = bytes
 	}
-	return true, "", 0
+	s.Lag[db] = l
+}
+
+// LagLimits are the in-sync thresholds, one per unit.
+type LagLimits struct {
+	// MaxBytes is failover.maxLagBytes, for PostgreSQL.
+	MaxBytes int64
+	// MaxTransactions is failover.maxLagTransactions, for MariaDB/MySQL.
+	MaxTransactions int64
+}
+
+// OutOfSync names a database whose replica is too far behind.
+type OutOfSync struct {
+	Database events.Database
+	// Lag and Limit in Unit ("bytes" or "transactions"); Field is the
+	// config key of Limit.
+	Lag, Limit  int64
+	Unit, Field string
+}
+
+func (o OutOfSync) String() string {
+	return fmt.Sprintf("%s replica is %d %s behind, more than %s %d", o.Database, o.Lag, o.Unit, o.Field, o.Limit)
+}
+
+// InSync reports whether every database's last reported lag is within
+// its limit: PostgreSQL in bytes of WAL against lim.MaxBytes (Patroni's
+// maximum_lag_on_failover), MariaDB/MySQL in transactions against
+// lim.MaxTransactions (GTIDs have no byte offset comparable across
+// servers). A database with no figure in the log counts as in sync.
+func (s *State) InSync(lim LagLimits) (bool, OutOfSync) {
+	if l, ok := s.Lag[events.MySQL]; ok && l.Transactions > lim.MaxTransactions {
+		return false, OutOfSync{Database: events.MySQL, Lag: l.Transactions, Limit: lim.MaxTransactions, Unit: "transactions", Field: "failover.maxLagTransactions"}
+	}
+	if l, ok := s.Lag[events.PgSQL]; ok && l.Bytes > lim.MaxBytes {
+		return false, OutOfSync{Database: events.PgSQL, Lag: l.Bytes, Limit: lim.MaxBytes, Unit: "bytes", Field: "failover.maxLagBytes"}
+	}
+	return true, OutOfSync{}
 }
 
 // AutomaticOn reports whether automatic failover is on at now given the

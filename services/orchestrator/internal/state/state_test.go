@@ -47,3 +47,70 @@ func TestPeerUnreachableCountsConfiguredLines(t *testing.T) {
 		})
 	}
 }
+
+func TestInSyncEachDatabaseInItsUnit(t *testing.T) {
+	t0 := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	lim := LagLimits{MaxBytes: 1 << 20, MaxTransactions: 0}
+	pos := func(db events.Database, bytes, txns int64) events.Event {
+		return events.DatabaseCommandDone{Command: "position", Database: db, OK: true, Position: "p", LagBytes: bytes, LagTransactions: txns}
+	}
+	high := func(db events.Database, bytes int64, secs float64) events.Event {
+		return events.ReplicationLagHigh{Database: db, Server: "s", LagBytes: bytes, LagSeconds: secs}
+	}
+	recovered := func(db events.Database, bytes int64) events.Event {
+		return events.ReplicationLagRecovered{Database: db, Server: "s", LagBytes: bytes}
+	}
+	tests := []struct {
+		name string
+		lim  LagLimits
+		log  []events.Event
+		site events.SiteID // who published; "" = this site
+		want bool
+		out  OutOfSync
+	}{
+		{name: "nothing reported", lim: lim, want: true},
+		{name: "pg lag event over maxLagBytes", lim: lim, log: []events.Event{high(events.PgSQL, 2<<20, 3)},
+			out: OutOfSync{Database: events.PgSQL, Lag: 2 << 20, Limit: 1 << 20, Unit: "bytes", Field: "failover.maxLagBytes"}},
+		{name: "pg exactly at maxLagBytes", lim: lim, log: []events.Event{high(events.PgSQL, 1<<20, 3)}, want: true},
+		{name: "pg recovered", lim: lim, log: []events.Event{high(events.PgSQL, 2<<20, 3), recovered(events.PgSQL, 10)}, want: true},
+		{name: "pg position answer", lim: lim, log: []events.Event{pos(events.PgSQL, 5<<20, 0)},
+			out: OutOfSync{Database: events.PgSQL, Lag: 5 << 20, Limit: 1 << 20, Unit: "bytes", Field: "failover.maxLagBytes"}},
+		{name: "mysql one transaction behind", lim: lim, log: []events.Event{pos(events.MySQL, 0, 1)},
+			out: OutOfSync{Database: events.MySQL, Lag: 1, Limit: 0, Unit: "transactions", Field: "failover.maxLagTransactions"}},
+		{name: "mysql within maxLagTransactions", lim: LagLimits{MaxBytes: 1 << 20, MaxTransactions: 3}, log: []events.Event{pos(events.MySQL, 0, 3)}, want: true},
+		// A million transactions are under a 1 MiB byte threshold: the
+		// two units must never meet.
+		{name: "mysql transactions not judged in bytes", lim: LagLimits{MaxBytes: 1 << 30}, log: []events.Event{pos(events.MySQL, 0, 1000)},
+			out: OutOfSync{Database: events.MySQL, Lag: 1000, Limit: 0, Unit: "transactions", Field: "failover.maxLagTransactions"}},
+		{name: "pg bytes not judged in transactions", lim: LagLimits{MaxBytes: 1 << 20, MaxTransactions: 0}, log: []events.Event{pos(events.PgSQL, 4096, 0)}, want: true},
+		{name: "mysql seconds lag only: no transaction figure", lim: lim, log: []events.Event{high(events.MySQL, 0, 300)}, want: true},
+		{name: "mysql lag event keeps the last transaction figure", lim: lim, log: []events.Event{pos(events.MySQL, 0, 4), recovered(events.MySQL, 0)},
+			out: OutOfSync{Database: events.MySQL, Lag: 4, Limit: 0, Unit: "transactions", Field: "failover.maxLagTransactions"}},
+		{name: "mysql caught up on the next answer", lim: lim, log: []events.Event{pos(events.MySQL, 0, 4), pos(events.MySQL, 0, 0)}, want: true},
+		{name: "a failed position answer is no figure", lim: lim,
+			log: []events.Event{events.DatabaseCommandDone{Command: "position", Database: events.MySQL, Error: "no primary", LagTransactions: 4}}, want: true},
+		{name: "another command's answer is no figure", lim: lim,
+			log: []events.Event{events.DatabaseCommandDone{Command: "promote", Database: events.PgSQL, OK: true, LagBytes: 9 << 20}}, want: true},
+		{name: "the peer's lag is not this site's", lim: lim, site: "b", log: []events.Event{pos(events.MySQL, 0, 4), high(events.PgSQL, 9<<20, 1)}, want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New("a", "b", events.RoleStandby, []string{"default"})
+			site := tt.site
+			if site == "" {
+				site = "a"
+			}
+			for i, ev := range tt.log {
+				env, err := events.New(events.Source{Site: site, Node: "n", Service: "dbmonitor"}, ev, t0.Add(time.Duration(i)*time.Second), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.Apply(env)
+			}
+			ok, out := s.InSync(tt.lim)
+			if ok != tt.want || out != tt.out {
+				t.Errorf("InSync = %v, %+v; want %v, %+v", ok, out, tt.want, tt.out)
+			}
+		})
+	}
+}
