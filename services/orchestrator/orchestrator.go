@@ -9,6 +9,7 @@ package orchestrator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/drwatch/drwatch/pkg/bus"
 	"github.com/drwatch/drwatch/pkg/config"
@@ -64,6 +66,10 @@ type Options struct {
 	// database missing here is not re-pointed.
 	PeerDatabases map[events.Database]HostPort
 	Follow        decide.FollowPolicy
+	// StartupHold bounds how long a site that restarts active waits to
+	// learn the peer's latest role before it takes the VIP and starts
+	// services on its own authority (see confirmPeer).
+	StartupHold time.Duration
 	// KeepPeerSource runs bus.KeepPeerSource: on when the orchestrator runs
 	// alone; the drwatch all-in-one process runs one keeper for all.
 	KeepPeerSource bool
@@ -86,6 +92,7 @@ func DefaultOptions() Options {
 		Tick:            time.Second,
 		ServiceInterval: 10 * time.Second,
 		VIPInterval:     2 * time.Second,
+		StartupHold:     time.Minute,
 		Follow:          decide.FollowPolicy{Retry: 30 * time.Second, AnswerTimeout: 2 * time.Minute, MaxAttempts: 5},
 		KeepPeerSource:  true,
 	}
@@ -231,6 +238,9 @@ type runner struct {
 	sagaActive bool
 	// vipMu serialises the VIP monitor's rounds with the saga's VIP steps.
 	vipMu sync.Mutex
+	// held: a site restarted active has not yet learned the peer's latest
+	// role; the VIP and service monitors stand back (confirmPeer).
+	held bool
 }
 
 // lockedVIP is the saga's view of the VIP: each move holds the runner's
@@ -324,6 +334,20 @@ func (r *runner) run(ctx context.Context) error {
 	}()
 	st, _ := r.snapshot()
 	r.log.Info("state rebuilt from the log", "lastSeq", last, "role", st.Role, "epoch", st.Epoch, "sagaRunning", st.SagaRunning())
+	if st.RoleKnown && st.Role == events.RoleActive {
+		// The log says active, but the peer may have taken over while
+		// this site was down, and its RoleChanged reaches this log only
+		// when the source catches up. Until then this site must not
+		// answer on the VIP nor start services.
+		r.mu.Lock()
+		r.held = true
+		r.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.confirmPeer(ctx)
+		}()
+	}
 	if !st.RoleKnown {
 		// A first start announces the configured role so the peer knows
 		// it; an active site opens epoch 1.
@@ -355,7 +379,7 @@ func (r *runner) run(ctx context.Context) error {
 		svcmon.Monitor(ctx, svcmon.Controller{Timeout: r.opts.Hooks.Timeout}, r.opts.Services, r.opts.ServiceInterval, func() (events.Role, bool) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
-			return r.st.Role, r.sagaActive || r.st.SagaRunning()
+			return r.st.Role, r.sagaActive || r.st.SagaRunning() || r.held
 		}, r.log.With("component", "serviceMonitor"))
 	}()
 
@@ -375,7 +399,7 @@ func (r *runner) run(ctx context.Context) error {
 			m.Run(ctx, r.opts.VIPInterval, func() vipmon.Status {
 				r.mu.Lock()
 				defer r.mu.Unlock()
-				return vipmon.Status{Role: r.st.Role, Paused: r.sagaActive || r.st.SagaRunning(), ObserveOnly: r.opts.Policy.ObserveOnly}
+				return vipmon.Status{Role: r.st.Role, Paused: r.sagaActive || r.st.SagaRunning() || r.held, ObserveOnly: r.opts.Policy.ObserveOnly}
 			})
 		}()
 	}
@@ -402,6 +426,93 @@ func (r *runner) run(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// confirmPeer lifts the hold of a site restarted active once its
+// projection knows the peer's latest role: it reads the peer's last
+// RoleChanged from the peer's own log (over the leafnode link) and waits
+// until the sourced copy has brought it here, so the decision loop sees
+// a newer epoch and stands down before the VIP is ever taken. A peer that
+// has no role yet, one the heartbeat declares unreachable (arbitration
+// then governs), or StartupHold passing lifts it too.
+func (r *runner) confirmPeer(ctx context.Context) {
+	release := func(why string) {
+		r.mu.Lock()
+		r.held = false
+		r.mu.Unlock()
+		r.log.Info("restarted active: VIP and services released", "why", why)
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+	deadline := time.Now().Add(r.opts.StartupHold)
+	var peerJS jetstream.JetStream
+	if nc := r.deps.Bus.Conn(); nc != nil {
+		peerJS, _ = jetstream.NewWithDomain(nc, string(r.opts.Peer))
+	}
+	var want *events.RoleChanged
+	for {
+		st, changed := r.snapshot()
+		switch {
+		case st.Role != events.RoleActive || st.SagaRunning():
+			release("role now " + string(st.Role))
+			return
+		case st.PeerUnreachable():
+			release("the peer is unreachable")
+			return
+		case time.Now().After(deadline):
+			r.log.Warn("restarted active: the peer's latest role is still unknown; taking the VIP on this site's own authority", "after", r.opts.StartupHold)
+			release("startup hold elapsed")
+			return
+		case want != nil && (st.PeerEpoch > want.Epoch || (st.PeerEpoch == want.Epoch && st.PeerRole == want.To)):
+			release(fmt.Sprintf("the peer is %s at epoch %d", st.PeerRole, st.PeerEpoch))
+			return
+		}
+		if want == nil && peerJS != nil {
+			rc, found, err := peerRole(ctx, peerJS, r.opts.Peer)
+			switch {
+			case err == nil && !found:
+				release("the peer has no role yet")
+				return
+			case err == nil:
+				want = &rc
+				continue
+			}
+		}
+		t := time.NewTimer(250 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-changed:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// peerRole reads the peer's latest RoleChanged from its own log.
+func peerRole(ctx context.Context, peerJS jetstream.JetStream, peer events.SiteID) (events.RoleChanged, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	stream, err := peerJS.Stream(ctx, bus.EventsStream)
+	if err != nil {
+		return events.RoleChanged{}, false, err
+	}
+	msg, err := stream.GetLastMsgForSubject(ctx, events.SiteTypeFilter(peer, "RoleChanged"))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return events.RoleChanged{}, false, nil
+	}
+	if err != nil {
+		return events.RoleChanged{}, false, err
+	}
+	var env events.Envelope
+	if err := json.Unmarshal(msg.Data, &env); err != nil {
+		return events.RoleChanged{}, false, fmt.Errorf("peer's last RoleChanged: %w", err)
+	}
+	rc, err := events.DecodeInto[events.RoleChanged](&env)
+	return rc, err == nil, err
 }
 
 // follow applies every new event of the log from seq on, in order, until

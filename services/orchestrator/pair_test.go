@@ -236,3 +236,61 @@ func TestPeerDatabasePorts(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartedActiveWaitsForThePeersRole: site a was active at epoch 1
+// and went down; b took over at epoch 2. When a comes back its log still
+// says active, and b's RoleChanged reaches it only once the link is up
+// and the source caught up. a must not take the VIP meanwhile (the
+// end-to-end suite's scenario 6 saw both sites hold it for half a
+// second): it stands down without ever taking it.
+func TestRestartedActiveWaitsForThePeersRole(t *testing.T) {
+	p := bustest.RunPair(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	aBus := p.A.Bus(t, "orchestrator", "b")
+	bBus := p.B.Bus(t, "orchestrator", "a")
+	if _, err := aBus.Publish(ctx, events.RoleChanged{From: events.RoleActive, To: events.RoleActive, Epoch: 1, Reason: "initial"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	bustest.WaitFor(t, 15*time.Second, "b has a's role", func() bool {
+		r, _ := roleOf(t, bBus, "a")
+		return r == events.RoleActive
+	})
+	p.Link.Cut()
+	for _, rc := range []events.RoleChanged{
+		{From: events.RoleStandby, To: events.RoleStandby, Epoch: 0, Reason: "initial"},
+		{From: events.RoleStandby, To: events.RoleActive, Epoch: 2, Reason: "a lost", FailoverID: "f1"},
+	} {
+		if _, err := bBus.Publish(ctx, rc, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vip := &fakeVIP{}
+	o := DefaultOptions()
+	o.Site, o.Peer, o.InitialRole = "a", "b", events.RoleActive
+	o.Lines = []string{"default"}
+	o.Policy = decide.Policy{Automatic: true, BlockWindow: 8 * time.Hour, MaxLagBytes: 1 << 20, Home: true}
+	o.Hooks = saga.Hooks{Timeout: 5 * time.Second}
+	o.VIP = vip
+	o.Tick = 20 * time.Millisecond
+	o.VIPInterval = 20 * time.Millisecond
+	o.KeepPeerSource = true // a healed link is used at once
+	done := make(chan error, 1)
+	go func() { done <- RunWith(ctx, service.Deps{Bus: aBus, Log: quiet(), Now: time.Now}, o) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(500 * time.Millisecond) // many VIP rounds while b's role is unknown here
+	if got := vip.opsSeen(); len(got) != 0 {
+		t.Fatalf("a moved the VIP (%v) before it knew b's role", got)
+	}
+	p.Link.Heal()
+	bustest.WaitFor(t, 30*time.Second, "a standby", func() bool {
+		r, _ := roleOf(t, aBus, "a")
+		return r == events.RoleStandby
+	})
+	time.Sleep(200 * time.Millisecond)
+	for _, op := range vip.opsSeen() {
+		if op == "take" {
+			t.Errorf("a took the VIP while b was active at a higher epoch: %v", vip.opsSeen())
+		}
+	}
+}
