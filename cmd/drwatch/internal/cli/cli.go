@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/drwatch/drwatch/cmd/drwatch/internal/demo"
 	"github.com/drwatch/drwatch/pkg/config"
 )
 
@@ -32,6 +33,9 @@ site process:
   reset --yes             stop it and delete this site's DR data (log, file backups)
   validate                check a site configuration file and print the problems
   init [-a|-s]            write both sites' configs, TLS certificates, replication users
+  demo [--duration D] [--keep]
+                          a whole pair on loopback (no Docker, no root): watch site b
+                          take over when site a is powered off
 
 operator (talk to the running site over its NATS):
   health                  table of checks; exit 0 healthy, 1 problems
@@ -116,6 +120,12 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return apiCmd(ctx, rest, stdout, stderr)
 	case "events":
 		return eventsCmd(ctx, rest, stdout, stderr)
+	case "demo":
+		err := demo.Main(ctx, rest, stdout, stderr, Services())
+		if errors.Is(err, demo.ErrUsage) {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		return err
 	}
 	return fmt.Errorf("%w: unknown command %q (drwatch help lists them)", errUsage, cmd)
 }
