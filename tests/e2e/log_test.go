@@ -11,7 +11,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/drwatch/drwatch/pkg/bus"
 	"github.com/drwatch/drwatch/pkg/checker"
+	"github.com/drwatch/drwatch/pkg/events"
 )
 
 // logEvent is an event as stored in a site's EVENTS stream.
@@ -189,4 +191,26 @@ func Count(evs []logEvent, site, typ string, since time.Time) int {
 		}
 	}
 	return n
+}
+
+// Publish records ev in a site's log as an operator tool on that site
+// would (for commands the drwatch CLI does not offer).
+func (p *Pair) Publish(t *testing.T, site string, ev events.Event) *events.Envelope {
+	t.Helper()
+	nc, err := nats.Connect("nats://"+p.Sites[site].Addrs.wan+":4222", nats.Timeout(3*time.Second))
+	if err != nil {
+		t.Fatalf("site %s NATS: %v", site, err)
+	}
+	defer nc.Close()
+	b, err := bus.New(nc, bus.Options{Source: events.Source{Site: events.SiteID(site), Node: "e2e", Service: "operator"}, Peer: events.SiteID(peerOf(site))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	env, err := b.Publish(ctx, ev, nil)
+	if err != nil {
+		t.Fatalf("site %s: publish %s: %v", site, ev.EventType(), err)
+	}
+	return env
 }
