@@ -138,6 +138,11 @@ vrrp_instance VI_1 {
 		return err
 	}
 	pid := filepath.Join(k.dir, "ka-"+s.name)
+	// A killed keepalived leaves its pid files; when a pid has been reused
+	// it refuses to start ("daemon is already running").
+	for _, f := range []string{".pid", "-vrrp.pid", "-check.pid"} {
+		_ = os.Remove(pid + f)
+	}
 	ka, err := start(k.dir, s, "", "keepalived-"+s.name, nil, "keepalived", "-n", "-l", "-D", "-f", cfg,
 		"-p", pid+".pid", "-r", pid+"-vrrp.pid", "-c", pid+"-check.pid")
 	if err != nil {
@@ -178,11 +183,9 @@ func (k *keepalived) takeovers(s node, t0 time.Time) int {
 }
 
 func (k *keepalived) ready(ctx context.Context, active node, since time.Time) bool {
-	// The returning node must have settled as BACKUP.
+	// The returning node must have entered BACKUP since it was restarted.
 	other := site(peerOf(active.name))
-	b, _ := os.ReadFile(filepath.Join(k.dir, "ka-"+other.name+".state"))
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return len(lines) > 0 && strings.HasSuffix(lines[len(lines)-1], "BACKUP")
+	return len(stateLog{filepath.Join(k.dir, "ka-"+other.name+".state")}.after(since, func(s string) bool { return s == "BACKUP" })) > 0
 }
 
 func (k *keepalived) hasData() bool { return false }
