@@ -92,7 +92,9 @@ func (s *ConsumerSpec) config() jetstream.ConsumerConfig {
 	return cfg
 }
 
-// Consume runs a durable consumer until ctx ends. Each message is decoded
+// Consume runs a durable consumer until ctx ends, then returns nil; it
+// returns an error early when its consumer is deleted on the server. Each
+// message is decoded
 // and validated; undecodable or invalid ones are parked in the poison
 // stream and terminated so they never block the next. A handler error is
 // retried with back-off; after MaxDeliver tries the message is parked too.
@@ -116,10 +118,42 @@ func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec) error {
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", spec.Durable, err)
 	}
-	<-ctx.Done()
+	if err := watchConsumer(ctx, cons); err != nil {
+		// Nothing can be delivered to a deleted consumer any more, and its
+		// subscription may never finish draining: do not wait for it.
+		cc.Stop()
+		return fmt.Errorf("consumer %s: %w", spec.Durable, err)
+	}
 	cc.Stop()
 	<-cc.Closed()
 	return nil
+}
+
+// consumerCheckInterval is how often Consume asks whether its consumer
+// still exists.
+const consumerCheckInterval = 5 * time.Second
+
+// watchConsumer waits for ctx to end and returns an error early when the
+// consumer is deleted on the server (by an operator, or by a replica
+// resetting it). nats.go does not report that: it keeps waiting on pulls
+// nobody answers, and a service would run on, deaf to the log. Failing
+// makes the site stop loudly instead, to be restarted by its supervisor.
+func watchConsumer(ctx context.Context, cons jetstream.Consumer) error {
+	tick := time.NewTicker(consumerCheckInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		ictx, cancel := context.WithTimeout(ctx, consumerCheckInterval)
+		_, err := cons.Info(ictx)
+		cancel()
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return err
+		}
+	}
 }
 
 func (b *Bus) handle(ctx context.Context, spec *ConsumerSpec, m jetstream.Msg) {
