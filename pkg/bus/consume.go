@@ -94,9 +94,8 @@ func (s *ConsumerSpec) config() jetstream.ConsumerConfig {
 
 // Consume runs a durable consumer until ctx ends, then returns nil; it
 // returns an error early when its consumer is deleted on the server. Each
-// message is decoded
-// and validated; undecodable or invalid ones are parked in the poison
-// stream and terminated so they never block the next. A handler error is
+// message is decoded and validated; undecodable or invalid ones are parked
+// in the poison stream and terminated so they never block the next. A handler error is
 // retried with back-off; after MaxDeliver tries the message is parked too.
 // A handler panic counts as an error.
 func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec) error {
