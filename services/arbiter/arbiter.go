@@ -193,7 +193,10 @@ func RunWith(ctx context.Context, deps service.Deps, opts Options) error {
 	filters := []string{
 		events.SiteTypeFilter(opts.Site, "RemoteUnreachable"),
 		events.SiteTypeFilter(opts.Site, "RemoteReachable"),
-		events.SiteTypeFilter(opts.Site, "AutomaticFailoverChanged"),
+		// Pair-wide, as the orchestrator reads it: seed 000 runs `toolkit
+		// watchdog status` on the active site to stop the standby's
+		// automatic failover.
+		events.TypeFilter("AutomaticFailoverChanged"),
 		events.TypeFilter("RoleChanged"),
 	}
 	apply := func(env *events.Envelope) error {

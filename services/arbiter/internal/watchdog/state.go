@@ -68,7 +68,7 @@ func (s *State) Apply(env *events.Envelope) (bool, error) {
 			delete(s.linesDown, ev.Line)
 		}
 	case events.AutomaticFailoverChanged:
-		if env.Site == s.site {
+		if env.Site == s.site || env.Site == s.peer {
 			s.automatic, s.automaticUntil = ev.Enabled, nil
 			if !ev.Enabled && ev.Until != nil {
 				u := *ev.Until

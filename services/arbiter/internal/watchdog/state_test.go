@@ -60,9 +60,19 @@ func TestState(t *testing.T) {
 	if s.Automatic(t0.Add(time.Minute)) || !s.Automatic(until) {
 		t.Error("automatic failover disable with an end time")
 	}
+	// The setting is pair-wide (seed 000 runs it on the active site to
+	// stop the standby's failover), as the orchestrator reads it.
 	apply("b", t0, events.AutomaticFailoverChanged{Enabled: true, Reason: "r", By: "op"})
+	if !s.Automatic(t0) {
+		t.Error("the peer's operator enabled automatic failover; this site ignored it")
+	}
+	apply("b", t0, events.AutomaticFailoverChanged{Enabled: false, Reason: "r", By: "op"})
 	if s.Automatic(t0) {
-		t.Error("the peer's setting changed ours")
+		t.Error("the peer's operator disabled automatic failover; this site ignored it")
+	}
+	apply("c", t0, events.AutomaticFailoverChanged{Enabled: true, Reason: "r", By: "op"})
+	if s.Automatic(t0) {
+		t.Error("a third site's setting changed ours")
 	}
 
 	// Roles: a was active, fenced itself; b became standby earlier.
