@@ -64,10 +64,10 @@ func (b *Bus) KeepPeerSource(ctx context.Context, opts SourceKeeperOptions) erro
 		if !healed && !stale {
 			continue
 		}
-		if time.Since(lastReset) < opts.StaleAfter && !healed {
+		if b.now().Sub(lastReset) < opts.StaleAfter && !healed {
 			continue
 		}
-		lastReset = time.Now()
+		lastReset = b.now()
 		if err := b.resetPeerSource(ctx); err != nil {
 			log.Warn("source keeper: re-establish peer source", "err", err)
 			continue

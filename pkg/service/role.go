@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/drwatch/drwatch/pkg/events"
 )
@@ -30,17 +31,37 @@ func WatchRole(ctx context.Context, deps Deps, name string) (*RoleView, error) {
 	if err != nil {
 		return nil, fmt.Errorf("watch role: %w", err)
 	}
-	go func() {
-		err := deps.Bus.Follow(ctx, last+1, filter, func(_ uint64, env *events.Envelope) {
+	go v.follow(ctx, deps, name, filter, last)
+	return v, nil
+}
+
+// follow applies new RoleChanged events from seq after until ctx ends. A
+// follow that fails to start (the server restarting) is retried from the
+// last applied sequence: a view that silently stopped would leave its
+// service acting on a stale role.
+func (v *RoleView) follow(ctx context.Context, deps Deps, name string, filter []string, last uint64) {
+	var mu sync.Mutex
+	for ctx.Err() == nil {
+		mu.Lock()
+		from := last + 1
+		mu.Unlock()
+		err := deps.Bus.Follow(ctx, from, filter, func(seq uint64, env *events.Envelope) {
 			if err := v.apply(env); err != nil {
 				deps.Log.Warn("role watch skipped an event", "watcher", name, "err", err)
 			}
+			mu.Lock()
+			last = seq
+			mu.Unlock()
 		})
-		if err != nil {
-			deps.Log.Error("role watch stopped", "watcher", name, "err", err)
+		if err == nil || ctx.Err() != nil {
+			return
 		}
-	}()
-	return v, nil
+		deps.Log.Error("role watch interrupted; retrying", "watcher", name, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // NewRoleView returns a view fixed at role and epoch, for tests and for
