@@ -26,6 +26,7 @@ replace github.com/drwatch/drwatch/services/orchestrator => ../../services/orche
 
 require (
 	github.com/drwatch/drwatch/pkg/bus v0.0.0-00010101000000-000000000000
+	github.com/drwatch/drwatch/pkg/checker v0.0.0-00010101000000-000000000000
 	github.com/drwatch/drwatch/pkg/config v0.0.0-00010101000000-000000000000
 	github.com/drwatch/drwatch/pkg/events v0.0.0-00010101000000-000000000000
 	github.com/drwatch/drwatch/pkg/service v0.0.0-00010101000000-000000000000

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -85,6 +86,7 @@ type Site struct {
 	Name   string
 	Config *config.Config
 	VIP    *VIP
+	node   *node
 	// NATSURL is the embedded server's client URL.
 	NATSURL string
 
@@ -136,7 +138,7 @@ func NewTopology(ctx context.Context, o TopologyOptions) (*Topology, error) {
 	ports := map[string]map[string]int{}
 	for _, name := range Sites {
 		ports[name] = map[string]int{}
-		for _, what := range []string{"nats", "leaf", "http"} {
+		for _, what := range []string{"nats", "leaf", "http", "node"} {
 			p, err := freePort()
 			if err != nil {
 				return nil, err
@@ -150,10 +152,20 @@ func NewTopology(ctx context.Context, o TopologyOptions) (*Topology, error) {
 		return nil, err
 	}
 	t.interSite = append(t.interSite, leaf)
-	// heartbeat[x] carries x's probes to the peer's node (its HTTP port).
+	// Each site's host answers the peer's heartbeat while it is powered on,
+	// whether or not the drwatch process runs, as a host answers ping.
+	nodes := map[string]*node{}
+	for _, name := range Sites {
+		n, err := listenNode(ctx, local(ports[name]["node"]))
+		if err != nil {
+			return nil, err
+		}
+		nodes[name] = n
+	}
+	// heartbeat[x] carries x's probes to the peer's node.
 	heartbeat := map[string]*loopnet.Relay{}
 	for _, name := range Sites {
-		r, err := loopnet.Listen(ctx, local(ports[peerOf(name)]["http"]), loopnet.Options{})
+		r, err := loopnet.Listen(ctx, local(ports[peerOf(name)]["node"]), loopnet.Options{})
 		if err != nil {
 			return nil, err
 		}
@@ -208,7 +220,7 @@ func NewTopology(ctx context.Context, o TopologyOptions) (*Topology, error) {
 		if err := cfg.Validate(); err != nil {
 			return nil, fmt.Errorf("site %s's generated configuration: %w", name, err)
 		}
-		t.sites[name] = &Site{Name: name, Config: &cfg, VIP: newVIP(ctx, name, t.VIPAddr)}
+		t.sites[name] = &Site{Name: name, Config: &cfg, VIP: newVIP(ctx, name, t.VIPAddr), node: nodes[name]}
 	}
 	return t, nil
 }
@@ -285,6 +297,7 @@ func (t *Topology) PowerOff(name string) error {
 	t.CutSite(name)
 	err := t.Kill(name)
 	t.sites[name].VIP.PowerOff()
+	t.sites[name].node.close()
 	return err
 }
 
@@ -378,11 +391,43 @@ func (v *VIP) orchestrator(ctx context.Context, deps service.Deps) error {
 	return orchestrator.RunWith(ctx, deps, o)
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// node is a site's host as the peer's heartbeat sees it: it accepts TCP
+// connections until powered off.
+type node struct{ ln net.Listener }
+
+func listenNode(ctx context.Context, addr string) (*node, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return 0, err
+		return nil, fmt.Errorf("site node %s: %w", addr, err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	context.AfterFunc(ctx, func() { ln.Close() })
+	return &node{ln: ln}, nil
+}
+
+func (n *node) close() { n.ln.Close() }
+
+// freePort picks a free port for an address that must be written in a
+// configuration before its server starts. It draws below Linux's ephemeral
+// range (32768–60999), so that the relays and arbiters, which listen on
+// port 0, cannot be handed the same port before the site binds it.
+func freePort() (int, error) {
+	for range 100 {
+		p := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return p, nil
+	}
+	return 0, errors.New("no free port between 20000 and 32000 on 127.0.0.1")
 }

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/drwatch/drwatch/cmd/drwatch/internal/cli"
+	"github.com/drwatch/drwatch/cmd/drwatch/internal/demo"
+	"github.com/drwatch/drwatch/pkg/checker"
+	"github.com/drwatch/drwatch/pkg/events"
+)
+
+// TestPartitionFuzz runs the demo's two sites and three arbiters, then for
+// a bounded time cuts and heals at random the link between the sites and
+// each site's link to each arbiter, and kills and restarts the sites'
+// processes (same store dir; the VIP, held by the host, stays). At the end
+// it heals everything, waits for the logs to converge and proves from
+// both logs and the VIP samples that no two sites were ever active at once
+// and that no event was lost or doubled between the logs.
+//
+// DRWATCH_FUZZ_SEED replays a run; DRWATCH_FUZZ_DURATION (default 60s)
+// bounds the chaos.
+func TestPartitionFuzz(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the partition fuzzer runs two whole sites for a minute")
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("DRWATCH_FUZZ_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("DRWATCH_FUZZ_SEED=%q: %v", s, err)
+		}
+		seed = v
+	}
+	chaos := 60 * time.Second
+	if s := os.Getenv("DRWATCH_FUZZ_DURATION"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			t.Fatalf("DRWATCH_FUZZ_DURATION=%q: want a positive duration such as 10m", s)
+		}
+		chaos = d
+	}
+	t.Logf("seed %d (replay: DRWATCH_FUZZ_SEED=%d DRWATCH_FUZZ_DURATION=%s go test -run TestPartitionFuzz ./cmd/drwatch)", seed, seed, chaos)
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	logFile, err := os.Create(filepath.Join(dir, "sites.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	topo, err := demo.NewTopology(ctx, demo.TopologyOptions{
+		Dir: dir, Services: cli.Services(), Linger: 3 * time.Second,
+		// Short enough that a run sees several failovers, not one then a
+		// block of 8 h.
+		WaitDuration: 5 * time.Second, BlockWindow: time.Second,
+		Log: slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := topo.Stop(); err != nil {
+			t.Logf("stop: %v", err)
+		}
+	}()
+	for _, s := range demo.Sites {
+		if err := topo.Start(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The VIP as clients would find it, sampled every 20 ms.
+	var mu sync.Mutex
+	var samples []checker.VIPSample
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			var holders []string
+			for _, s := range demo.Sites {
+				if topo.Site(s).VIP.IsHeld() {
+					holders = append(holders, s)
+				}
+			}
+			mu.Lock()
+			samples = append(samples, checker.VIPSample{At: time.Now(), Holders: holders})
+			mu.Unlock()
+			select {
+			case <-sampleCtx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+
+	var actions []string
+	act := func(format string, args ...any) {
+		actions = append(actions, fmt.Sprintf("%s "+format, append([]any{time.Now().Format("15:04:05.000")}, args...)...))
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("actions (seed %d):", seed)
+			for _, a := range actions {
+				t.Log("  " + a)
+			}
+			t.Logf("service logs: %s", logFile.Name())
+		}
+	})
+	restartAt := map[string]time.Time{}
+	end := time.Now().Add(chaos)
+	for time.Now().Before(end) {
+		time.Sleep(time.Duration(300+rng.IntN(2700)) * time.Millisecond)
+		for s, at := range restartAt {
+			if time.Now().After(at) {
+				act("restart %s", s)
+				if err := topo.Start(ctx, s); err != nil {
+					t.Fatalf("restart %s: %v", s, err)
+				}
+				delete(restartAt, s)
+			}
+		}
+		switch n := rng.IntN(10); {
+		case n < 3:
+			if topo.SitesCut() {
+				act("heal a-b")
+				if err := topo.HealSites(); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				act("cut a-b")
+				topo.CutSites()
+			}
+		case n < 8:
+			s, i := demo.Sites[rng.IntN(2)], rng.IntN(len(topo.Arbiters))
+			l := topo.ArbiterLink(s, i)
+			if l.IsCut() {
+				act("heal %s-arbiter%d", s, i)
+				if err := l.Heal(); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				act("cut %s-arbiter%d", s, i)
+				l.Cut()
+			}
+		default:
+			s := demo.Sites[rng.IntN(2)]
+			if _, down := restartAt[s]; down {
+				continue
+			}
+			act("kill %s", s)
+			if err := topo.Kill(s); err != nil {
+				t.Logf("site %s stopped with: %v", s, err)
+			}
+			restartAt[s] = time.Now().Add(time.Duration(500+rng.IntN(4500)) * time.Millisecond)
+		}
+	}
+
+	act("heal everything, restart every site")
+	if err := topo.HealAll(); err != nil {
+		t.Fatal(err)
+	}
+	for s := range restartAt {
+		if err := topo.Start(ctx, s); err != nil {
+			t.Fatalf("restart %s: %v", s, err)
+		}
+	}
+	// Let the pair settle and the logs converge.
+	logs := converge(t, ctx, topo, 60*time.Second)
+	stopSampling()
+	<-sampled
+
+	changes := roleChanges(logs)
+	ivs := checker.ActiveIntervals("", time.Time{}, changes, nil)
+	mu.Lock()
+	bad := checker.NeverTwoActive(ivs, samples)
+	mu.Unlock()
+	for _, b := range bad {
+		t.Errorf("two actives: %s", b)
+	}
+	for _, s := range demo.Sites {
+		for _, b := range checker.NothingLost(s, ownIDs(logs[s], s), ownIDs(logs[peer(s)], s)) {
+			t.Errorf("log: %s", b)
+		}
+	}
+	t.Logf("%d actions, %d role changes, %d active spans, %d VIP samples; events a %d, b %d",
+		len(actions), len(changes), len(ivs), len(samples), len(logs["a"]), len(logs["b"]))
+	for _, iv := range ivs {
+		t.Logf("  active %s epoch %d %s – %s", iv.Site, iv.Epoch, iv.Start.Format("15:04:05.000"), iv.End.Format("15:04:05.000"))
+	}
+}
+
+func peer(s string) string {
+	if s == "a" {
+		return "b"
+	}
+	return "a"
+}
+
+// converge waits until each site's log holds every event of the other's,
+// and returns both logs.
+func converge(t *testing.T, ctx context.Context, topo *demo.Topology, timeout time.Duration) map[string][]demo.Record {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var logs map[string][]demo.Record
+	for {
+		logs = map[string][]demo.Record{}
+		for _, s := range demo.Sites {
+			recs, err := topo.ReadLog(ctx, s)
+			if err != nil {
+				t.Logf("read %s's log: %v", s, err)
+			}
+			logs[s] = recs
+		}
+		same := true
+		for _, s := range demo.Sites {
+			if len(ownIDs(logs[s], s)) != len(ownIDs(logs[peer(s)], s)) {
+				same = false
+			}
+		}
+		if same || time.Now().After(deadline) {
+			return logs
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// ownIDs are the ids of site's events in a log, in log order.
+func ownIDs(recs []demo.Record, site string) []string {
+	var out []string
+	for _, r := range recs {
+		if string(r.Env.Site) == site {
+			out = append(out, string(r.Env.ID))
+		}
+	}
+	return out
+}
+
+// roleChanges gathers both sites' RoleChanged events from both logs, each
+// once.
+func roleChanges(logs map[string][]demo.Record) []checker.RoleChange {
+	seen := map[events.ID]bool{}
+	var out []checker.RoleChange
+	for _, s := range demo.Sites {
+		for _, r := range logs[s] {
+			if r.Env.Type != "RoleChanged" || seen[r.Env.ID] {
+				continue
+			}
+			seen[r.Env.ID] = true
+			ev, err := events.DecodeInto[events.RoleChanged](r.Env)
+			if err != nil {
+				continue
+			}
+			out = append(out, checker.RoleChange{Site: string(r.Env.Site), At: r.Env.Time, From: string(ev.From), To: string(ev.To), Epoch: uint64(ev.Epoch)})
+		}
+	}
+	return out
+}
+
