@@ -42,6 +42,9 @@ operator (talk to the running site over its NATS):
   status [--json]         both sites: role, epoch, heartbeat, arbiters, replication, files
   manualFailover [-a|-s] [--force]
                           ask this site to become active (-a) or standby (-s) and wait
+  db resync|position --database mysql|pgsql
+                          ask this site's dbmonitor to rebuild replication from the
+                          primary (after divergence or purged logs) or report its position
   toolkit config update   re-read and validate the config; the running site reloads it
   toolkit watchdog status [--enable-automatic-failover | --disable-automatic-failover D]
   api v1 config --list | --include SECTIONS
@@ -114,6 +117,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return statusCmd(ctx, rest, stdout, stderr)
 	case "manualFailover":
 		return manualFailoverCmd(ctx, rest, stdout, stderr)
+	case "db":
+		return dbCmd(ctx, rest, stdout, stderr)
 	case "toolkit":
 		return toolkitCmd(ctx, rest, stdout, stderr)
 	case "api":
