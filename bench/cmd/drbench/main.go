@@ -287,11 +287,12 @@ func (a *acks) firstSentAfter(t time.Time) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// before lists the seqs acknowledged before t0.
-func (a *acks) before(t0 time.Time) []int64 {
+// between lists the seqs acknowledged in [from, to): one run's rows, so
+// a loss is counted in the run that caused it and not again later.
+func (a *acks) between(from, to time.Time) []int64 {
 	var out []int64
 	for i, t := range a.ts {
-		if t.Before(t0) {
+		if !t.Before(from) && t.Before(to) {
 			out = append(out, a.seqs[i])
 		}
 	}
@@ -352,6 +353,7 @@ func measureTool(ctx context.Context, o options, t tool, rep *report.Report, std
 	var detect, rto, rpo []float64
 	var detectFail, rtoFail, rpoFail int
 	active := siteA
+	var prevKill time.Time // rows acknowledged before it were checked by the previous run
 	for i := 0; i < o.runs && ctx.Err() == nil; i++ {
 		standby := site(peerOf(active.name))
 		if err := waitFlow(o.runLimit); err != nil {
@@ -393,7 +395,7 @@ func measureTool(ctx context.Context, o options, t tool, rep *report.Report, std
 			line += ", no write"
 		}
 		if t.hasData() && rOK {
-			lost, err := countLost(ctx, o.self, t, ak.before(t0))
+			lost, err := countLost(ctx, o.self, t, ak.between(prevKill, t0))
 			if err != nil {
 				rpoFail++
 				line += ", rpo: " + err.Error()
@@ -403,6 +405,7 @@ func measureTool(ctx context.Context, o options, t tool, rep *report.Report, std
 			}
 		}
 		fmt.Fprintln(stdout, line)
+		prevKill = t0
 		// The old active comes back as standby.
 		if err := powerOn(ctx, active); err != nil {
 			return err
@@ -418,7 +421,10 @@ func measureTool(ctx context.Context, o options, t tool, rep *report.Report, std
 		for !t.ready(ctx, active, back) && time.Now().Before(deadline) && ctx.Err() == nil {
 			_ = sleepCtx(ctx, 100*time.Millisecond)
 		}
-		_ = sleepCtx(ctx, 2*time.Second)
+		// Longer than every tool's dead interval (keepalived 3.6 s): a
+		// backup restarted moments ago still runs its first master-down
+		// timer and would take over early.
+		_ = sleepCtx(ctx, 5*time.Second)
 		if !rOK {
 			// Nobody took over: stop measuring a tool that cannot fail over.
 			if i >= 1 && len(rto) == 0 {
@@ -434,7 +440,7 @@ func measureTool(ctx context.Context, o options, t tool, rep *report.Report, std
 	add("2 RTO (first write through VIP)", "ms", rto, rtoFail, "")
 	if t.hasData() {
 		add("3a RPO on failover (acked rows lost)", "rows", rpo, rpoFail, "")
-		sw, swFail := measureSwitchover(ctx, o, t, ak, &active, stdout)
+		sw, swFail := measureSwitchover(ctx, o, t, ak, &active, prevKill, stdout)
 		add("3b RPO on planned switchover", "rows", sw, swFail, "")
 	}
 	// False failovers under loss and jitter on the inter-site link.
@@ -499,7 +505,7 @@ func countLost(ctx context.Context, self string, t tool, acked []int64) (int, er
 
 // measureSwitchover runs planned switchovers under the same write load and
 // counts acknowledged rows lost.
-func measureSwitchover(ctx context.Context, o options, t tool, ak *acks, active *node, stdout io.Writer) ([]float64, int) {
+func measureSwitchover(ctx context.Context, o options, t tool, ak *acks, active *node, prev time.Time, stdout io.Writer) ([]float64, int) {
 	var lost []float64
 	failed := 0
 	for i := 0; i < o.runs && ctx.Err() == nil; i++ {
@@ -518,7 +524,8 @@ func measureSwitchover(ctx context.Context, o options, t tool, ak *acks, active 
 			_, ok = ak.firstSentAfter(t0)
 			_ = sleepCtx(ctx, 20*time.Millisecond)
 		}
-		n, err := countLost(ctx, o.self, t, ak.before(t0))
+		n, err := countLost(ctx, o.self, t, ak.between(prev, t0))
+		prev = t0
 		if err != nil {
 			failed++
 			continue
