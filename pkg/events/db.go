@@ -78,6 +78,10 @@ type DatabaseCommand struct {
 	PrimaryHost string `json:"primaryHost,omitempty" validate:"max=256"`
 	PrimaryPort int    `json:"primaryPort,omitempty" validate:"gte=0,lte=65535"`
 	FailoverID  string `json:"failoverId,omitempty" validate:"max=64"`
+	// Force, on promote, makes the promotion go on when the replica could
+	// not apply everything it received (those transactions are discarded
+	// and named in the answer's Error, with OK true).
+	Force bool `json:"force,omitempty"`
 }
 
 // EventType implements Event.
@@ -88,7 +92,9 @@ type DatabaseCommandDone struct {
 	Command  string   `json:"command" validate:"oneof=promote demote repoint position resync"`
 	Database Database `json:"database" validate:"oneof=mysql pgsql"`
 	OK       bool     `json:"ok"`
-	Error    string   `json:"error,omitempty" validate:"max=4096"`
+	// Error says why OK is false; with OK true it is a warning (a forced
+	// promote names the received transactions it discarded).
+	Error string `json:"error,omitempty" validate:"max=4096"`
 	// Position is the GTID set (MySQL) or LSN (PostgreSQL) after the command.
 	Position string `json:"position,omitempty" validate:"max=4096"`
 	// LagBytes is how far a PostgreSQL standby's replay LSN is behind its

@@ -35,16 +35,27 @@ type Options struct {
 	// stands behind any more. Keep it at or under the orchestrator's
 	// DBTimeout.
 	CommandMaxAge time.Duration
+	// PromoteApplyTimeout bounds how long a MariaDB promote waits for the
+	// replica's SQL thread to apply what it received before RESET SLAVE
+	// ALL would discard it; past it the promote is refused (unless the
+	// command says force). It must leave the orchestrator, which waits
+	// DBTimeout (2 m) for the answer, time to hear it: under CommandMaxAge.
+	PromoteApplyTimeout time.Duration
 }
 
 // DefaultOptions matches the orchestrator's default DBTimeout.
 func DefaultOptions() Options {
-	return Options{CommandMaxAge: 2 * time.Minute}
+	return Options{CommandMaxAge: 2 * time.Minute, PromoteApplyTimeout: monitor.DefaultApplyTimeout}
 }
 
 func (o Options) validate() error {
+	def := DefaultOptions()
 	if o.CommandMaxAge <= 0 {
-		return fmt.Errorf("dbmonitor option CommandMaxAge %s must be positive (default %s)", o.CommandMaxAge, DefaultOptions().CommandMaxAge)
+		return fmt.Errorf("dbmonitor option CommandMaxAge %s must be positive (default %s)", o.CommandMaxAge, def.CommandMaxAge)
+	}
+	if o.PromoteApplyTimeout <= 0 || o.PromoteApplyTimeout >= o.CommandMaxAge {
+		return fmt.Errorf("dbmonitor option PromoteApplyTimeout %s must be positive and under CommandMaxAge %s, or the orchestrator stops waiting before the promote answers (default %s)",
+			o.PromoteApplyTimeout, o.CommandMaxAge, def.PromoteApplyTimeout)
 	}
 	return nil
 }
@@ -79,6 +90,7 @@ func RunWithOptions(ctx context.Context, deps service.Deps, opts Options) error 
 		if err != nil {
 			return err
 		}
+		t.ApplyTimeout = opts.PromoteApplyTimeout
 		defer t.Local.Close()
 		targets[events.MySQL] = t
 		m := &monitor.Monitor{Target: t, Interval: cfg.MySQL.CheckInterval.D(), Bus: deps.Bus, Roles: roles,

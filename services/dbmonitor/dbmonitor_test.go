@@ -472,4 +472,12 @@ func TestRunRejectsBadOptions(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "CommandMaxAge") {
 		t.Fatalf("zero CommandMaxAge: got %v, want an error naming it", err)
 	}
+	for _, wait := range []time.Duration{0, 2 * time.Minute} {
+		opts := dbmonitor.DefaultOptions()
+		opts.PromoteApplyTimeout = wait
+		err := dbmonitor.RunWithOptions(context.Background(), service.Deps{Config: &cfg}, opts)
+		if err == nil || !strings.Contains(err.Error(), "PromoteApplyTimeout "+wait.String()) {
+			t.Fatalf("PromoteApplyTimeout %s: got %v, want an error naming it", wait, err)
+		}
+	}
 }

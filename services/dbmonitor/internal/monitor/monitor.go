@@ -120,6 +120,11 @@ func HandleCommand(ctx context.Context, t Target, pub Publisher, log *slog.Logge
 	if err != nil {
 		done.Error = truncate(err.Error(), 4096)
 		log.Warn("database command failed", "command", cmd.Command, "err", err)
+	} else if done.Error != "" {
+		// An OK answer with a warning (a forced promotion's discarded
+		// transactions).
+		done.Error = truncate(done.Error, 4096)
+		log.Warn("database command done with a warning", "command", cmd.Command, "warning", done.Error)
 	}
 	done.LagBytes, done.LagTransactions = max(done.LagBytes, 0), max(done.LagTransactions, 0)
 	if _, perr := pub.Publish(ctx, &done, env); perr != nil {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/drwatch/drwatch/pkg/events"
 	"github.com/drwatch/drwatch/services/dbmonitor/internal/mysqlrepl"
@@ -24,10 +25,16 @@ type MySQL struct {
 	// TLS, when CA is set, is required of the replication link: repoint
 	// and resync use it, and a plain link fails the "tls" check.
 	TLS mysqlrepl.TLSFiles
+	// ApplyTimeout bounds how long a promotion waits for the SQL thread to
+	// apply what the replica received (0: DefaultApplyTimeout).
+	ApplyTimeout time.Duration
 
 	mu      sync.Mutex
 	derived *mysqlrepl.Client
 }
+
+// DefaultApplyTimeout is the promotion's wait for received transactions.
+const DefaultApplyTimeout = 60 * time.Second
 
 // ResyncCommandMySQL is the documented operator command for a full resync.
 const ResyncCommandMySQL = "drwatch db resync --database mysql (publishes DatabaseCommand resync: dump of the primary with --gtid --master-data, loaded into the replica, gtid_slave_pos set, START SLAVE)"
@@ -117,7 +124,17 @@ func (m *MySQL) Command(ctx context.Context, cmd events.DatabaseCommand) (events
 	var err error
 	switch cmd.Command {
 	case "promote":
-		done.Position, err = m.Local.Promote(ctx)
+		wait := m.ApplyTimeout
+		if wait <= 0 {
+			wait = DefaultApplyTimeout
+		}
+		var p mysqlrepl.Promoted
+		p, err = m.Local.Promote(ctx, mysqlrepl.PromoteOptions{ApplyTimeout: wait, Force: cmd.Force})
+		done.Position = p.Position
+		if err == nil && p.Discarded != "" {
+			// OK, but the answer must say what the forced promotion lost.
+			done.Error = "forced: discarded " + p.Discarded
+		}
 	case "demote":
 		if err = m.Local.Fence(ctx); err == nil {
 			done.Position, err = m.Local.Position(ctx)

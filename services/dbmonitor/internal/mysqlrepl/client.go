@@ -123,15 +123,213 @@ func (c *Client) StopReplica(ctx context.Context) error {
 	return c.exec(ctx, "STOP ALL SLAVES")
 }
 
+// PromoteOptions say how a promotion treats transactions the replica has
+// received but not yet applied.
+type PromoteOptions struct {
+	// ApplyTimeout bounds the wait for the SQL thread to apply what the IO
+	// thread received (ctx's deadline bounds it too).
+	ApplyTimeout time.Duration
+	// Force promotes even when the received transactions could not all be
+	// applied; they are thrown away with the relay logs and named in
+	// Promoted.Discarded.
+	Force bool
+}
+
+// Promoted is what a promotion did.
+type Promoted struct {
+	// Position is gtid_current_pos once writable.
+	Position string
+	// Discarded names the received transactions a forced promotion threw
+	// away ("" when none were).
+	Discarded string
+}
+
+// ErrUnapplied marks a promotion refused because transactions the replica
+// received were not applied (SQL thread too slow or stopped on an error).
+var ErrUnapplied = errors.New("received transactions not applied")
+
+// UnappliedError is the evidence of ErrUnapplied.
+type UnappliedError struct {
+	// Received is the merged Gtid_IO_Pos after the IO thread stopped;
+	// Applied is gtid_slave_pos when the wait ended.
+	Received, Applied string
+	// Missing lists, per domain, the last received GTID not applied.
+	Missing []string
+	// Transactions is how many were received and not applied.
+	Transactions int64
+	// SQLError is the SQL thread's Last_SQL_Errno/Error when it stopped on
+	// one; "" when it was merely slow.
+	SQLError string
+	Waited   time.Duration
+}
+
+func (e *UnappliedError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d received transaction(s) not applied (received up to %s, applied up to %s; not applied: %s)",
+		e.Transactions, e.Received, e.Applied, strings.Join(e.Missing, ", "))
+	if e.SQLError != "" {
+		fmt.Fprintf(&b, "; SQL thread stopped: %s", e.SQLError)
+	} else {
+		fmt.Fprintf(&b, "; SQL thread still applying after %s", e.Waited.Round(time.Millisecond))
+	}
+	return b.String()
+}
+
+func (e *UnappliedError) Unwrap() error { return ErrUnapplied }
+
 // Promote makes the server a writable primary: no replica left, read_only
-// off. It returns the GTID position it starts from.
-func (c *Client) Promote(ctx context.Context) (string, error) {
-	for _, q := range []string{"STOP ALL SLAVES", "RESET SLAVE ALL", "SET GLOBAL read_only=OFF"} {
-		if err := c.exec(ctx, q); err != nil {
-			return "", err
+// off. RESET SLAVE ALL deletes the relay logs, so it first stops the IO
+// thread and waits (MASTER_GTID_WAIT, at most o.ApplyTimeout) until the SQL
+// thread has applied everything received: a transaction the old primary
+// committed and shipped must not vanish in the promotion. If that cannot be
+// done the promotion is refused with an *UnappliedError (the IO thread is
+// restarted, the server stays a read-only replica), unless o.Force.
+func (c *Client) Promote(ctx context.Context, o PromoteOptions) (Promoted, error) {
+	var res Promoted
+	s, err := c.Read(ctx)
+	if err != nil {
+		return res, err
+	}
+	if len(s.Replicas) > 0 {
+		if err := c.drain(ctx, s, o.ApplyTimeout); err != nil {
+			var u *UnappliedError
+			if !errors.As(err, &u) || !o.Force {
+				c.resumeIO(ctx, s)
+				if u != nil {
+					return res, fmt.Errorf("promote %s refused: %w; it stays a read-only replica; promote with force to discard them", c.cfg.Addr, err)
+				}
+				return res, err
+			}
+			res.Discarded = u.Error()
 		}
 	}
-	return c.Position(ctx)
+	for _, q := range []string{"STOP ALL SLAVES", "RESET SLAVE ALL", "SET GLOBAL read_only=OFF"} {
+		if err := c.exec(ctx, q); err != nil {
+			return res, err
+		}
+	}
+	res.Position, err = c.Position(ctx)
+	return res, err
+}
+
+// drain stops receiving and waits for the SQL thread to apply everything
+// received. A SQL thread stopped without an error (an operator's STOP
+// SLAVE SQL_THREAD) is started first, while the IO thread still runs:
+// MariaDB deletes a GTID replica's relay logs when a thread is started
+// with both stopped. One stopped on an error is not retried.
+func (c *Client) drain(ctx context.Context, before Server, timeout time.Duration) error {
+	start := time.Now()
+	if sqlError(before.Replicas) == "" && sqlStopped(before.Replicas) {
+		if !ioStopped(before.Replicas) {
+			if err := c.exec(ctx, "START ALL SLAVES SQL_THREAD"); err != nil {
+				return err
+			}
+		} else if u := unapplied(mergeIOPos(before.Replicas), before.SlavePos, "", 0); u.Transactions > 0 {
+			u.SQLError = "Slave_SQL_Running=No and Slave_IO_Running=No with no error: the relay log cannot be applied, MariaDB discards a GTID replica's relay log when a thread is started with both stopped; START SLAVE if the primary is reachable"
+			return u
+		}
+	}
+	if err := c.exec(ctx, "STOP ALL SLAVES IO_THREAD"); err != nil {
+		return err
+	}
+	s, err := c.Read(ctx)
+	if err != nil {
+		return err
+	}
+	received := mergeIOPos(s.Replicas)
+	if received == "" {
+		return nil // nothing ever received over GTID: nothing to lose
+	}
+	deadline := start.Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	for {
+		if e := sqlError(s.Replicas); e != "" {
+			return unapplied(received, s.SlavePos, e, time.Since(start))
+		}
+		left := time.Until(deadline)
+		if left <= 0 || ctx.Err() != nil {
+			return unapplied(received, s.SlavePos, "", time.Since(start))
+		}
+		// Short slices so a SQL error ends the wait at once rather than
+		// after the whole timeout (MASTER_GTID_WAIT does not notice it).
+		var r sql.NullInt64
+		err := c.db.QueryRowContext(ctx, "SELECT MASTER_GTID_WAIT(?, ?)", received, min(left, time.Second).Seconds()).Scan(&r)
+		if err == nil && r.Valid && r.Int64 == 0 {
+			return nil
+		}
+		if err != nil && ctx.Err() == nil {
+			return fmt.Errorf("MASTER_GTID_WAIT(%s) on %s: %w", received, c.cfg.Addr, err)
+		}
+		// Read the evidence even when ctx just ended.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		s, err = c.Read(rctx)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// resumeIO restarts the IO threads a refused promotion stopped, so the
+// replica keeps receiving; best effort, even when ctx has ended.
+func (c *Client) resumeIO(ctx context.Context, before Server) {
+	for _, r := range before.Replicas {
+		if r.IORunning != "No" {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_ = c.exec(rctx, "START ALL SLAVES IO_THREAD")
+			cancel()
+			return
+		}
+	}
+}
+
+func mergeIOPos(rs []Replica) string {
+	var all []GTID
+	for _, r := range rs {
+		g, err := ParseGTIDList(r.GtidIOPos)
+		if err != nil {
+			continue
+		}
+		all = append(all, g...)
+	}
+	return formatGTIDs(latestPerDomain(all))
+}
+
+func sqlError(rs []Replica) string {
+	for _, r := range rs {
+		if r.SQLRunning != "Yes" && r.LastSQLErrno != 0 {
+			return fmt.Sprintf("Last_SQL_Errno=%d: %s", r.LastSQLErrno, r.LastSQLError)
+		}
+	}
+	return ""
+}
+
+func ioStopped(rs []Replica) bool {
+	for _, r := range rs {
+		if r.IORunning == "No" {
+			return true
+		}
+	}
+	return false
+}
+
+func sqlStopped(rs []Replica) bool {
+	for _, r := range rs {
+		if r.SQLRunning != "Yes" {
+			return true
+		}
+	}
+	return false
+}
+
+func unapplied(received, applied, sqlErr string, waited time.Duration) *UnappliedError {
+	e := &UnappliedError{Received: received, Applied: applied, SQLError: sqlErr, Waited: waited}
+	recv, _ := ParseGTIDList(received)
+	appl, _ := ParseGTIDList(applied)
+	e.Missing, e.Transactions = Unapplied(appl, recv)
+	return e
 }
 
 // Fence refuses writes from ordinary users. MariaDB has read_only only;

@@ -251,3 +251,46 @@ func Behind(mine, primary []GTID) int64 {
 	}
 	return n
 }
+
+// latestPerDomain keeps the GTID with the highest seq of each domain, in
+// domain order.
+func latestPerDomain(gs []GTID) []GTID {
+	best := map[uint32]GTID{}
+	for _, g := range gs {
+		if b, ok := best[g.Domain]; !ok || g.Seq > b.Seq {
+			best[g.Domain] = g
+		}
+	}
+	out := make([]GTID, 0, len(best))
+	for _, g := range best {
+		out = append(out, g)
+	}
+	slices.SortFunc(out, func(a, b GTID) int { return int(a.Domain) - int(b.Domain) })
+	return out
+}
+
+func formatGTIDs(gs []GTID) string {
+	parts := make([]string, len(gs))
+	for i, g := range gs {
+		parts[i] = g.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+// Unapplied compares what a replica received (Gtid_IO_Pos) with what it
+// applied (gtid_slave_pos): per domain behind, the last received GTID and
+// how many transactions separate them, and the total.
+func Unapplied(applied, received []GTID) (missing []string, n int64) {
+	have := map[uint32]uint64{}
+	for _, g := range applied {
+		have[g.Domain] = max(have[g.Domain], g.Seq)
+	}
+	for _, g := range latestPerDomain(received) {
+		if g.Seq > have[g.Domain] {
+			d := int64(g.Seq - have[g.Domain])
+			missing = append(missing, fmt.Sprintf("%s (%d transaction(s) after seq %d)", g, d, have[g.Domain]))
+			n += d
+		}
+	}
+	return missing, n
+}

@@ -115,3 +115,33 @@ func mustList(t *testing.T, s string) []GTID {
 	}
 	return g
 }
+
+func TestUnapplied(t *testing.T) {
+	for _, tc := range []struct {
+		name, applied, received string
+		missing                 []string
+		n                       int64
+	}{
+		{"all applied", "0-1-10", "0-1-10", nil, 0},
+		{"behind in one domain", "0-1-7", "0-1-10", []string{"0-1-10 (3 transaction(s) after seq 7)"}, 3},
+		{"applied ahead of received", "0-1-12", "0-1-10", nil, 0},
+		{"two domains, one behind", "0-1-10,1-2-5", "0-1-10,1-2-9", []string{"1-2-9 (4 transaction(s) after seq 5)"}, 4},
+		{"nothing applied in a new domain", "0-1-10", "0-1-10,2-3-2", []string{"2-3-2 (2 transaction(s) after seq 0)"}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, _ := ParseGTIDList(tc.applied)
+			r, _ := ParseGTIDList(tc.received)
+			missing, n := Unapplied(a, r)
+			if diff := cmp.Diff(tc.missing, missing); diff != "" || n != tc.n {
+				t.Fatalf("Unapplied = %v, %d; want %v, %d (-want +got)\n%s", missing, n, tc.missing, tc.n, diff)
+			}
+		})
+	}
+}
+
+func TestMergeIOPos(t *testing.T) {
+	got := mergeIOPos([]Replica{{GtidIOPos: "0-1-5,1-2-3"}, {GtidIOPos: "0-2-9"}, {GtidIOPos: ""}})
+	if got != "0-2-9,1-2-3" {
+		t.Fatalf("mergeIOPos = %q", got)
+	}
+}
