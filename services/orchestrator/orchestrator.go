@@ -112,8 +112,12 @@ func OptionsFromConfig(cfg *config.Config) (Options, error) {
 		BlockWindow:        f.BlockWindow.D(),
 		MaxLagBytes:        f.MaxLagBytes,
 		MaxLagTransactions: f.MaxLagTransactions,
-		ObserveOnly:        f.ObserveOnly,
-		WaitDuration:       cfg.Watchdog.FailureDetection.WaitDuration.D(),
+		// A lag figure ten dbmonitor rounds old no longer blocks: lag
+		// events come on transitions only, and the saga asks for a
+		// fresh position (check-position) before promoting.
+		LagMaxAge:    10 * max(cfg.MySQL.CheckInterval.D(), cfg.PgSQL.CheckInterval.D()),
+		ObserveOnly:  f.ObserveOnly,
+		WaitDuration: cfg.Watchdog.FailureDetection.WaitDuration.D(),
 	}
 	h := cfg.Hooks
 	o.Hooks = saga.Hooks{Veto: f.VetoHook, PreS2M: h.PreS2M, PostS2M: h.PostS2M, PreM2S: h.PreM2S, PostM2S: h.PostM2S, Timeout: h.Timeout.D()}
@@ -170,6 +174,9 @@ func (o *Options) validate() error {
 		case fi.IsDir() || fi.Mode().Perm()&0o111 == 0:
 			errs = append(errs, fmt.Errorf("%s %q is not an executable file (chmod +x it)", h.field, h.path))
 		}
+	}
+	if o.Policy.LagMaxAge < 0 {
+		errs = append(errs, fmt.Errorf("orchestrator option Policy.LagMaxAge %s must not be negative (0: lag figures never age)", o.Policy.LagMaxAge))
 	}
 	if o.Hooks.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("hooks.timeout %s must be positive", o.Hooks.Timeout))
@@ -407,7 +414,7 @@ func (r *runner) run(ctx context.Context) error {
 		Site: r.opts.Site, Peer: r.opts.Peer, Bus: r.deps.Bus, VIP: sagaVIP,
 		Services: r.opts.Services, Control: svcmon.Controller{Timeout: r.opts.Hooks.Timeout},
 		Hooks: r.opts.Hooks, Databases: r.opts.Databases,
-		DBTimeout: r.opts.DBTimeout, FenceTimeout: r.opts.FenceTimeout,
+		DBTimeout: r.opts.DBTimeout, FenceTimeout: r.opts.FenceTimeout, LagLimits: r.opts.Policy.LagLimits(),
 		Wait: r.wait, Now: r.deps.Now, Log: r.log, AfterPublish: r.opts.afterPublish,
 	}
 	tick := time.NewTicker(r.opts.Tick)

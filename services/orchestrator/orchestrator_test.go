@@ -280,7 +280,7 @@ func TestFailoverSagaEndToEnd(t *testing.T) {
 	h.waitFor("FailoverCompleted", func() bool { return len(decodeAll[events.FailoverCompleted](h)) == 1 })
 
 	started := decodeAll[events.FailoverStarted](h)
-	wantPlan := []string{"veto", "pre-s2m", "fence-peer", "promote-pgsql", "take-vip", "start-services", "post-s2m"}
+	wantPlan := []string{"veto", "pre-s2m", "fence-peer", "check-position", "promote-pgsql", "take-vip", "start-services", "post-s2m"}
 	if len(started) != 1 || !cmp.Equal(started[0].Steps, wantPlan) {
 		t.Fatalf("plan: %+v", started)
 	}

@@ -26,14 +26,18 @@ type Policy struct {
 	// the in-sync limits, each in its database's unit.
 	MaxLagBytes        int64
 	MaxLagTransactions int64
-	ObserveOnly        bool
+	// LagMaxAge is how long a lag figure blocks (0: forever); see
+	// state.LagLimits.MaxAge.
+	LagMaxAge   time.Duration
+	ObserveOnly bool
 	// WaitDuration is watchdog.failureDetection.waitDuration, used when the
 	// verdict carries no waitUntil of its own.
 	WaitDuration time.Duration
 }
 
-func (p Policy) lagLimits() state.LagLimits {
-	return state.LagLimits{MaxBytes: p.MaxLagBytes, MaxTransactions: p.MaxLagTransactions}
+// LagLimits are the in-sync limits of the policy.
+func (p Policy) LagLimits() state.LagLimits {
+	return state.LagLimits{MaxBytes: p.MaxLagBytes, MaxTransactions: p.MaxLagTransactions, MaxAge: p.LagMaxAge}
 }
 
 // Input is what a decision reads besides the state.
@@ -100,7 +104,7 @@ func decide(s *state.State, p Policy, now time.Time) Decision {
 		}
 	}
 	if r := s.Pending; r != nil {
-		return request(s, p, r)
+		return request(s, p, r, now)
 	}
 	switch s.Role {
 	case events.RoleActive:
@@ -121,7 +125,7 @@ func blocked(a events.Action, branch, reason string) Decision {
 
 // request answers a FailoverRequested aimed at this site: from an operator
 // on either side (manual), or from the peer fencing this site.
-func request(s *state.State, p Policy, r *state.Request) Decision {
+func request(s *state.State, p Policy, r *state.Request, now time.Time) Decision {
 	var d Decision
 	switch {
 	case r.ToRole == s.Role:
@@ -133,7 +137,7 @@ func request(s *state.State, p Policy, r *state.Request) Decision {
 		}
 		d = act(events.ActionBeStandby, branch, r.Reason)
 	default:
-		if ok, o := s.InSync(p.lagLimits()); !ok && !r.Force {
+		if ok, o := s.InSync(p.LagLimits(), now); !ok && !r.Force {
 			d = blocked(events.ActionBeActive, "guard.lag", o.String()+"; repeat with force to promote anyway")
 			break
 		}
@@ -218,7 +222,7 @@ func guards(s *state.State, p Policy, now time.Time) (Decision, bool) {
 			fmt.Sprintf("a failover completed at %s; automatic failovers are blocked for %s unless an operator acknowledges it",
 				s.LastFailoverAt.UTC().Format(time.RFC3339), p.BlockWindow)), false
 	}
-	if ok, o := s.InSync(p.lagLimits()); !ok {
+	if ok, o := s.InSync(p.LagLimits(), now); !ok {
 		return blocked(events.ActionBeActive, "guard.lag", o.String()+"; only a forced manual failover promotes it"), false
 	}
 	return Decision{}, true

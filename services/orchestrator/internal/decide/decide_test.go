@@ -96,6 +96,8 @@ func TestDecide(t *testing.T) {
 	until := t0.Add(30 * time.Minute)
 	txns5 := def
 	txns5.MaxLagTransactions = 5
+	aging := def
+	aging.LagMaxAge = 100 * time.Second
 	takeover := func(entries ...logEntry) []logEntry {
 		return with(append(entries, logEntry{B, time.Minute, unreachable(A)}, logEntry{B, 2 * time.Minute, verdict(standby, events.ActionBeActive, "x")})...)
 	}
@@ -221,6 +223,20 @@ func TestDecide(t *testing.T) {
 		{name: "a failed position answer carries no figure", self: B, role: standby, policy: def,
 			log: takeover(logEntry{B, 0, events.DatabaseCommandDone{Command: "position", Database: events.MySQL, Error: "down", LagTransactions: 9}}),
 			now: 3 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 2},
+		// Figures age (LagMaxAge): a LagHigh whose Recovered never came
+		// (primary gone) or an old answer stops blocking.
+		{name: "an old PostgreSQL LagHigh no longer blocks", self: B, role: standby, policy: aging,
+			log: takeover(logEntry{B, 0, lagHigh(5 << 20)}),
+			now: 3 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 2},
+		{name: "a PostgreSQL LagHigh within LagMaxAge blocks", self: B, role: standby, policy: aging,
+			log: takeover(logEntry{B, 90 * time.Second, lagHigh(5 << 20)}),
+			now: 3 * time.Minute, action: events.ActionBeActive, blocked: true, branch: "guard.lag"},
+		{name: "an old MariaDB position answer no longer blocks", self: B, role: standby, policy: aging,
+			log: takeover(logEntry{B, 0, position(events.MySQL, 0, 4)}),
+			now: 3 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 2},
+		{name: "an old figure no longer blocks a manual failover", self: B, role: standby, policy: aging,
+			log: with(logEntry{B, 0, position(events.MySQL, 0, 2)}, logEntry{B, 2 * time.Minute, manual(B, active, false)}),
+			now: 3 * time.Minute, action: events.ActionBeActive, act: true, branch: "request.manual", epoch: 2},
 		{name: "manual failover blocked by MariaDB lag", self: B, role: standby, policy: def,
 			log: with(logEntry{B, 0, position(events.MySQL, 0, 2)}, logEntry{B, time.Minute, manual(B, active, false)}),
 			now: 2 * time.Minute, action: events.ActionBeActive, blocked: true, branch: "guard.lag"},

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/drwatch/drwatch/pkg/events"
@@ -19,9 +20,12 @@ import (
 
 // Step names, in the order of the plans.
 const (
-	StepVeto          = "veto"
-	StepPreS2M        = "pre-s2m"
-	StepFencePeer     = "fence-peer"
+	StepVeto      = "veto"
+	StepPreS2M    = "pre-s2m"
+	StepFencePeer = "fence-peer"
+	// StepCheckPosition asks each database for a fresh position right
+	// before promoting and aborts when a replica is too far behind.
+	StepCheckPosition = "check-position"
 	StepTakeVIP       = "take-vip"
 	StepStartServices = "start-services"
 	StepPostS2M       = "post-s2m"
@@ -70,6 +74,9 @@ type Executor struct {
 	// DBTimeout bounds the wait for dbmonitor's DatabaseCommandDone;
 	// FenceTimeout the wait for a reachable peer to stand down.
 	DBTimeout, FenceTimeout time.Duration
+	// LagLimits are failover.maxLagBytes/maxLagTransactions, which the
+	// check-position step applies to the fresh answers (MaxAge unused).
+	LagLimits state.LagLimits
 	// Wait blocks until cond holds on the projection, ctx ends or timeout
 	// passes, and returns the state it last saw.
 	Wait func(ctx context.Context, cond func(*state.State) bool, timeout time.Duration) (*state.State, error)
@@ -93,6 +100,7 @@ func (x *Executor) Plan(to events.Role) []string {
 		add(x.Hooks.Veto != "", StepVeto)
 		add(x.Hooks.PreS2M != "", StepPreS2M)
 		add(x.Peer != "", StepFencePeer)
+		add(len(x.Databases) > 0, StepCheckPosition)
 		for _, db := range x.Databases {
 			p = append(p, promoteStep(db))
 		}
@@ -199,6 +207,8 @@ func (x *Executor) step(ctx context.Context, s *state.Saga, step string) (string
 		return x.hook(ctx, s, x.Hooks.PostM2S, "post", "m2s")
 	case StepFencePeer:
 		return x.fence(ctx, s)
+	case StepCheckPosition:
+		return x.checkPosition(ctx, s)
 	case StepTakeVIP:
 		return "", x.VIP.Take(ctx)
 	case StepReleaseVIP:
@@ -280,27 +290,93 @@ func (x *Executor) fence(ctx context.Context, s *state.Saga) (string, error) {
 	return "peer " + string(x.Peer) + " became unreachable while fencing; proceeding", nil
 }
 
-// database asks this site's dbmonitor for command and waits for its answer;
-// an answer already in the log (a resumed saga) is used as is.
-func (x *Executor) database(ctx context.Context, s *state.Saga, command string, db events.Database) (string, error) {
+// ask sends this site's dbmonitor command for db and waits for its
+// answer; an answer already in the log (a resumed saga) is used as is.
+func (x *Executor) ask(ctx context.Context, s *state.Saga, command string, db events.Database) (events.DatabaseCommandDone, error) {
 	key := state.DBKey{FailoverID: s.ID, Command: command, Database: db}
 	has := func(st *state.State) bool { _, ok := st.DBDone[key]; return ok }
 	st, _ := x.Wait(ctx, has, 0)
 	if !has(st) {
-		if err := x.publish(ctx, events.DatabaseCommand{Command: command, Database: db, Target: x.Site, FailoverID: s.ID}); err != nil {
-			return "", err
+		cmd := events.DatabaseCommand{Command: command, Database: db, Target: x.Site, FailoverID: s.ID}
+		// A forced failover accepts losing what the replica received and
+		// could not apply; dbmonitor refuses that otherwise.
+		cmd.Force = command == "promote" && s.Force
+		if err := x.publish(ctx, cmd); err != nil {
+			return events.DatabaseCommandDone{}, err
 		}
 		var err error
 		st, err = x.Wait(ctx, has, x.DBTimeout)
 		if err != nil {
-			return "", fmt.Errorf("%s %s: no answer from dbmonitor within %s: %w", command, db, x.DBTimeout, err)
+			return events.DatabaseCommandDone{}, fmt.Errorf("%s %s: no answer from dbmonitor within %s: %w", command, db, x.DBTimeout, err)
 		}
 	}
-	done := st.DBDone[key]
+	return st.DBDone[key], nil
+}
+
+// database carries out command on db and reports its answer.
+func (x *Executor) database(ctx context.Context, s *state.Saga, command string, db events.Database) (string, error) {
+	done, err := x.ask(ctx, s, command, db)
+	if err != nil {
+		return "", err
+	}
 	if !done.OK {
 		return done.Position, fmt.Errorf("%s %s failed: %s", command, db, done.Error)
 	}
-	return "position " + done.Position, nil
+	out := "position " + done.Position
+	if done.Error != "" {
+		out += "; " + done.Error // an OK answer's warning: what a forced promote discarded
+	}
+	return out, nil
+}
+
+// checkPosition asks for every database's position right before the
+// promotion: the decision's in-sync guard read whatever figure the log
+// held (perhaps none, perhaps an old one), and promoting a replica that
+// is behind loses what it has not got. A forced failover goes on and
+// records what it overrode.
+func (x *Executor) checkPosition(ctx context.Context, s *state.Saga) (string, error) {
+	var lines, problems []string
+	for _, db := range x.Databases {
+		done, err := x.ask(ctx, s, "position", db)
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		line, problem := JudgePosition(db, done, err, x.LagLimits)
+		lines = append(lines, line)
+		if problem != "" {
+			problems = append(problems, problem)
+		}
+	}
+	out := strings.Join(lines, "; ")
+	if len(problems) == 0 {
+		return out, nil
+	}
+	if s.Force {
+		return out + "; forced: promoting despite " + strings.Join(problems, "; "), nil
+	}
+	return out, fmt.Errorf("not promoting: %s; a forced failover promotes anyway", strings.Join(problems, "; "))
+}
+
+// JudgePosition reads one database's position answer (or the error of
+// waiting for it) against the limits: a line for the record and, when the
+// promotion must not go on, the problem.
+func JudgePosition(db events.Database, done events.DatabaseCommandDone, waitErr error, lim state.LagLimits) (line, problem string) {
+	if waitErr != nil {
+		return string(db) + ": no position", "no fresh position of " + string(db) + ": " + waitErr.Error()
+	}
+	if !done.OK {
+		return string(db) + ": position failed", "position of " + string(db) + " failed: " + done.Error
+	}
+	l := state.Lag{Bytes: done.LagBytes, Transactions: done.LagTransactions}
+	figure := fmt.Sprintf("%d bytes behind", done.LagBytes)
+	if db == events.MySQL {
+		figure = fmt.Sprintf("%d transactions behind", done.LagTransactions)
+	}
+	line = fmt.Sprintf("%s: position %s, %s", db, done.Position, figure)
+	if ok, o := lim.Check(db, l); !ok {
+		return line, o.String()
+	}
+	return line, ""
 }
 
 func clip(s string) string {

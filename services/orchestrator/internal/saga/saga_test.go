@@ -35,8 +35,12 @@ type world struct {
 	mu  sync.Mutex
 	st  *state.State
 	log []events.Event
-	// dbOK is dbmonitor's answer to every DatabaseCommand.
+	// dbOK is dbmonitor's answer to every DatabaseCommand but position.
 	dbOK bool
+	// position, when set, is dbmonitor's answer to a position command
+	// (else OK, in sync); positionSilent: no answer at all.
+	position       *events.DatabaseCommandDone
+	positionSilent bool
 	// peerStandsDown: the peer answers a fence with a standby RoleChanged.
 	peerStandsDown bool
 }
@@ -64,6 +68,16 @@ func (w *world) Publish(_ context.Context, ev events.Event, _ *events.Envelope) 
 		done := events.DatabaseCommandDone{Command: e.Command, Database: e.Database, OK: w.dbOK, Position: "0/3000060", FailoverID: e.FailoverID}
 		if !w.dbOK {
 			done.Error = "pg_promote() returned false"
+		}
+		if e.Command == "position" {
+			if w.positionSilent {
+				break
+			}
+			done.OK, done.Error = true, ""
+			if w.position != nil {
+				done = *w.position
+				done.Command, done.Database, done.FailoverID = e.Command, e.Database, e.FailoverID
+			}
 		}
 		w.apply(siteA, done)
 	case events.FailoverRequested:
@@ -222,11 +236,11 @@ func TestPlan(t *testing.T) {
 			x: Executor{Peer: siteB, VIP: &fakeVIP{}, Services: []svcmon.Service{{Name: "web"}},
 				Databases: []events.Database{events.MySQL, events.PgSQL},
 				Hooks:     Hooks{Veto: someHook, PreS2M: someHook, PostS2M: someHook, PreM2S: someHook, PostM2S: someHook}},
-			s2m: []string{"veto", "pre-s2m", "fence-peer", "promote-mysql", "promote-pgsql", "take-vip", "start-services", "post-s2m"},
+			s2m: []string{"veto", "pre-s2m", "fence-peer", "check-position", "promote-mysql", "promote-pgsql", "take-vip", "start-services", "post-s2m"},
 			m2s: []string{"pre-m2s", "stop-services", "release-vip", "demote-mysql", "demote-pgsql", "post-m2s"}},
 		{name: "one database only",
 			x:   Executor{Peer: siteB, Databases: []events.Database{events.PgSQL}},
-			s2m: []string{"fence-peer", "promote-pgsql"}, m2s: []string{"demote-pgsql"}},
+			s2m: []string{"fence-peer", "check-position", "promote-pgsql"}, m2s: []string{"demote-pgsql"}},
 		{name: "VIP only",
 			x:   Executor{Peer: siteB, VIP: &fakeVIP{}},
 			s2m: []string{"fence-peer", "take-vip"}, m2s: []string{"release-vip"}},
@@ -271,18 +285,18 @@ func TestRunResumes(t *testing.T) {
 	}{
 		{name: "fresh promotion runs every step", to: active,
 			ops: allS2M,
-			log: []string{"StepDone:veto:true", "StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true", "DatabaseCommand", "StepDone:promote-pgsql:true",
+			log: []string{"StepDone:veto:true", "StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true", "DatabaseCommand", "StepDone:check-position:true", "DatabaseCommand", "StepDone:promote-pgsql:true",
 				"StepDone:take-vip:true", "StepDone:start-services:true", "StepDone:post-s2m:true", "RoleChanged", "FailoverCompleted"}},
 		{name: "resumed after the fence", to: active, done: []string{"veto", "pre-s2m", "fence-peer"},
 			ops: []string{"take-vip", "start web", "post-s2m post s2m"},
-			log: []string{"DatabaseCommand", "StepDone:promote-pgsql:true", "StepDone:take-vip:true", "StepDone:start-services:true", "StepDone:post-s2m:true", "RoleChanged", "FailoverCompleted"}},
+			log: []string{"DatabaseCommand", "StepDone:check-position:true", "DatabaseCommand", "StepDone:promote-pgsql:true", "StepDone:take-vip:true", "StepDone:start-services:true", "StepDone:post-s2m:true", "RoleChanged", "FailoverCompleted"}},
 		{name: "a done step out of order is still skipped", to: active, done: []string{"veto", "take-vip"},
 			ops: []string{"pre-s2m pre s2m", "start web", "post-s2m post s2m"},
-			log: []string{"StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true", "DatabaseCommand", "StepDone:promote-pgsql:true",
+			log: []string{"StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true", "DatabaseCommand", "StepDone:check-position:true", "DatabaseCommand", "StepDone:promote-pgsql:true",
 				"StepDone:start-services:true", "StepDone:post-s2m:true", "RoleChanged", "FailoverCompleted"}},
-		{name: "every step done: only the role and the completion", to: active, done: []string{"veto", "pre-s2m", "fence-peer", "promote-pgsql", "take-vip", "start-services", "post-s2m"},
+		{name: "every step done: only the role and the completion", to: active, done: []string{"veto", "pre-s2m", "fence-peer", "check-position", "promote-pgsql", "take-vip", "start-services", "post-s2m"},
 			log: []string{"RoleChanged", "FailoverCompleted"}},
-		{name: "role already announced: only the completion", to: active, done: []string{"veto", "pre-s2m", "fence-peer", "promote-pgsql", "take-vip", "start-services", "post-s2m"},
+		{name: "role already announced: only the completion", to: active, done: []string{"veto", "pre-s2m", "fence-peer", "check-position", "promote-pgsql", "take-vip", "start-services", "post-s2m"},
 			roleChanged: true, log: []string{"FailoverCompleted"}},
 		{name: "demotion resumed after the VIP", to: standby, done: []string{"pre-m2s", "stop-services", "release-vip"},
 			ops: []string{"post-m2s post m2s"},
@@ -342,12 +356,12 @@ func TestFailurePolicy(t *testing.T) {
 		{name: "the database refuses promotion", to: active,
 			break_: func(t *testing.T, w *world, x *Executor, o ops) { w.dbOK = false },
 			ops:    []string{"veto veto s2m", "pre-s2m pre s2m"},
-			log: []string{"StepDone:veto:true", "StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true", "DatabaseCommand",
+			log: []string{"StepDone:veto:true", "StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true", "DatabaseCommand", "StepDone:check-position:true", "DatabaseCommand",
 				"StepDone:promote-pgsql:false", "Aborted:promote-pgsql"}},
 		{name: "the VIP cannot be taken", to: active,
 			break_: func(t *testing.T, w *world, x *Executor, o ops) { x.VIP.(*fakeVIP).takeErr = boom },
 			ops:    []string{"veto veto s2m", "pre-s2m pre s2m", "take-vip"},
-			log: []string{"StepDone:veto:true", "StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true", "DatabaseCommand",
+			log: []string{"StepDone:veto:true", "StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true", "DatabaseCommand", "StepDone:check-position:true", "DatabaseCommand",
 				"StepDone:promote-pgsql:true", "StepDone:take-vip:false", "Aborted:take-vip"}},
 		{name: "demotion: pre hook, VIP and database fail, the rest still runs", to: standby,
 			break_: func(t *testing.T, w *world, x *Executor, o ops) {
@@ -502,7 +516,7 @@ func TestCrashInsideAStep(t *testing.T) {
 	if diff := cmp.Diff(wantOps, o.lines()); diff != "" {
 		t.Errorf("actions (-want +got); the interrupted hook runs twice, the rest once:\n%s", diff)
 	}
-	wantLog := []string{"StepDone:veto:true", "StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true", "DatabaseCommand",
+	wantLog := []string{"StepDone:veto:true", "StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true", "DatabaseCommand", "StepDone:check-position:true", "DatabaseCommand",
 		"StepDone:promote-pgsql:true", "StepDone:take-vip:true", "StepDone:start-services:true", "StepDone:post-s2m:true", "RoleChanged", "FailoverCompleted"}
 	if diff := cmp.Diff(wantLog, w.types()); diff != "" {
 		t.Errorf("log (-want +got):\n%s", diff)
@@ -591,6 +605,87 @@ func TestFenceStep(t *testing.T) {
 			}
 			if tt.requested && (reqs[0].Target != siteB || reqs[0].ToRole != standby || reqs[0].Manual) {
 				t.Errorf("fence request %+v, want b to standby, not manual", reqs[0])
+			}
+		})
+	}
+}
+
+// TestCheckPosition: right before promoting, a fresh position per
+// database; a replica behind its limit (in its own unit), a failed answer
+// or none abort the promotion unless it is forced, and force reaches the
+// promote command.
+func TestCheckPosition(t *testing.T) {
+	lim := state.LagLimits{MaxBytes: 1 << 20, MaxTransactions: 0}
+	pos := func(ok bool, bytes, txns int64, err string) *events.DatabaseCommandDone {
+		return &events.DatabaseCommandDone{OK: ok, Position: "0-1-42", LagBytes: bytes, LagTransactions: txns, Error: err}
+	}
+	tests := []struct {
+		name     string
+		db       events.Database
+		answer   *events.DatabaseCommandDone
+		silent   bool
+		force    bool
+		aborted  string // "" = promoted; else a substring of the abort reason
+		recorded string // a substring of check-position's output when promoted
+	}{
+		{name: "mysql in sync", db: events.MySQL, answer: pos(true, 0, 0, ""), recorded: "mysql: position 0-1-42, 0 transactions behind"},
+		{name: "mysql one transaction behind", db: events.MySQL, answer: pos(true, 0, 1, ""),
+			aborted: "not promoting: mysql replica is 1 transactions behind, more than failover.maxLagTransactions 0; a forced failover promotes anyway"},
+		{name: "mysql behind, forced", db: events.MySQL, answer: pos(true, 0, 7, ""), force: true,
+			recorded: "forced: promoting despite mysql replica is 7 transactions behind"},
+		{name: "pg within maxLagBytes", db: events.PgSQL, answer: pos(true, 1<<20, 0, ""), recorded: "pgsql: position 0-1-42, 1048576 bytes behind"},
+		{name: "pg over maxLagBytes", db: events.PgSQL, answer: pos(true, 2<<20, 0, ""),
+			aborted: "pgsql replica is 2097152 bytes behind, more than failover.maxLagBytes 1048576"},
+		{name: "pg transactions are not bytes", db: events.PgSQL, answer: pos(true, 0, 99, ""), recorded: "0 bytes behind"},
+		{name: "failed answer", db: events.MySQL, answer: pos(false, 0, 0, "connect: connection refused"),
+			aborted: "position of mysql failed: connect: connection refused; a forced failover promotes anyway"},
+		{name: "failed answer, forced", db: events.MySQL, answer: pos(false, 0, 0, "connect: connection refused"), force: true,
+			recorded: "forced: promoting despite position of mysql failed"},
+		{name: "no answer", db: events.PgSQL, silent: true, aborted: "no fresh position of pgsql: position pgsql: no answer from dbmonitor within"},
+		{name: "no answer, forced", db: events.PgSQL, silent: true, force: true, recorded: "forced: promoting despite no fresh position of pgsql"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, standby)
+			w.position, w.positionSilent = tt.answer, tt.silent
+			x, _ := full(t, w)
+			x.Databases, x.LagLimits = []events.Database{tt.db}, lim
+			x.Hooks, x.VIP, x.Services = Hooks{Timeout: time.Second}, nil, nil
+			w.apply(siteA, events.FailoverStarted{FailoverID: "f1", From: standby, To: active, Epoch: 2, Reason: "test", Force: tt.force, Steps: x.Plan(active)})
+			if err := x.Run(context.Background(), w.st.Clone().Saga); err != nil {
+				t.Fatal(err)
+			}
+			var check events.FailoverStepDone
+			var aborted *events.FailoverAborted
+			var promote *events.DatabaseCommand
+			for _, ev := range w.log {
+				switch e := ev.(type) {
+				case events.FailoverStepDone:
+					if e.Step == StepCheckPosition {
+						check = e
+					}
+				case events.FailoverAborted:
+					aborted = &e
+				case events.DatabaseCommand:
+					if e.Command == "promote" {
+						promote = &e
+					}
+				}
+			}
+			if tt.aborted != "" {
+				if aborted == nil || aborted.Step != StepCheckPosition || !strings.Contains(aborted.Reason, tt.aborted) {
+					t.Fatalf("aborted %+v, want at check-position with %q; log %v", aborted, tt.aborted, w.types())
+				}
+				if promote != nil {
+					t.Fatalf("promoted after an aborting check: %+v", promote)
+				}
+				return
+			}
+			if aborted != nil || !check.OK || !strings.Contains(check.Output, tt.recorded) {
+				t.Fatalf("check-position %+v (aborted %+v), want OK with %q", check, aborted, tt.recorded)
+			}
+			if promote == nil || promote.Force != tt.force {
+				t.Fatalf("promote command %+v, want one with force=%v", promote, tt.force)
 			}
 		})
 	}

@@ -342,6 +342,7 @@ func (s *State) Apply(env *events.Envelope) {
 			case events.MySQL:
 				l.Transactions = e.LagTransactions
 			}
+			l.At = env.Time
 			s.Lag[e.Database] = l
 		}
 		if ep, ok := followEpoch(e.FailoverID); ok && own && e.Command == "repoint" {
@@ -352,11 +353,11 @@ func (s *State) Apply(env *events.Envelope) {
 		}
 	case events.ReplicationLagHigh:
 		if own {
-			s.foldLag(e.Database, e.LagBytes, e.LagSeconds, true)
+			s.foldLag(e.Database, e.LagBytes, e.LagSeconds, true, env.Time)
 		}
 	case events.ReplicationLagRecovered:
 		if own {
-			s.foldLag(e.Database, e.LagBytes, e.LagSeconds, false)
+			s.foldLag(e.Database, e.LagBytes, e.LagSeconds, false, env.Time)
 		}
 	}
 }
@@ -418,15 +419,18 @@ type Lag struct {
 	// block the failover it guards.
 	Seconds float64
 	High    bool
+	// At is when the compared figure (Bytes for PostgreSQL, Transactions
+	// for MariaDB/MySQL) was reported: it ages (LagLimits.MaxAge).
+	At time.Time
 }
 
-func (s *State) foldLag(db events.Database, bytes int64, seconds float64, high bool) {
+func (s *State) foldLag(db events.Database, bytes int64, seconds float64, high bool, at time.Time) {
 	l := s.Lag[db]
 	l.Seconds, l.High = seconds, high
 	if db == events.PgSQL {
 		// A MariaDB lag event carries no byte figure (always 0): it
 		// must not read as "0 bytes behind" or be compared with bytes.
-		l.Bytes = bytes
+		l.Bytes, l.At = bytes, at
 	}
 	s.Lag[db] = l
 }
@@ -437,6 +441,13 @@ type LagLimits struct {
 	MaxBytes int64
 	// MaxTransactions is failover.maxLagTransactions, for MariaDB/MySQL.
 	MaxTransactions int64
+	// MaxAge is how long a figure counts; an older one no longer blocks
+	// (0: figures never age). Lag events are sent on transitions only and
+	// a position answer once, so a figure may describe a replica that has
+	// long caught up (or a LagHigh whose Recovered never came because the
+	// primary died); the promotion saga asks for a fresh position
+	// (check-position) right before promoting anyway.
+	MaxAge time.Duration
 }
 
 // OutOfSync names a database whose replica is too far behind.
@@ -452,17 +463,38 @@ func (o OutOfSync) String() string {
 	return fmt.Sprintf("%s replica is %d %s behind, more than %s %d", o.Database, o.Lag, o.Unit, o.Field, o.Limit)
 }
 
-// InSync reports whether every database's last reported lag is within
-// its limit: PostgreSQL in bytes of WAL against lim.MaxBytes (Patroni's
-// maximum_lag_on_failover), MariaDB/MySQL in transactions against
-// lim.MaxTransactions (GTIDs have no byte offset comparable across
-// servers). A database with no figure in the log counts as in sync.
-func (s *State) InSync(lim LagLimits) (bool, OutOfSync) {
-	if l, ok := s.Lag[events.MySQL]; ok && l.Transactions > lim.MaxTransactions {
-		return false, OutOfSync{Database: events.MySQL, Lag: l.Transactions, Limit: lim.MaxTransactions, Unit: "transactions", Field: "failover.maxLagTransactions"}
+// Check compares one database's lag figure with its limit, in that
+// database's unit; ok when within it. It is what InSync applies to the
+// log's figures and the promotion saga to a fresh position answer.
+func (lim LagLimits) Check(db events.Database, l Lag) (bool, OutOfSync) {
+	switch db {
+	case events.MySQL:
+		if l.Transactions > lim.MaxTransactions {
+			return false, OutOfSync{Database: db, Lag: l.Transactions, Limit: lim.MaxTransactions, Unit: "transactions", Field: "failover.maxLagTransactions"}
+		}
+	case events.PgSQL:
+		if l.Bytes > lim.MaxBytes {
+			return false, OutOfSync{Database: db, Lag: l.Bytes, Limit: lim.MaxBytes, Unit: "bytes", Field: "failover.maxLagBytes"}
+		}
 	}
-	if l, ok := s.Lag[events.PgSQL]; ok && l.Bytes > lim.MaxBytes {
-		return false, OutOfSync{Database: events.PgSQL, Lag: l.Bytes, Limit: lim.MaxBytes, Unit: "bytes", Field: "failover.maxLagBytes"}
+	return true, OutOfSync{}
+}
+
+// InSync reports whether every database's last reported lag is within
+// its limit at now: PostgreSQL in bytes of WAL against lim.MaxBytes
+// (Patroni's maximum_lag_on_failover), MariaDB/MySQL in transactions
+// against lim.MaxTransactions (GTIDs have no byte offset comparable across
+// servers). A database with no figure in the log, or only one older than
+// lim.MaxAge, counts as in sync.
+func (s *State) InSync(lim LagLimits, now time.Time) (bool, OutOfSync) {
+	for _, db := range []events.Database{events.MySQL, events.PgSQL} {
+		l, ok := s.Lag[db]
+		if !ok || (lim.MaxAge > 0 && now.Sub(l.At) > lim.MaxAge) {
+			continue
+		}
+		if ok, o := lim.Check(db, l); !ok {
+			return false, o
+		}
 	}
 	return true, OutOfSync{}
 }

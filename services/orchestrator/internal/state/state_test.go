@@ -65,6 +65,9 @@ func TestInSyncEachDatabaseInItsUnit(t *testing.T) {
 		lim  LagLimits
 		log  []events.Event
 		site events.SiteID // who published; "" = this site
+		// age is how long after the last event InSync is asked (events
+		// are one second apart from t0); 0 = one second after.
+		age  time.Duration
 		want bool
 		out  OutOfSync
 	}{
@@ -91,6 +94,22 @@ func TestInSyncEachDatabaseInItsUnit(t *testing.T) {
 			log: []events.Event{events.DatabaseCommandDone{Command: "position", Database: events.MySQL, Error: "no primary", LagTransactions: 4}}, want: true},
 		{name: "another command's answer is no figure", lim: lim,
 			log: []events.Event{events.DatabaseCommandDone{Command: "promote", Database: events.PgSQL, OK: true, LagBytes: 9 << 20}}, want: true},
+		// Figures age: transition-only events and one-off answers may
+		// describe a replica that has long caught up.
+		{name: "pg figure at MaxAge still blocks", lim: LagLimits{MaxBytes: 1 << 20, MaxAge: 100 * time.Second}, age: 100 * time.Second,
+			log: []events.Event{high(events.PgSQL, 2<<20, 3)},
+			out: OutOfSync{Database: events.PgSQL, Lag: 2 << 20, Limit: 1 << 20, Unit: "bytes", Field: "failover.maxLagBytes"}},
+		{name: "pg figure older than MaxAge no longer blocks", lim: LagLimits{MaxBytes: 1 << 20, MaxAge: 100 * time.Second}, age: 101 * time.Second,
+			log: []events.Event{high(events.PgSQL, 2<<20, 3)}, want: true},
+		{name: "mysql answer older than MaxAge no longer blocks", lim: LagLimits{MaxAge: 100 * time.Second}, age: 101 * time.Second,
+			log: []events.Event{pos(events.MySQL, 0, 4)}, want: true},
+		{name: "MaxAge 0: figures never age", lim: lim, age: 1000 * time.Hour, log: []events.Event{pos(events.MySQL, 0, 4)},
+			out: OutOfSync{Database: events.MySQL, Lag: 4, Limit: 0, Unit: "transactions", Field: "failover.maxLagTransactions"}},
+		{name: "a mysql seconds event does not refresh the transaction figure", lim: LagLimits{MaxAge: 100 * time.Second}, age: 100 * time.Second,
+			log: append([]events.Event{pos(events.MySQL, 0, 4)}, repeat(high(events.MySQL, 0, 300), 50)...), want: true},
+		{name: "an aged figure then a fresh one blocks", lim: LagLimits{MaxBytes: 1 << 20, MaxAge: 10 * time.Second},
+			log: append(append([]events.Event{pos(events.PgSQL, 9<<20, 0)}, repeat(recovered(events.MySQL, 0), 20)...), pos(events.PgSQL, 3<<20, 0)),
+			out: OutOfSync{Database: events.PgSQL, Lag: 3 << 20, Limit: 1 << 20, Unit: "bytes", Field: "failover.maxLagBytes"}},
 		{name: "the peer's lag is not this site's", lim: lim, site: "b", log: []events.Event{pos(events.MySQL, 0, 4), high(events.PgSQL, 9<<20, 1)}, want: true},
 	}
 	for _, tt := range tests {
@@ -107,10 +126,23 @@ func TestInSyncEachDatabaseInItsUnit(t *testing.T) {
 				}
 				s.Apply(env)
 			}
-			ok, out := s.InSync(tt.lim)
+			age := tt.age
+			if age == 0 {
+				age = time.Second
+			}
+			now := t0.Add(time.Duration(max(len(tt.log)-1, 0))*time.Second + age)
+			ok, out := s.InSync(tt.lim, now)
 			if ok != tt.want || out != tt.out {
 				t.Errorf("InSync = %v, %+v; want %v, %+v", ok, out, tt.want, tt.out)
 			}
 		})
 	}
+}
+
+func repeat(ev events.Event, n int) []events.Event {
+	out := make([]events.Event, n)
+	for i := range out {
+		out[i] = ev
+	}
+	return out
 }
