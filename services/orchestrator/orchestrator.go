@@ -78,6 +78,26 @@ type Options struct {
 	afterPublish func(*events.Envelope)
 }
 
+// restartYield bounds how long the peer needs, once its own verdict says
+// beActive, to show the arbiters it manages them: one arbitration round
+// (watchdog.heartbeat.interval), its failover saga (the database promotion
+// and the hooks on the way to active, each up to its timeout, when
+// configured) and the dial of its sessions (failureDetection.probeTimeout,
+// twice: the round's probes and the session's login). A site that stood
+// down on restart waits that long before a verdict may promote it again.
+func restartYield(cfg *config.Config, o Options) time.Duration {
+	y := cfg.Watchdog.Heartbeat.Interval.D() + 2*cfg.Watchdog.FailureDetection.ProbeTimeout.D()
+	if len(o.Databases) > 0 {
+		y += o.DBTimeout
+	}
+	for _, h := range []string{o.Hooks.Veto, o.Hooks.PreS2M, o.Hooks.PostS2M} {
+		if h != "" {
+			y += o.Hooks.Timeout
+		}
+	}
+	return y
+}
+
 // HostPort is a database server's address.
 type HostPort struct {
 	Host string
@@ -144,6 +164,7 @@ func OptionsFromConfig(cfg *config.Config) (Options, error) {
 			o.PeerDatabases[events.PgSQL] = hp
 		}
 	}
+	o.Policy.RestartYield = restartYield(cfg, o)
 	return o, nil
 }
 
@@ -435,19 +456,23 @@ func (r *runner) run(ctx context.Context) error {
 	}
 }
 
-// confirmPeer lifts the hold of a site restarted active once its
-// projection knows the peer's latest role: it reads the peer's last
-// RoleChanged from the peer's own log (over the leafnode link) and waits
-// until the sourced copy has brought it here, so the decision loop sees
-// a newer epoch and stands down before the VIP is ever taken. A peer that
-// has no role yet, one the heartbeat declares unreachable (arbitration
-// then governs), or StartupHold passing lifts it too.
+// confirmPeer ends the hold of a site restarted active (decide.Restart):
+// once its projection knows the peer's latest role — read from the peer's
+// own log over the leafnode link, then awaited in the sourced copy, so the
+// decision loop sees a newer epoch and stands down before the VIP is ever
+// taken — it resumes; a peer the heartbeat declares unreachable makes it
+// stand down instead, since that peer may have taken over while this
+// process was down; StartupHold passing resumes it on its own authority.
 func (r *runner) confirmPeer(ctx context.Context) {
-	release := func(why string) {
+	release := func(d decide.RestartDecision) {
 		r.mu.Lock()
 		r.held = false
 		r.mu.Unlock()
-		r.log.Info("restarted active: VIP and services released", "why", why)
+		if d.Warn {
+			r.log.Warn("restarted active: startup hold ends", "outcome", d.Action, "why", d.Reason)
+		} else {
+			r.log.Info("restarted active: startup hold ends", "outcome", d.Action, "why", d.Reason)
+		}
 		select {
 		case r.wake <- struct{}{}:
 		default:
@@ -459,29 +484,44 @@ func (r *runner) confirmPeer(ctx context.Context) {
 		peerJS, _ = jetstream.NewWithDomain(nc, string(r.opts.Peer))
 	}
 	var want *events.RoleChanged
+	noRole := false
 	for {
 		st, changed := r.snapshot()
+		k := decide.PeerPending
 		switch {
-		case st.Role != events.RoleActive || st.SagaRunning():
-			release("role now " + string(st.Role))
-			return
 		case st.PeerUnreachable():
-			release("the peer is unreachable")
-			return
+			k = decide.PeerUnreachable
+		case noRole || (want != nil && (st.PeerEpoch > want.Epoch || (st.PeerEpoch == want.Epoch && st.PeerRole == want.To))):
+			k = decide.PeerLearned
 		case time.Now().After(deadline):
-			r.log.Warn("restarted active: the peer's latest role is still unknown; taking the VIP on this site's own authority", "after", r.opts.StartupHold)
-			release("startup hold elapsed")
-			return
-		case want != nil && (st.PeerEpoch > want.Epoch || (st.PeerEpoch == want.Epoch && st.PeerRole == want.To)):
-			release(fmt.Sprintf("the peer is %s at epoch %d", st.PeerRole, st.PeerEpoch))
-			return
+			k = decide.PeerUnknown
 		}
-		if want == nil && peerJS != nil {
+		d := decide.Restart(decide.RestartInput{
+			Site: r.opts.Site, Peer: r.opts.Peer, Role: st.Role, Epoch: st.Epoch, SagaRunning: st.SagaRunning(),
+			Knowledge: k, PeerRole: st.PeerRole, PeerEpoch: st.PeerEpoch,
+			Automatic: st.AutomaticOn(r.opts.Policy.Automatic, r.deps.Now()),
+		})
+		switch d.Action {
+		case decide.RestartResume:
+			release(d)
+			return
+		case decide.RestartStandDown:
+			err := r.standDown(ctx, st, d.Reason)
+			if err == nil {
+				release(d)
+				return
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			r.log.Error("restarted active: standing down failed; retrying", "err", err)
+		}
+		if want == nil && !noRole && peerJS != nil {
 			rc, found, err := peerRole(ctx, peerJS, r.opts.Peer)
 			switch {
 			case err == nil && !found:
-				release("the peer has no role yet")
-				return
+				noRole = true
+				continue
 			case err == nil:
 				want = &rc
 				continue
@@ -497,6 +537,21 @@ func (r *runner) confirmPeer(ctx context.Context) {
 		}
 		t.Stop()
 	}
+}
+
+// standDown records the stand-down of a site restarted active without its
+// peer and waits until the projection has it, so the hold is lifted on a
+// standby site: the VIP and services, held back since the restart, are
+// never taken back (and the monitors remove a VIP the host kept).
+func (r *runner) standDown(ctx context.Context, st *state.State, why string) error {
+	epoch := max(st.Epoch, st.MaxEpoch)
+	r.log.Warn("restarted active without its peer: standing down", "epoch", epoch, "why", why)
+	rc := events.RoleChanged{From: events.RoleActive, To: events.RoleStandby, Epoch: epoch, Reason: state.RestartStandDownReason}
+	if _, err := r.deps.Bus.Publish(ctx, rc, nil); err != nil {
+		return fmt.Errorf("record the stand-down: %w", err)
+	}
+	_, err := r.wait(ctx, func(s *state.State) bool { return s.Role != events.RoleActive }, 10*time.Second)
+	return err
 }
 
 // peerRole reads the peer's latest RoleChanged from its own log.

@@ -33,6 +33,12 @@ type Policy struct {
 	// WaitDuration is watchdog.failureDetection.waitDuration, used when the
 	// verdict carries no waitUntil of its own.
 	WaitDuration time.Duration
+	// RestartYield is how long a site that stood down on restart
+	// (state.StoodDownAt) leaves the peer to take over and show its
+	// arbiter sessions before a verdict may promote it again: the peer,
+	// cut off too, still believes this site active and managing nothing,
+	// so both would take over on verdicts reached at the same moment.
+	RestartYield time.Duration
 }
 
 // LagLimits are the in-sync limits of the policy.
@@ -171,6 +177,8 @@ func decideStandby(s *state.State, p Policy, now time.Time) Decision {
 	bothStandby := s.PeerRole == events.RoleStandby
 	switch {
 	case v != nil && v.Action == events.ActionBeActive && (peerDown || bothStandby):
+	case !peerDown && bothStandby && !s.StoodDownAt.IsZero() && s.LastActive == s.Site:
+		return resumeAfterRestart(s, p, now)
 	case !peerDown && s.PeerRole == events.RoleActive && p.Home && s.LastActive == s.Peer:
 		return failback(s, p, now)
 	case v != nil && v.Action == events.ActionWait:
@@ -190,6 +198,17 @@ func decideStandby(s *state.State, p Policy, now time.Time) Decision {
 		if now.Before(until) {
 			return blocked(events.ActionBeActive, "guard.wait-window",
 				fmt.Sprintf("both sites standby; %s was active last and has until %s to come back", s.LastActive, until.UTC().Format(time.RFC3339)))
+		}
+	}
+	// A site that stood down on restart was active last, so the window
+	// above lets it through; but the peer may be taking over on a verdict
+	// of the same moment. Only a verdict counted after the peer had time
+	// to show its sessions promotes it.
+	if !s.StoodDownAt.IsZero() {
+		if until := s.StoodDownAt.Add(p.RestartYield); v.At.Before(until) {
+			return blocked(events.ActionBeActive, "guard.restart-yield",
+				fmt.Sprintf("this site stood down on restart at %s; the peer may be taking over, so only a verdict reached after %s promotes it",
+					s.StoodDownAt.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339)))
 		}
 	}
 	// A saga that aborted is not retried on the verdict that started it:
@@ -226,6 +245,23 @@ func guards(s *state.State, p Policy, now time.Time) (Decision, bool) {
 		return blocked(events.ActionBeActive, "guard.lag", o.String()+"; only a forced manual failover promotes it"), false
 	}
 	return Decision{}, true
+}
+
+// resumeAfterRestart: this site stood down on restart because it could not
+// hear the peer; now it does, and the peer is standby too. The heartbeat
+// no longer asks the arbiters, so without this rule nobody would become
+// active. The site active last takes over again once the peer had
+// RestartYield to announce a takeover of its own.
+func resumeAfterRestart(s *state.State, p Policy, now time.Time) Decision {
+	if until := s.StoodDownAt.Add(p.RestartYield); now.Before(until) {
+		return nothing("standby.restart-yield",
+			"both sites standby and the peer answers; this site stood down on restart and waits until "+until.UTC().Format(time.RFC3339)+" for any takeover of the peer to reach its log")
+	}
+	if d, ok := guards(s, p, now); !ok {
+		return d
+	}
+	return act(events.ActionBeActive, "standby.restart-resume",
+		"both sites standby and the peer answers; this site was active last and stood down only because it restarted without its peer")
 }
 
 // failback: the home site is standby while the peer, active after a

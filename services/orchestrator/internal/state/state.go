@@ -136,7 +136,19 @@ type State struct {
 	// Follow is, per database, the re-pointing of this standby site's
 	// server at the active peer (FollowID commands and their answers).
 	Follow map[events.Database]Follow
+
+	// StoodDownAt is when this site, restarted active while it could not
+	// hear its peer, stood down (RestartStandDownReason) instead of
+	// resuming; zero once any other RoleChanged of its own follows. Such a
+	// site was active last, and arbitration, not its old log, decides
+	// whether it takes over again.
+	StoodDownAt time.Time
 }
+
+// RestartStandDownReason is the reason of the RoleChanged active→standby
+// a site records when it restarts active without its peer
+// (decide.Restart). The projection recognises the stand-down by it.
+const RestartStandDownReason = "restarted without its peer: stands down; arbitration decides whether it takes over again"
 
 // Follow is the last re-pointing of one database at the active peer.
 type Follow struct {
@@ -378,6 +390,10 @@ func (s *State) applyRole(own bool, e events.RoleChanged, at time.Time) {
 			s.Verdict = nil
 		}
 		s.Role, s.Epoch, s.RoleKnown = e.To, e.Epoch, true
+		s.StoodDownAt = time.Time{}
+		if e.From == events.RoleActive && e.To == events.RoleStandby && e.FailoverID == "" && e.Reason == RestartStandDownReason {
+			s.StoodDownAt = at
+		}
 		if s.Saga != nil && e.FailoverID == s.Saga.ID {
 			s.Saga.RoleChanged = true
 		}
