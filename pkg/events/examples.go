@@ -32,6 +32,7 @@ func Examples() []Event {
 		FailoverCompleted{FailoverID: "f1", Role: RoleActive, Epoch: 2, DurationSeconds: 1},
 		FailoverAborted{FailoverID: "f1", Step: "veto", Reason: "veto hook exited 1"},
 		RoleChanged{From: RoleStandby, To: RoleActive, Epoch: 2, Reason: "failover"},
+		RoleConfirmed{Role: RoleActive, Epoch: 2, Reason: "the peer is standby at epoch 0"},
 		AutomaticFailoverChanged{Enabled: false, Until: &until, Reason: "maintenance", By: "operator"},
 		FailoverDecided{Action: ActionBeActive, Branch: "guard.lag", Reason: "lag 5242880 bytes > 1048576", Blocked: true},
 		FailoverAcknowledged{By: "root@a", Reason: "checked after failover"},

@@ -82,6 +82,21 @@ type RoleChanged struct {
 // EventType implements Event.
 func (RoleChanged) EventType() Type { return "RoleChanged" }
 
+// RoleConfirmed records the end of a restarted site's startup hold: the
+// role its log said is now acted on (VIP, services, the arbiter's managing
+// sessions), or the role it stood down to. A site that restarts as active
+// holds everything back until it knows the peer's latest role; nothing
+// may act on "active" read from its log before this event or a newer
+// RoleChanged says so.
+type RoleConfirmed struct {
+	Role   Role   `json:"role" validate:"oneof=active standby standalone"`
+	Epoch  Epoch  `json:"epoch"`
+	Reason string `json:"reason" validate:"required,max=1024"`
+}
+
+// EventType implements Event.
+func (RoleConfirmed) EventType() Type { return "RoleConfirmed" }
+
 // AutomaticFailoverChanged records automatic failover switched on or off,
 // by an operator (toolkit watchdog status) or by the watchdog itself.
 type AutomaticFailoverChanged struct {

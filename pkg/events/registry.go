@@ -56,6 +56,7 @@ var registry = indexKinds(
 	register[FailoverCompleted](),
 	register[FailoverAborted](),
 	register[RoleChanged](),
+	register[RoleConfirmed](),
 	register[AutomaticFailoverChanged](),
 	register[FailoverDecided](),
 	register[FailoverAcknowledged](),
