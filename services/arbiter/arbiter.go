@@ -50,6 +50,11 @@ type Options struct {
 	Lines []string
 	// Dialer pins SSH source addresses (tests); zero in production.
 	Dialer probe.Dialer
+	// ConfirmTimeout is how long an active role read from the log waits
+	// for the orchestrator to confirm it (RoleConfirmed, RoleChanged)
+	// before the managing sessions are held anyway; 0 holds them at once.
+	// It outlasts the orchestrator's startup hold (1 min).
+	ConfirmTimeout time.Duration
 }
 
 // OptionsFromConfig reads the service's settings from cfg.
@@ -62,6 +67,7 @@ func OptionsFromConfig(cfg *config.Config) Options {
 		PeerAddresses:    cfg.Site.PeerAddresses,
 		Automatic:        cfg.Failover.Automatic,
 		Lines:            cfg.HeartbeatLineNames(),
+		ConfirmTimeout:   2 * time.Minute,
 	}
 }
 
@@ -117,6 +123,7 @@ func (o Options) build(cfg *config.Config) (watchdog.Config, error) {
 		SessionCommand: fd.SessionCommand,
 		Peers:          peers,
 		Dialer:         o.Dialer,
+		ConfirmTimeout: o.ConfirmTimeout,
 		ConfigJSON: func(role events.Role) ([]byte, error) {
 			sections, err := cfg.APISections(config.Runtime{Role: string(role)})
 			if err != nil {
@@ -198,6 +205,9 @@ func RunWith(ctx context.Context, deps service.Deps, opts Options) error {
 		// automatic failover.
 		events.TypeFilter("AutomaticFailoverChanged"),
 		events.TypeFilter("RoleChanged"),
+		// The orchestrator's end of a restart's startup hold: the
+		// managing sessions wait for it (watchdog.HoldSessions).
+		events.SiteTypeFilter(opts.Site, "RoleConfirmed"),
 	}
 	apply := func(env *events.Envelope) error {
 		if err := w.Apply(ctx, env); err != nil {

@@ -126,6 +126,8 @@ func waitEvent[E events.Event](t *testing.T, b *bus.Bus, what string, match func
 func TestRunActiveStaysActiveAndHoldsSessions(t *testing.T) {
 	h := newHarness(t, "active", 3)
 	h.run()
+	// The orchestrator announces the configured role on a first start.
+	h.publish(events.RoleChanged{From: events.RoleActive, To: events.RoleActive, Epoch: 1, Reason: "initial role from site.role"})
 	// The active site holds one managing session per arbiter.
 	bustest.WaitFor(t, 10*time.Second, "managing sessions on every arbiter", func() bool {
 		for _, s := range h.servers {
@@ -298,4 +300,31 @@ func TestRunRejectsBadOptions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRestartedActiveHoldsSessionsOnceConfirmed: the log says active from
+// before a restart; the sessions wait until the orchestrator ends its
+// startup hold (RoleConfirmed), or a site that stands down on restart
+// would look, to the peer's arbitration, like an active that manages the
+// arbiters.
+func TestRestartedActiveHoldsSessionsOnceConfirmed(t *testing.T) {
+	h := newHarness(t, "active", 2)
+	h.publish(events.RoleChanged{From: events.RoleStandby, To: events.RoleActive, Epoch: 1, Reason: "before the restart"})
+	time.Sleep(1500 * time.Millisecond) // older than the confirmation grace
+	h.run()
+	time.Sleep(time.Second)
+	for i, s := range h.servers {
+		if n := len(s.Sessions()); n != 0 {
+			t.Fatalf("arbiter %d holds %d managing sessions before the role was confirmed", i, n)
+		}
+	}
+	h.publish(events.RoleConfirmed{Role: events.RoleActive, Epoch: 1, Reason: "the peer is standby at epoch 0"})
+	bustest.WaitFor(t, 10*time.Second, "managing sessions on every arbiter", func() bool {
+		for _, s := range h.servers {
+			if len(s.Sessions()) == 0 {
+				return false
+			}
+		}
+		return true
+	})
 }

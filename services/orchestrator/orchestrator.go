@@ -473,6 +473,13 @@ func (r *runner) confirmPeer(ctx context.Context) {
 		} else {
 			r.log.Info("restarted active: startup hold ends", "outcome", d.Action, "why", d.Reason)
 		}
+		// The arbiter holds its managing sessions only once the role is
+		// confirmed: recorded, so the log says why this site resumed.
+		st, _ := r.snapshot()
+		rc := events.RoleConfirmed{Role: st.Role, Epoch: st.Epoch, Reason: clip(string(d.Action)+": "+d.Reason, 1024)}
+		if _, err := r.deps.Bus.Publish(ctx, rc, nil); err != nil && ctx.Err() == nil {
+			r.log.Error("record the role confirmed after a restart; the arbiter holds its sessions after its own timeout", "err", err)
+		}
 		select {
 		case r.wake <- struct{}{}:
 		default:

@@ -87,6 +87,17 @@ func TestRestartedActiveWithoutItsPeer(t *testing.T) {
 			if tt.wantRole == events.RoleActive && last.Epoch != 1 {
 				t.Errorf("a resumed as %+v, want its epoch 1 unchanged", last)
 			}
+			var confirmed []events.RoleConfirmed
+			if _, err := aBus.Replay(ctx, 0, []string{events.SiteTypeFilter("a", "RoleConfirmed")}, func(_ uint64, env *events.Envelope) error {
+				rc, err := events.DecodeInto[events.RoleConfirmed](env)
+				confirmed = append(confirmed, rc)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if len(confirmed) != 1 || confirmed[0].Role != tt.wantRole || confirmed[0].Epoch != 1 {
+				t.Errorf("RoleConfirmed %+v, want one with %s at epoch 1", confirmed, tt.wantRole)
+			}
 			if got := vip.opsSeen(); !cmp.Equal(got, tt.wantOps) || vip.holds() != tt.wantHeld {
 				t.Errorf("VIP ops %v held=%v, want %v held=%v", got, vip.holds(), tt.wantOps, tt.wantHeld)
 			}

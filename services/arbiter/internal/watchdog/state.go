@@ -25,6 +25,9 @@ type State struct {
 
 	roles      map[events.SiteID]roleAt
 	lastActive events.SiteID
+	// confirmedAt is when this site's orchestrator last settled its role:
+	// its latest RoleConfirmed or RoleChanged.
+	confirmedAt time.Time
 }
 
 type roleAt struct {
@@ -75,9 +78,17 @@ func (s *State) Apply(env *events.Envelope) (bool, error) {
 				s.automaticUntil = &u
 			}
 		}
+	case events.RoleConfirmed:
+		if env.Site == s.site {
+			s.confirmedAt = env.Time
+			return true, nil
+		}
 	case events.RoleChanged:
 		if env.Site != s.site && env.Site != s.peer {
 			return false, nil
+		}
+		if env.Site == s.site {
+			s.confirmedAt = env.Time
 		}
 		s.roles[env.Site] = roleAt{ev.To, env.Time}
 		// The site that held the active role last: it became active, or
@@ -130,3 +141,26 @@ func (s *State) BothStandby(own events.Role) time.Time {
 
 // WasActiveLast reports whether this site held the active role last.
 func (s *State) WasActiveLast() bool { return s.lastActive == s.site }
+
+// ConfirmedAt is when this site's orchestrator last recorded its role
+// (RoleChanged or RoleConfirmed), zero when never.
+func (s *State) ConfirmedAt() time.Time { return s.confirmedAt }
+
+// confirmGrace allows for the orchestrator of the same drwatch process
+// recording its role a moment before the arbiter noted its own start.
+const confirmGrace = time.Second
+
+// HoldSessions decides whether the managing sessions may be held: only by
+// an active site whose orchestrator has settled that role since this
+// arbiter started. A site restarted active first waits to learn the
+// peer's role and may stand down (orchestrator decide.Restart); sessions
+// opened on the stale "active" of its log would tell the peer's arbiter
+// that it manages the arbiters. If no confirmation comes within timeout
+// (an arbiter restarted alone beside a running orchestrator, which
+// records nothing new), the role is trusted as it stands.
+func HoldSessions(role events.Role, confirmedAt, started, now time.Time, timeout time.Duration) bool {
+	if role != events.RoleActive {
+		return false
+	}
+	return !confirmedAt.Before(started.Add(-confirmGrace)) || !now.Before(started.Add(timeout))
+}

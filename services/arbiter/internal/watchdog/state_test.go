@@ -127,3 +127,31 @@ func TestStateCountsOnlyConfiguredLines(t *testing.T) {
 		t.Error("no line configured: the peer cannot be lost")
 	}
 }
+
+func TestHoldSessions(t *testing.T) {
+	started := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	const timeout = 2 * time.Minute
+	tests := []struct {
+		name        string
+		role        events.Role
+		confirmedAt time.Time
+		now         time.Time
+		want        bool
+	}{
+		{"standby never holds", events.RoleStandby, started.Add(time.Second), started.Add(time.Second), false},
+		{"standby never holds, even after the timeout", events.RoleStandby, time.Time{}, started.Add(time.Hour), false},
+		{"active confirmed after the start", events.RoleActive, started.Add(3 * time.Second), started.Add(3 * time.Second), true},
+		{"active confirmed by the same process just before the start", events.RoleActive, started.Add(-500 * time.Millisecond), started, true},
+		{"active from before a restart: waits", events.RoleActive, started.Add(-time.Minute), started.Add(10 * time.Second), false},
+		{"active never confirmed: waits", events.RoleActive, time.Time{}, started.Add(10 * time.Second), false},
+		{"active never confirmed: trusted after the timeout", events.RoleActive, time.Time{}, started.Add(timeout), true},
+	}
+	for _, tt := range tests {
+		if got := HoldSessions(tt.role, tt.confirmedAt, started, tt.now, timeout); got != tt.want {
+			t.Errorf("%s: HoldSessions = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if !HoldSessions(events.RoleActive, time.Time{}, started, started, 0) {
+		t.Error("a zero timeout must hold the sessions at once")
+	}
+}

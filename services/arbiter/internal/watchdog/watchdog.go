@@ -42,6 +42,9 @@ type Config struct {
 	ConfigJSON func(role events.Role) ([]byte, error)
 	// Dialer opens SSH connections (tests pin the source address).
 	Dialer probe.Dialer
+	// ConfirmTimeout bounds the wait for the orchestrator to confirm an
+	// active role before the managing sessions are held (HoldSessions).
+	ConfirmTimeout time.Duration
 }
 
 // Publisher is the slice of the bus the loop needs.
@@ -68,6 +71,9 @@ type Watchdog struct {
 	pinger Pinger
 	log    *slog.Logger
 	now    func() time.Time
+	// started is when this watchdog was made: a role confirmed before it
+	// may be a stale one from before a restart.
+	started time.Time
 
 	mu    sync.Mutex
 	state *State
@@ -84,7 +90,7 @@ type Watchdog struct {
 func New(cfg Config, state *State, pub Publisher, roles Roles, pinger Pinger, log *slog.Logger, now func() time.Time) *Watchdog {
 	return &Watchdog{
 		cfg: cfg, state: state, pub: pub, roles: roles, pinger: pinger,
-		log: log, now: now, wake: make(chan struct{}, 1), quorumLow: -1,
+		log: log, now: now, started: now(), wake: make(chan struct{}, 1), quorumLow: -1,
 	}
 }
 
@@ -126,14 +132,18 @@ func (w *Watchdog) Run(ctx context.Context) error {
 	defer stopHolder()
 	syncHolder := func() {
 		role, _ := w.roles.Current()
+		w.mu.Lock()
+		confirmedAt := w.state.ConfirmedAt()
+		w.mu.Unlock()
+		hold := HoldSessions(role, confirmedAt, w.started, w.now(), w.cfg.ConfirmTimeout)
 		switch {
-		case role == events.RoleActive && holderStop == nil && len(w.cfg.Arbiters) > 0 && w.cfg.Script.Path == "":
+		case hold && holderStop == nil && len(w.cfg.Arbiters) > 0 && w.cfg.Script.Path == "":
 			hctx, cancel := context.WithCancel(ctx)
 			holderStop, holderDone = cancel, make(chan struct{})
 			h := w.holder()
 			go func() { defer close(holderDone); h.Run(hctx) }()
 			w.log.Info("holding managing sessions to arbiters", "arbiters", len(h.Targets))
-		case role != events.RoleActive:
+		case !hold:
 			stopHolder()
 		}
 	}
@@ -151,6 +161,9 @@ func (w *Watchdog) Run(ctx context.Context) error {
 		case <-tick.C:
 		case <-w.wake:
 		}
+		// A RoleConfirmed wakes the loop too, and ConfirmTimeout passes
+		// on a tick.
+		syncHolder()
 		w.Round(ctx)
 	}
 }
