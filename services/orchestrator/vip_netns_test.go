@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drwatch/drwatch/pkg/config"
 	"github.com/drwatch/drwatch/pkg/events"
 	"github.com/drwatch/drwatch/services/orchestrator/internal/vip"
 )
@@ -122,5 +123,21 @@ func TestVIPFollowsRoleChild(t *testing.T) {
 		if !c.Held && (c.Role != events.RoleStandby || !strings.Contains(c.Reason, "never answers")) {
 			t.Errorf("fence record %+v", c)
 		}
+	}
+
+	// drwatch exits holding it (a kill leaves the host's address in
+	// place): the supervisor's ExecStopPost releases it.
+	h.stop()
+	ip("addr", "add", cidr, "dev", "v0")
+	cfg := config.Defaults()
+	cfg.VIP.Address, cfg.VIP.Interface = cidr, "v0"
+	if err := ReleaseVIP(context.Background(), &cfg); err != nil {
+		t.Fatalf("ReleaseVIP: %v", err)
+	}
+	if held() {
+		t.Error("ReleaseVIP left the VIP on v0")
+	}
+	if err := ReleaseVIP(context.Background(), &cfg); err != nil {
+		t.Errorf("ReleaseVIP of a VIP not held: %v", err)
 	}
 }

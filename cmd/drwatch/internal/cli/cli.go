@@ -33,6 +33,8 @@ site process:
   reset --yes             stop it and delete this site's DR data (log, file backups)
   validate                check a site configuration file and print the problems
   init [-a|-s]            write both sites' configs, TLS certificates, replication users
+  vip release             remove this site's VIP after drwatch exited (systemd
+                          ExecStopPost=): a dead process cannot release it
   demo [--duration D] [--keep]
                           a whole pair on loopback (no Docker, no root): watch site b
                           take over when site a is powered off
@@ -125,6 +127,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return apiCmd(ctx, rest, stdout, stderr)
 	case "events":
 		return eventsCmd(ctx, rest, stdout, stderr)
+	case "vip":
+		return vipCmd(ctx, rest, stdout, stderr)
 	case "demo":
 		err := demo.Main(ctx, rest, stdout, stderr, Services())
 		if errors.Is(err, demo.ErrUsage) {
