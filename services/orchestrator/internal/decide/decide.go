@@ -87,6 +87,12 @@ func Decide(s *state.State, in Input, now time.Time) Decision {
 	switch d.Action {
 	case events.ActionBeActive:
 		d.Epoch = s.MaxEpoch + 1
+		if !s.StoodDownAt.IsZero() {
+			// It stood down because it could not hear the peer, which
+			// may have taken over behind the cut at MaxEpoch+1: skip
+			// that epoch so two activations never share one.
+			d.Epoch++
+		}
 	case events.ActionBeStandby:
 		d.Epoch = max(s.Epoch, s.MaxEpoch)
 	}
