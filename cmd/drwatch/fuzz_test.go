@@ -21,7 +21,13 @@ import (
 // TestPartitionFuzz runs the demo's two sites and three arbiters, then for
 // a bounded time cuts and heals at random the link between the sites and
 // each site's link to each arbiter, and kills and restarts the sites'
-// processes (same store dir; the VIP, held by the host, stays). At the end
+// processes (same store dir). A killed process's VIP is released, as the
+// deployment's supervisor does (systemd ExecStopPost= drwatch vip
+// release, deployments/README.md): no software in a dead process can
+// release it, and a host that kept it would answer beside a peer that
+// took over — a fencing gap the deployment, not drwatch, closes. The kill
+// is a Down for the checker: a dead process holds no role until it
+// records one again (RoleChanged, or RoleConfirmed when it resumes). At the end
 // it heals everything, waits for the logs to converge and proves from
 // both logs and the VIP samples that no two sites were ever active at once
 // and that no event was lost or doubled between the logs.
@@ -121,6 +127,7 @@ func TestPartitionFuzz(t *testing.T) {
 		}
 	})
 	restartAt := map[string]time.Time{}
+	var downs []checker.Down
 	end := time.Now().Add(chaos)
 	for time.Now().Before(end) {
 		time.Sleep(time.Duration(300+rng.IntN(2700)) * time.Millisecond)
@@ -165,6 +172,11 @@ func TestPartitionFuzz(t *testing.T) {
 			if err := topo.Kill(s); err != nil {
 				t.Logf("site %s stopped with: %v", s, err)
 			}
+			downs = append(downs, checker.Down{Site: s, At: time.Now()})
+			// The supervisor's ExecStopPost.
+			if err := topo.Site(s).VIP.Release(ctx); err != nil {
+				t.Fatalf("release %s's VIP after the kill: %v", s, err)
+			}
 			restartAt[s] = time.Now().Add(time.Duration(500+rng.IntN(4500)) * time.Millisecond)
 		}
 	}
@@ -184,7 +196,7 @@ func TestPartitionFuzz(t *testing.T) {
 	<-sampled
 
 	changes := roleChanges(logs)
-	ivs := checker.ActiveIntervals("", time.Time{}, changes, nil)
+	ivs := checker.ActiveIntervals("", time.Time{}, changes, downs)
 	mu.Lock()
 	bad := checker.NeverTwoActive(ivs, samples)
 	mu.Unlock()
@@ -249,22 +261,34 @@ func ownIDs(recs []demo.Record, site string) []string {
 	return out
 }
 
-// roleChanges gathers both sites' RoleChanged events from both logs, each
-// once.
+// roleChanges gathers both sites' RoleChanged and RoleConfirmed events
+// from both logs, each once. A RoleConfirmed is a restarted site acting
+// on its logged role again: after the kill's Down it opens a new span.
 func roleChanges(logs map[string][]demo.Record) []checker.RoleChange {
 	seen := map[events.ID]bool{}
 	var out []checker.RoleChange
 	for _, s := range demo.Sites {
 		for _, r := range logs[s] {
-			if r.Env.Type != "RoleChanged" || seen[r.Env.ID] {
+			if seen[r.Env.ID] {
+				continue
+			}
+			switch r.Env.Type {
+			case "RoleChanged":
+				ev, err := events.DecodeInto[events.RoleChanged](r.Env)
+				if err != nil {
+					continue
+				}
+				out = append(out, checker.RoleChange{Site: string(r.Env.Site), At: r.Env.Time, From: string(ev.From), To: string(ev.To), Epoch: uint64(ev.Epoch)})
+			case "RoleConfirmed":
+				ev, err := events.DecodeInto[events.RoleConfirmed](r.Env)
+				if err != nil {
+					continue
+				}
+				out = append(out, checker.RoleChange{Site: string(r.Env.Site), At: r.Env.Time, From: string(ev.Role), To: string(ev.Role), Epoch: uint64(ev.Epoch), Resumed: true})
+			default:
 				continue
 			}
 			seen[r.Env.ID] = true
-			ev, err := events.DecodeInto[events.RoleChanged](r.Env)
-			if err != nil {
-				continue
-			}
-			out = append(out, checker.RoleChange{Site: string(r.Env.Site), At: r.Env.Time, From: string(ev.From), To: string(ev.To), Epoch: uint64(ev.Epoch)})
 		}
 	}
 	return out

@@ -21,6 +21,10 @@ type RoleChange struct {
 	From  string
 	To    string
 	Epoch uint64
+	// Resumed: not a change but a site restarted in the role and epoch
+	// it already held (RoleConfirmed): after a Down it opens a span again,
+	// and its epoch need not exceed the one it resumes.
+	Resumed bool
 }
 
 // Down says a site's process stopped at At (killed, powered off): from
@@ -43,6 +47,8 @@ type Interval struct {
 	Epoch uint64
 	Start time.Time
 	End   time.Time
+	// Resumed: the span is a restarted site resuming its epoch.
+	Resumed bool
 }
 
 // ActiveIntervals folds role changes and downs into the spans each site
@@ -80,7 +86,7 @@ func ActiveIntervals(initial string, start time.Time, changes []RoleChange, down
 			closeIt(e.site, e.at)
 		case e.rc.To == "active":
 			if open[e.site] == nil {
-				open[e.site] = &Interval{Site: e.site, Epoch: e.rc.Epoch, Start: e.at}
+				open[e.site] = &Interval{Site: e.site, Epoch: e.rc.Epoch, Start: e.at, Resumed: e.rc.Resumed}
 			}
 		default:
 			closeIt(e.site, e.at)
@@ -110,8 +116,11 @@ func NeverTwoActive(ivs []Interval, samples []VIPSample) []string {
 		}
 	}
 	var maxEpoch uint64
+	lastEpoch := map[string]uint64{}
 	for i, iv := range ivs {
-		if i > 0 && iv.Epoch <= maxEpoch && iv.Epoch != 0 {
+		resumedOwn := iv.Resumed && lastEpoch[iv.Site] == iv.Epoch && iv.Epoch == maxEpoch
+		lastEpoch[iv.Site] = iv.Epoch
+		if i > 0 && iv.Epoch <= maxEpoch && iv.Epoch != 0 && !resumedOwn {
 			bad = append(bad, fmt.Sprintf("%s became active at %s with epoch %d, not above the earlier epoch %d", iv.Site, iv.Start.Format(time.RFC3339Nano), iv.Epoch, maxEpoch))
 		}
 		maxEpoch = max(maxEpoch, iv.Epoch)

@@ -32,6 +32,15 @@ func TestActiveIntervals(t *testing.T) {
 			changes: []RoleChange{{Site: "b", At: at(40), From: "standby", To: "active", Epoch: 1}},
 			want:    []Interval{{Site: "a", Start: at(0), End: at(5)}, {Site: "b", Epoch: 1, Start: at(40)}},
 		},
+		{
+			name:  "a killed site resumes its epoch after a restart",
+			downs: []Down{{Site: "a", At: at(5)}},
+			changes: []RoleChange{
+				{Site: "a", At: at(1), From: "standby", To: "active", Epoch: 1},
+				{Site: "a", At: at(8), From: "active", To: "active", Epoch: 1, Resumed: true},
+			},
+			want: []Interval{{Site: "a", Start: at(0), End: at(5)}, {Site: "a", Epoch: 1, Start: at(8), Resumed: true}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,6 +63,11 @@ func TestNeverTwoActive(t *testing.T) {
 		{name: "overlap", ivs: []Interval{{Site: "a", Start: at(0), End: at(11)}, {Site: "b", Epoch: 1, Start: at(10)}}, wantBad: 1},
 		{name: "still-open overlap", ivs: []Interval{{Site: "a", Start: at(0)}, {Site: "b", Epoch: 1, Start: at(10)}}, wantBad: 1},
 		{name: "epoch not increasing", ivs: []Interval{{Site: "a", Epoch: 2, Start: at(0), End: at(1)}, {Site: "b", Epoch: 2, Start: at(3)}}, wantBad: 1},
+		{name: "a restarted site resumes its own epoch", ivs: []Interval{{Site: "a", Epoch: 1, Start: at(0), End: at(5)}, {Site: "a", Epoch: 1, Start: at(8), Resumed: true}}},
+		{name: "resuming an epoch the peer has passed", ivs: []Interval{{Site: "a", Epoch: 1, Start: at(0), End: at(5)}, {Site: "b", Epoch: 2, Start: at(6), End: at(7)},
+			{Site: "a", Epoch: 1, Start: at(8), Resumed: true}}, wantBad: 1},
+		{name: "resumed overlapping the peer", ivs: []Interval{{Site: "a", Epoch: 1, Start: at(0), End: at(5)}, {Site: "b", Epoch: 2, Start: at(6)},
+			{Site: "a", Epoch: 1, Start: at(8), Resumed: true}}, wantBad: 2},
 		{name: "two VIP holders", samples: []VIPSample{{At: at(1), Holders: []string{"a"}}, {At: at(2), Holders: []string{"a", "b"}}}, wantBad: 1},
 	}
 	for _, tt := range tests {
