@@ -293,4 +293,3 @@ func roleChanges(logs map[string][]demo.Record) []checker.RoleChange {
 	}
 	return out
 }
-

@@ -257,9 +257,11 @@ func guards(s *state.State, p Policy, now time.Time) (Decision, bool) {
 // hear the peer; now it does, and the peer is standby too. The heartbeat
 // no longer asks the arbiters, so without this rule nobody would become
 // active. The site active last takes over again once the peer had
-// RestartYield to announce a takeover of its own.
+// RestartYield to announce a takeover of its own, and as long again since
+// the peer answers: "standby" may be the stale copy of a peer that took
+// over behind the cut, until the source brings its log across.
 func resumeAfterRestart(s *state.State, p Policy, now time.Time) Decision {
-	if until := s.StoodDownAt.Add(p.RestartYield); now.Before(until) {
+	if until := later(s.StoodDownAt, s.ReachableAt).Add(p.RestartYield); now.Before(until) {
 		return nothing("standby.restart-yield",
 			"both sites standby and the peer answers; this site stood down on restart and waits until "+until.UTC().Format(time.RFC3339)+" for any takeover of the peer to reach its log")
 	}
@@ -268,6 +270,13 @@ func resumeAfterRestart(s *state.State, p Policy, now time.Time) Decision {
 	}
 	return act(events.ActionBeActive, "standby.restart-resume",
 		"both sites standby and the peer answers; this site was active last and stood down only because it restarted without its peer")
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // failback: the home site is standby while the peer, active after a

@@ -127,6 +127,14 @@ func TestDecideAfterRestartStandDown(t *testing.T) {
 		{name: "both standby and the peer answers, after the yield: the site active last resumes",
 			self: A, policy: def, log: stoodDown(logEntry{A, 11 * time.Minute, reachable(B)}),
 			now: 13 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.restart-resume", epoch: 3},
+		// The heartbeat hears b before the source brought b's log: b's
+		// "standby" may be stale for a while.
+		{name: "the peer answers again after the yield: waits as long again",
+			self: A, policy: def, log: stoodDown(logEntry{A, 20 * time.Minute, reachable(B)}),
+			now: 21 * time.Minute, action: events.ActionNothing, branch: "standby.restart-yield"},
+		{name: "the peer answers again after the yield, then the yield passes: resumes",
+			self: A, policy: def, log: stoodDown(logEntry{A, 20 * time.Minute, reachable(B)}),
+			now: 22 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.restart-resume", epoch: 3},
 		{name: "both standby and the peer answers, automatic off: blocked",
 			self: A, policy: off, log: stoodDown(logEntry{A, 11 * time.Minute, reachable(B)}),
 			now: 13 * time.Minute, action: events.ActionBeActive, blocked: true, branch: "guard.automatic-off"},

@@ -143,6 +143,10 @@ type State struct {
 	// site was active last, and arbitration, not its old log, decides
 	// whether it takes over again.
 	StoodDownAt time.Time
+	// ReachableAt is when the heartbeat last heard the peer again after
+	// losing it: the sourced copy of the peer's log catches up only
+	// after that.
+	ReachableAt time.Time
 }
 
 // RestartStandDownReason is the reason of the RoleChanged active→standby
@@ -328,6 +332,9 @@ func (s *State) Apply(env *events.Envelope) {
 			// whichever line heard it back.
 			s.Verdict = nil
 			if s.configured[e.Line] {
+				if s.PeerUnreachable() {
+					s.ReachableAt = env.Time
+				}
 				s.Lines[e.Line] = true
 				s.UnreachableSince = time.Time{}
 			}
