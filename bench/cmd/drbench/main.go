@@ -9,6 +9,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -68,6 +70,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.BoolVar(&o.micro, "micro", true, "run drwatch's micro benchmarks")
 	fs.DurationVar(&o.runLimit, "run-limit", 90*time.Second, "give up on one failover after this long")
 	fs.BoolVar(&o.keepWork, "keep", false, "keep the work directory (logs, configs)")
+	merge := fs.String("merge", "", "a previous latest.json whose figures for tools not in -tools are kept (rerun one tool)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -159,6 +162,11 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 			_ = powerOn(ctx, n)
 		}
 	}
+	if *merge != "" {
+		if err := mergeReport(rep, *merge, o); err != nil {
+			return err
+		}
+	}
 	if o.micro && ctx.Err() == nil {
 		fmt.Fprintln(stdout, "== micro benchmarks")
 		microBench(ctx, o, rep, stdout)
@@ -170,6 +178,50 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		rep.Notef("interrupted: %v", ctx.Err())
 	}
 	return writeResults(rep, o.out, stdout)
+}
+
+// mergeReport keeps, from a previous report, what belongs to the tools
+// not measured in this run (and drwatch's micro figures when -micro=false).
+func mergeReport(rep *report.Report, path string, o options) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("-merge: %w", err)
+	}
+	var old report.Report
+	if err := json.Unmarshal(b, &old); err != nil {
+		return fmt.Errorf("-merge %s: %w", path, err)
+	}
+	rerun := map[string]bool{}
+	for _, t := range strings.Split(o.tools, ",") {
+		rerun[strings.TrimSpace(t)] = true
+	}
+	var kept []string
+	for _, m := range old.Metrics {
+		if !rerun[m.Tool] {
+			rep.Metrics = append(rep.Metrics, m)
+			if !slices.Contains(kept, m.Tool) {
+				kept = append(kept, m.Tool)
+			}
+		}
+	}
+	for _, s := range old.Settings {
+		if slices.Contains(kept, s.Tool) {
+			rep.Settings = append(rep.Settings, s)
+		}
+	}
+	for _, n := range old.Notes {
+		tool, _, _ := strings.Cut(n, ":")
+		if slices.Contains(kept, tool) {
+			rep.Notes = append(rep.Notes, n)
+		}
+	}
+	if !o.micro {
+		rep.Micro = old.Micro
+	}
+	// Keep the metric order stable: by metric, then tool as first seen.
+	slices.SortStableFunc(rep.Metrics, func(a, b report.Metric) int { return strings.Compare(a.Metric, b.Metric) })
+	rep.Command += fmt.Sprintf(" (figures of %s kept from the run of %s: %s)", strings.Join(kept, ", "), old.Generated.UTC().Format(time.RFC3339), old.Command)
+	return nil
 }
 
 func flagSet(fs *flag.FlagSet, name string) bool {
