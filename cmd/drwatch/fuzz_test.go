@@ -123,7 +123,13 @@ func TestPartitionFuzz(t *testing.T) {
 			for _, a := range actions {
 				t.Log("  " + a)
 			}
-			t.Logf("service logs: %s", logFile.Name())
+			// t.TempDir goes when the test ends; the logs must outlive it.
+			kept := filepath.Join(os.TempDir(), fmt.Sprintf("drwatch-fuzz-%d.log", seed))
+			if b, err := os.ReadFile(logFile.Name()); err == nil && os.WriteFile(kept, b, 0o644) == nil {
+				t.Logf("service logs: %s", kept)
+			} else {
+				t.Logf("service logs: %s (gone with the test's temporary directory)", logFile.Name())
+			}
 		}
 	})
 	restartAt := map[string]time.Time{}
