@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/drwatch/drwatch/pkg/events"
 	"github.com/drwatch/drwatch/services/dbmonitor/internal/mysqlrepl"
@@ -46,6 +47,21 @@ func TestPgSQLTLSRequiredPlainLinkRepaired(t *testing.T) {
 	plain := PgSQL{ReplUser: target.ReplUser, ReplPassword: target.ReplPassword}
 	pgExec(t, s, "ALTER SYSTEM SET primary_conninfo = '"+plain.replConninfo(host, port)+" sslmode=disable'")
 	pgExec(t, s, "SELECT pg_reload_conf()")
+	// The reload restarts the WAL receiver; until it streams again over the
+	// plain link a check sees "no WAL receiver" instead, and its repair
+	// brings TLS back before the plain link was ever seen. Wait for the
+	// plain link itself, which is what this test is about.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		obs := target.Observe(ctx, true)
+		if obs.Encrypted == "no" && len(obs.Findings) == 1 && obs.Findings[0].Check == "tls" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the plain link never came up: findings %+v, encrypted %q", obs.Findings, obs.Encrypted)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	evs := roundsUntil(t, m, rec, "ReplicationRepaired tls", isType[*events.ReplicationRepaired]("tls"))
 	var broken bool
 	for _, ev := range evs {
