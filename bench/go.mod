@@ -42,3 +42,9 @@ require (
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
 )
+
+replace github.com/drwatch/drwatch/pkg/checker => ../pkg/checker
+
+replace github.com/drwatch/drwatch/pkg/ping => ../pkg/ping
+
+replace github.com/drwatch/drwatch/tests/e2e => ../tests/e2e

@@ -100,3 +100,7 @@ require (
 )
 
 replace github.com/drwatch/drwatch/pkg/checker => ../../pkg/checker
+
+replace github.com/drwatch/drwatch/bench => ../../bench
+
+replace github.com/drwatch/drwatch/tests/e2e => ../../tests/e2e

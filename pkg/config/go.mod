@@ -4,7 +4,7 @@ go 1.26
 
 require gopkg.in/yaml.v3 v3.0.1
 
-require github.com/google/go-cmp v0.7.0 // indirect
+require github.com/google/go-cmp v0.7.0
 
 replace github.com/drwatch/drwatch/cmd/drwatch => ../../cmd/drwatch
 
@@ -25,3 +25,11 @@ replace github.com/drwatch/drwatch/services/heartbeat => ../../services/heartbea
 replace github.com/drwatch/drwatch/services/notifier => ../../services/notifier
 
 replace github.com/drwatch/drwatch/services/orchestrator => ../../services/orchestrator
+
+replace github.com/drwatch/drwatch/bench => ../../bench
+
+replace github.com/drwatch/drwatch/pkg/checker => ../checker
+
+replace github.com/drwatch/drwatch/pkg/ping => ../ping
+
+replace github.com/drwatch/drwatch/tests/e2e => ../../tests/e2e

@@ -37,3 +37,11 @@ replace github.com/drwatch/drwatch/services/heartbeat => ../../services/heartbea
 replace github.com/drwatch/drwatch/services/notifier => ../../services/notifier
 
 replace github.com/drwatch/drwatch/services/orchestrator => ../../services/orchestrator
+
+replace github.com/drwatch/drwatch/bench => ../../bench
+
+replace github.com/drwatch/drwatch/pkg/checker => ../checker
+
+replace github.com/drwatch/drwatch/pkg/ping => ../ping
+
+replace github.com/drwatch/drwatch/tests/e2e => ../../tests/e2e

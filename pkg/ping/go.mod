@@ -27,3 +27,9 @@ replace github.com/drwatch/drwatch/services/orchestrator => ../../services/orche
 require golang.org/x/net v0.60.0
 
 require golang.org/x/sys v0.48.0 // indirect
+
+replace github.com/drwatch/drwatch/bench => ../../bench
+
+replace github.com/drwatch/drwatch/pkg/checker => ../checker
+
+replace github.com/drwatch/drwatch/tests/e2e => ../../tests/e2e

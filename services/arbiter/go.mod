@@ -80,3 +80,9 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
+
+replace github.com/drwatch/drwatch/bench => ../../bench
+
+replace github.com/drwatch/drwatch/pkg/checker => ../../pkg/checker
+
+replace github.com/drwatch/drwatch/tests/e2e => ../../tests/e2e

@@ -111,3 +111,7 @@ require (
 )
 
 replace github.com/drwatch/drwatch/pkg/checker => ../../pkg/checker
+
+replace github.com/drwatch/drwatch/bench => ../../bench
+
+replace github.com/drwatch/drwatch/pkg/ping => ../../pkg/ping
