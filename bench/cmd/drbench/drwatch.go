@@ -280,6 +280,9 @@ func (d *drwatchTool) ready(ctx context.Context, active node, since time.Time) b
 	})) > 0
 }
 
+// hasData is false: drwatch's PostgreSQL pair (dbmonitor promoting a
+// streaming replica) is not set up by the harness yet, so its RPO is not
+// measured; measureTool records that in the notes.
 func (d *drwatchTool) hasData() bool { return false }
 
 func (d *drwatchTool) switchover(context.Context, node) error {
