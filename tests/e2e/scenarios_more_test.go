@@ -198,8 +198,16 @@ func TestScenarios5And6ManualThenReturn(t *testing.T) {
 		var blocked time.Time
 		waitFor(t, 90*time.Second, "site b to decide it may not take over on its own", func() (bool, string) {
 			evs, _ := p.ReadLog(t, "b")
+			// Either the arbiter's verdict says so (it reads the switch
+			// pair-wide, as the orchestrator does) or the orchestrator
+			// records its guard blocking a beActive verdict.
 			for _, ev := range evs {
-				if ev.Site == "b" && ev.Type == "FailoverDecided" && ev.Time.After(off) && strings.Contains(string(ev.Payload), "guard.automatic-off") {
+				if ev.Site != "b" || !ev.Time.After(off) {
+					continue
+				}
+				arbiterSays := ev.Type == "ArbitrationDecided" && strings.Contains(string(ev.Payload), `"branch":"standby-automatic-off"`)
+				guardSays := ev.Type == "FailoverDecided" && strings.Contains(string(ev.Payload), "guard.automatic-off")
+				if arbiterSays || guardSays {
 					blocked = ev.Time
 					return true, ""
 				}
