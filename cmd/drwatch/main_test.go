@@ -26,6 +26,27 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
+// minimalSite writes the smallest config of a site a on free ports (no
+// peer answering, no arbiters) and returns its path and ports.
+func minimalSite(t *testing.T) (cfgPath string, natsPort, httpPort int) {
+	t.Helper()
+	dir := t.TempDir()
+	httpPort, natsPort = freePort(t), freePort(t)
+	cfg := fmt.Sprintf(`site: {name: a, peer: b, role: active}
+nats:
+  embedded: {host: 127.0.0.1, port: %d, storeDir: %s}
+core: {peerVip: 127.0.0.1}
+watchdog:
+  heartbeat: {probe: tcp, port: 1, interval: 2s, timeout: 500ms, retries: 1}
+http: {listen: "127.0.0.1:%d"}
+`, natsPort, filepath.Join(dir, "nats"), httpPort)
+	cfgPath = filepath.Join(dir, "site.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath, natsPort, httpPort
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -41,20 +62,7 @@ func freePort(t *testing.T) int {
 // SIGTERM and expects a clean exit.
 func TestSiteStartsOnEmbeddedNATSAndStopsOnSIGTERM(t *testing.T) {
 	bin := buildBinary(t)
-	dir := t.TempDir()
-	httpPort, natsPort := freePort(t), freePort(t)
-	cfg := fmt.Sprintf(`site: {name: a, peer: b, role: active}
-nats:
-  embedded: {host: 127.0.0.1, port: %d, storeDir: %s}
-core: {peerVip: 127.0.0.1}
-watchdog:
-  heartbeat: {probe: tcp, port: 1, interval: 2s, timeout: 500ms, retries: 1}
-http: {listen: "127.0.0.1:%d"}
-`, natsPort, filepath.Join(dir, "nats"), httpPort)
-	cfgPath := filepath.Join(dir, "site.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, _, httpPort := minimalSite(t)
 	var stderr bytes.Buffer
 	cmd := exec.Command(bin, "run", "-config", cfgPath)
 	cmd.Stderr = &stderr

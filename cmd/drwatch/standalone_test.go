@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -95,20 +94,7 @@ func TestEachServiceStartsAloneAgainstTheSiteNATS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds seven binaries; runs without -short")
 	}
-	dir := t.TempDir()
-	natsPort, httpPort := freePort(t), freePort(t)
-	cfg := fmt.Sprintf(`site: {name: a, peer: b, role: active}
-nats:
-  embedded: {host: 127.0.0.1, port: %d, storeDir: %s}
-core: {peerVip: 127.0.0.1}
-watchdog:
-  heartbeat: {probe: tcp, port: 1, interval: 2s, timeout: 500ms, retries: 1}
-http: {listen: "127.0.0.1:%d"}
-`, natsPort, filepath.Join(dir, "nats"), httpPort)
-	cfgPath := filepath.Join(dir, "site.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, natsPort, httpPort := minimalSite(t)
 	site := start(t, buildBinary(t), "run", "-config", cfgPath)
 	site.waitHealthy(t, httpPort)
 	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/drwatch/drwatch/pkg/bus"
 	"github.com/drwatch/drwatch/pkg/bus/bustest"
@@ -122,21 +121,7 @@ func BenchmarkCatchUpAfterHeal(b *testing.B) {
 			if keep {
 				go func() { _ = bb.KeepPeerSource(ctx, bus.SourceKeeperOptions{}) }()
 			}
-			count := func() uint64 {
-				s, err := bb.JetStream().Stream(ctx, bus.EventsStream)
-				if err != nil {
-					return 0
-				}
-				info, err := s.Info(ctx, jetstream.WithSubjectFilter(events.SiteEvents("a")))
-				if err != nil {
-					return 0
-				}
-				var n uint64
-				for _, c := range info.State.Subjects {
-					n += c
-				}
-				return n
-			}
+			count := func() uint64 { return siteEventCount(ctx, bb, "a") }
 			pair.Link.Cut()
 			for i := 0; i < b.N; i++ {
 				if _, err := ba.Publish(ctx, events.ConfigChecked{OK: true}, nil); err != nil {

@@ -397,21 +397,7 @@ func TestPeerEventsArriveOnceInOrderAcrossCutAndHeal(t *testing.T) {
 			}
 		}
 	}
-	peerCount := func() uint64 {
-		s, err := bb.JetStream().Stream(ctx, bus.EventsStream)
-		if err != nil {
-			return 0
-		}
-		info, err := s.Info(ctx, jetstream.WithSubjectFilter(events.SiteEvents("a")))
-		if err != nil {
-			return 0
-		}
-		var n uint64
-		for _, c := range info.State.Subjects {
-			n += c
-		}
-		return n
-	}
+	peerCount := func() uint64 { return siteEventCount(ctx, bb, "a") }
 	publish(0, 3000)
 	pair.Link.Cut()
 	publish(3000, 6000)
@@ -505,4 +491,22 @@ func TestFollowDeliversFromASequenceThenLive(t *testing.T) {
 	if diff := cmp.Diff([]events.Epoch{3, 4, 5, 6}, got); diff != "" {
 		t.Errorf("followed (-want +got):\n%s", diff)
 	}
+}
+
+// siteEventCount is how many of site's events b's log holds (0 while the
+// stream cannot be read).
+func siteEventCount(ctx context.Context, b *bus.Bus, site events.SiteID) uint64 {
+	s, err := b.JetStream().Stream(ctx, bus.EventsStream)
+	if err != nil {
+		return 0
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(events.SiteEvents(site)))
+	if err != nil {
+		return 0
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n
 }
