@@ -128,6 +128,9 @@ func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec) error {
 	return nil
 }
 
+// ackTimeout bounds the wait for the server to confirm an ack.
+const ackTimeout = 5 * time.Second
+
 // consumerCheckInterval is how often Consume asks whether its consumer
 // still exists.
 const consumerCheckInterval = 5 * time.Second
@@ -181,7 +184,13 @@ func (b *Bus) handle(ctx context.Context, spec *ConsumerSpec, m jetstream.Msg) {
 	err = callHandler(ctx, spec.Handler, env)
 	b.metrics.handleSeconds.WithLabelValues(spec.Durable).Observe(time.Since(start).Seconds())
 	if err == nil {
-		if aerr := m.DoubleAck(ctx); aerr != nil && ctx.Err() == nil {
+		// The handler's work is done: record it even when the consumer is
+		// stopping, or the next start waits AckWait for the redelivery
+		// (MaxAckPending 1 holds everything behind it) and handles it twice.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
+		aerr := m.DoubleAck(actx)
+		cancel()
+		if aerr != nil {
 			b.log.Warn("ack failed; the message will be redelivered", "consumer", spec.Durable, "id", env.ID, "err", aerr)
 		}
 		b.metrics.handled.WithLabelValues(spec.Durable, "ok").Inc()
