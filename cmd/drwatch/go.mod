@@ -29,7 +29,9 @@ require (
 	github.com/drwatch/drwatch/pkg/checker v0.0.0-00010101000000-000000000000
 	github.com/drwatch/drwatch/pkg/config v0.0.0-00010101000000-000000000000
 	github.com/drwatch/drwatch/pkg/events v0.0.0-00010101000000-000000000000
+	github.com/drwatch/drwatch/pkg/pki v0.0.0-00010101000000-000000000000
 	github.com/drwatch/drwatch/pkg/service v0.0.0-00010101000000-000000000000
+	github.com/drwatch/drwatch/pkg/sshsim v0.0.0-00010101000000-000000000000
 	github.com/drwatch/drwatch/services/arbiter v0.0.0-00010101000000-000000000000
 	github.com/drwatch/drwatch/services/dbmonitor v0.0.0-00010101000000-000000000000
 	github.com/drwatch/drwatch/services/filesync v0.0.0-00010101000000-000000000000
@@ -41,7 +43,6 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
-	golang.org/x/crypto v0.58.0
 	golang.org/x/sys v0.49.0
 )
 
@@ -88,6 +89,7 @@ require (
 	go.opentelemetry.io/otel/sdk v1.47.0 // indirect
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	go.opentelemetry.io/proto/otlp v1.11.0 // indirect
+	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
@@ -104,3 +106,7 @@ replace github.com/drwatch/drwatch/pkg/checker => ../../pkg/checker
 replace github.com/drwatch/drwatch/bench => ../../bench
 
 replace github.com/drwatch/drwatch/tests/e2e => ../../tests/e2e
+
+replace github.com/drwatch/drwatch/pkg/sshsim => ../../pkg/sshsim
+
+replace github.com/drwatch/drwatch/pkg/pki => ../../pkg/pki

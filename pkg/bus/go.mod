@@ -72,3 +72,7 @@ replace github.com/drwatch/drwatch/pkg/checker => ../checker
 replace github.com/drwatch/drwatch/pkg/ping => ../ping
 
 replace github.com/drwatch/drwatch/tests/e2e => ../../tests/e2e
+
+replace github.com/drwatch/drwatch/pkg/sshsim => ../sshsim
+
+replace github.com/drwatch/drwatch/pkg/pki => ../pki

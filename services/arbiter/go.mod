@@ -30,6 +30,7 @@ require (
 	github.com/drwatch/drwatch/pkg/events v0.0.0-00010101000000-000000000000
 	github.com/drwatch/drwatch/pkg/ping v0.0.0-00010101000000-000000000000
 	github.com/drwatch/drwatch/pkg/service v0.0.0-00010101000000-000000000000
+	github.com/drwatch/drwatch/pkg/sshsim v0.0.0-00010101000000-000000000000
 	github.com/google/go-cmp v0.7.0
 	github.com/nats-io/nats.go v1.55.0
 	golang.org/x/crypto v0.58.0
@@ -86,3 +87,7 @@ replace github.com/drwatch/drwatch/bench => ../../bench
 replace github.com/drwatch/drwatch/pkg/checker => ../../pkg/checker
 
 replace github.com/drwatch/drwatch/tests/e2e => ../../tests/e2e
+
+replace github.com/drwatch/drwatch/pkg/sshsim => ../../pkg/sshsim
+
+replace github.com/drwatch/drwatch/pkg/pki => ../../pkg/pki

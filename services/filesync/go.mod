@@ -86,3 +86,7 @@ replace github.com/drwatch/drwatch/pkg/checker => ../../pkg/checker
 replace github.com/drwatch/drwatch/pkg/ping => ../../pkg/ping
 
 replace github.com/drwatch/drwatch/tests/e2e => ../../tests/e2e
+
+replace github.com/drwatch/drwatch/pkg/sshsim => ../../pkg/sshsim
+
+replace github.com/drwatch/drwatch/pkg/pki => ../../pkg/pki

@@ -27,6 +27,7 @@ replace github.com/drwatch/drwatch/services/orchestrator => ../../services/orche
 require (
 	github.com/drwatch/drwatch/pkg/bus v0.0.0-00010101000000-000000000000
 	github.com/drwatch/drwatch/pkg/events v0.0.0-00010101000000-000000000000
+	github.com/drwatch/drwatch/pkg/pki v0.0.0-00010101000000-000000000000
 	github.com/go-sql-driver/mysql v1.10.1
 	github.com/moby/moby/api v1.56.1
 	github.com/moby/moby/client v0.6.2
@@ -115,3 +116,7 @@ replace github.com/drwatch/drwatch/pkg/checker => ../../pkg/checker
 replace github.com/drwatch/drwatch/bench => ../../bench
 
 replace github.com/drwatch/drwatch/pkg/ping => ../../pkg/ping
+
+replace github.com/drwatch/drwatch/pkg/sshsim => ../../pkg/sshsim
+
+replace github.com/drwatch/drwatch/pkg/pki => ../../pkg/pki

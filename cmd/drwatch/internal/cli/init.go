@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,9 +18,9 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/drwatch/drwatch/cmd/drwatch/internal/pki"
 	"github.com/drwatch/drwatch/pkg/config"
 	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/pkg/pki"
 )
 
 // pairSpec is what init needs to know about a pair.
@@ -110,10 +111,10 @@ func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if ca, err = pki.NewCA("drwatch "+p.Active+"/"+p.Standby+" CA", now, 10*365*24*time.Hour); err != nil {
 			return err
 		}
-		if err := pki.WriteFile(filepath.Join(tlsDir, "ca.pem"), ca.CertPEM, *force); err != nil {
+		if err := writeFile(filepath.Join(tlsDir, "ca.pem"), ca.CertPEM, *force); err != nil {
 			return err
 		}
-		if err := pki.WriteFile(filepath.Join(tlsDir, "ca-key.pem"), ca.KeyPEM, *force); err != nil {
+		if err := writeFile(filepath.Join(tlsDir, "ca-key.pem"), ca.KeyPEM, *force); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "wrote %s (copy ca.pem and ca-key.pem to the other site before running init there with -a/-s)\n", filepath.Join(tlsDir, "ca.pem"))
@@ -125,7 +126,7 @@ func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		"pgsql-rep-pass": u.PgRepPass, "pgsql-admin-pass": u.PgAdminPass,
 	}
 	for name, v := range secrets {
-		if err := pki.WriteFile(filepath.Join(p.Dir, "secrets", name), []byte(v+"\n"), true); err != nil {
+		if err := writeFile(filepath.Join(p.Dir, "secrets", name), []byte(v+"\n"), true); err != nil {
 			return err
 		}
 	}
@@ -145,17 +146,17 @@ func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return err
 		}
-		if err := pki.WriteFile(filepath.Join(tlsDir, s.Name+".pem"), leaf.CertPEM, *force); err != nil {
+		if err := writeFile(filepath.Join(tlsDir, s.Name+".pem"), leaf.CertPEM, *force); err != nil {
 			return err
 		}
-		if err := pki.WriteFile(filepath.Join(tlsDir, s.Name+"-key.pem"), leaf.KeyPEM, *force); err != nil {
+		if err := writeFile(filepath.Join(tlsDir, s.Name+"-key.pem"), leaf.KeyPEM, *force); err != nil {
 			return err
 		}
 		token := make([]byte, 24)
 		if _, err := rand.Read(token); err != nil {
 			return err
 		}
-		if err := pki.WriteFile(filepath.Join(p.Dir, "secrets", s.Name+"-http-token"), []byte(base64.RawURLEncoding.EncodeToString(token)+"\n"), *force); err != nil {
+		if err := writeFile(filepath.Join(p.Dir, "secrets", s.Name+"-http-token"), []byte(base64.RawURLEncoding.EncodeToString(token)+"\n"), *force); err != nil {
 			return err
 		}
 		var buf bytes.Buffer
@@ -167,17 +168,17 @@ func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if _, err := config.Parse(bytes.NewReader(buf.Bytes())); err != nil {
 			return fmt.Errorf("generated %s does not validate (a drwatch bug): %w", cfgPath, err)
 		}
-		if err := pki.WriteFile(cfgPath, buf.Bytes(), *force); err != nil {
+		if err := writeFile(cfgPath, buf.Bytes(), *force); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "wrote %s (%s) with certificate %s\n", cfgPath, s.Role, filepath.Join(tlsDir, s.Name+".pem"))
 	}
 
 	mysqlSQL, pgSQL := p.mysqlUsers(), p.pgUsers()
-	if err := pki.WriteFile(filepath.Join(p.Dir, "sql", "mysql-users.sql"), []byte(mysqlSQL), true); err != nil {
+	if err := writeFile(filepath.Join(p.Dir, "sql", "mysql-users.sql"), []byte(mysqlSQL), true); err != nil {
 		return err
 	}
-	if err := pki.WriteFile(filepath.Join(p.Dir, "sql", "pgsql-users.sql"), []byte(pgSQL), true); err != nil {
+	if err := writeFile(filepath.Join(p.Dir, "sql", "pgsql-users.sql"), []byte(pgSQL), true); err != nil {
 		return err
 	}
 	if *mysqlDSN == "" && *pgsqlDSN == "" {
@@ -187,6 +188,35 @@ func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return nil
 	}
 	return createUsers(ctx, *mysqlDSN, *pgsqlDSN, mysqlSQL, pgSQL, stdout)
+}
+
+// writeFile writes data with mode 0600, refusing to replace an existing
+// file unless overwrite: a pair's CA must not change under a running
+// link by accident.
+func writeFile(path string, data []byte, overwrite bool) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	if !overwrite {
+		flags |= os.O_EXCL
+	}
+	f, err := os.OpenFile(path, flags, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%s exists: pass --force to replace it", path)
+		}
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func (p *pairSpec) validate() error {

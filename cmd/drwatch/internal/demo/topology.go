@@ -13,11 +13,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/drwatch/drwatch/cmd/drwatch/internal/arbitersim"
 	"github.com/drwatch/drwatch/cmd/drwatch/internal/loopnet"
 	"github.com/drwatch/drwatch/cmd/drwatch/internal/site"
 	"github.com/drwatch/drwatch/pkg/config"
 	"github.com/drwatch/drwatch/pkg/service"
+	"github.com/drwatch/drwatch/pkg/sshsim"
 	"github.com/drwatch/drwatch/services/orchestrator"
 )
 
@@ -71,8 +71,10 @@ func (o *TopologyOptions) defaults() {
 type Topology struct {
 	opts TopologyOptions
 	// VIPAddr is where clients connect.
-	VIPAddr  string
-	Arbiters []*arbitersim.Server
+	VIPAddr string
+	// Arbiters accept the sites' key and list the sessions they hold, as a
+	// standby counts them for "managed by the active site".
+	Arbiters []*sshsim.Server
 	sites    map[string]*Site
 	// interSite are the links between the sites: the leafnode (b dials a)
 	// and each site's heartbeat to the other.
@@ -123,15 +125,16 @@ func NewTopology(ctx context.Context, o TopologyOptions) (*Topology, error) {
 		return nil, err
 	}
 	keyPath := filepath.Join(keyDir, "id_ed25519")
-	pub, err := arbitersim.WriteClientKey(keyPath)
+	pub, err := sshsim.WriteClientKey(keyPath)
 	if err != nil {
 		return nil, err
 	}
 	for range o.Arbiters {
-		a, err := arbitersim.Start(ctx, "drwatch", pub)
+		a, err := sshsim.Listen(sshsim.Options{User: "drwatch", AuthorizedKey: pub})
 		if err != nil {
 			return nil, err
 		}
+		context.AfterFunc(ctx, a.Close)
 		t.Arbiters = append(t.Arbiters, a)
 	}
 
@@ -174,7 +177,7 @@ func NewTopology(ctx context.Context, o TopologyOptions) (*Topology, error) {
 	}
 
 	for _, name := range Sites {
-		var hosts []arbitersim.HostEntry
+		var hosts []sshsim.HostEntry
 		var arbiters []config.Arbiter
 		for _, a := range t.Arbiters {
 			r, err := loopnet.Listen(ctx, a.Addr, loopnet.Options{Source: sourceIP[name], Linger: o.Linger})
@@ -182,11 +185,11 @@ func NewTopology(ctx context.Context, o TopologyOptions) (*Topology, error) {
 				return nil, err
 			}
 			t.arbiterLinks[name] = append(t.arbiterLinks[name], r)
-			hosts = append(hosts, arbitersim.HostEntry{Addr: r.Addr, Key: a.HostKey.PublicKey()})
+			hosts = append(hosts, sshsim.HostEntry{Addr: r.Addr, Key: a.HostKey.PublicKey()})
 			arbiters = append(arbiters, config.Arbiter{Host: "127.0.0.1", Port: r.Port(), Username: "drwatch", PrivateKey: keyPath,
 				KnownHosts: filepath.Join(keyDir, "known_hosts_"+name)})
 		}
-		if err := arbitersim.WriteKnownHosts(filepath.Join(keyDir, "known_hosts_"+name), hosts...); err != nil {
+		if err := sshsim.WriteKnownHosts(filepath.Join(keyDir, "known_hosts_"+name), hosts...); err != nil {
 			return nil, err
 		}
 

@@ -6,16 +6,11 @@
 package secrets
 
 import (
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -24,6 +19,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/drwatch/drwatch/pkg/pki"
 )
 
 // Site is one site's identity: its name and the addresses its certificate
@@ -65,64 +62,26 @@ func Generate(o Options) error {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return fmt.Errorf("secrets: %w", err)
 	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return fmt.Errorf("secrets: ca key: %w", err)
-	}
 	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "drwatch example leafnode CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(o.Validity),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	ca, err := pki.NewCA("drwatch example leafnode CA", now, o.Validity)
 	if err != nil {
-		return fmt.Errorf("secrets: ca: %w", err)
+		return fmt.Errorf("secrets: %w", err)
 	}
-	ca, _ := x509.ParseCertificate(caDER)
-	if err := writePEM(filepath.Join(o.Dir, "ca.pem"), "CERTIFICATE", caDER, 0o644); err != nil {
+	if err := writeFile(filepath.Join(o.Dir, "ca.pem"), ca.CertPEM, 0o644); err != nil {
 		return err
 	}
 	var authorized strings.Builder
 	for _, s := range o.Sites {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		// One certificate, made as drwatch init makes it, serves both ends of
+		// the leafnode; the site's name is among the names it covers.
+		leaf, err := ca.Issue("drwatch site "+s.Name, append([]string{s.Name}, s.Hosts...), now, o.Validity)
 		if err != nil {
-			return fmt.Errorf("secrets: %s key: %w", s.Name, err)
+			return fmt.Errorf("secrets: %s: %w", s.Name, err)
 		}
-		tmpl := &x509.Certificate{
-			SerialNumber: serial(),
-			Subject:      pkix.Name{CommonName: "drwatch site " + s.Name},
-			NotBefore:    now.Add(-time.Hour),
-			NotAfter:     now.Add(o.Validity),
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			// One certificate serves both ends of the leafnode: the
-			// listening site as server, the dialling site as client.
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-			DNSNames:    []string{s.Name},
-		}
-		for _, h := range s.Hosts {
-			if ip := net.ParseIP(h); ip != nil {
-				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-			} else {
-				tmpl.DNSNames = append(tmpl.DNSNames, h)
-			}
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			return fmt.Errorf("secrets: %s certificate: %w", s.Name, err)
-		}
-		kder, err := x509.MarshalECPrivateKey(key)
-		if err != nil {
-			return fmt.Errorf("secrets: %s key: %w", s.Name, err)
-		}
-		if err := writePEM(filepath.Join(o.Dir, s.Name+".pem"), "CERTIFICATE", der, 0o644); err != nil {
+		if err := writeFile(filepath.Join(o.Dir, s.Name+".pem"), leaf.CertPEM, 0o644); err != nil {
 			return err
 		}
-		if err := writePEM(filepath.Join(o.Dir, s.Name+"-key.pem"), "EC PRIVATE KEY", kder, 0o600); err != nil {
+		if err := writeFile(filepath.Join(o.Dir, s.Name+"-key.pem"), leaf.KeyPEM, 0o600); err != nil {
 			return err
 		}
 		pub, err := writeSSHKey(filepath.Join(o.Dir, s.Name+"_ssh_key"), "drwatch site "+s.Name)
@@ -152,13 +111,7 @@ func Generate(o Options) error {
 	return nil
 }
 
-func serial() *big.Int {
-	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
-	return n
-}
-
-func writePEM(path, typ string, der []byte, mode os.FileMode) error {
-	data := pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+func writeFile(path string, data []byte, mode os.FileMode) error {
 	if err := os.WriteFile(path, data, mode); err != nil {
 		return fmt.Errorf("secrets: %w", err)
 	}

@@ -16,7 +16,6 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"path/filepath"
 	"time"
 )
 
@@ -115,35 +114,6 @@ func serial() *big.Int {
 		panic(err)
 	}
 	return n
-}
-
-// WriteFile writes data with mode 0600, refusing to replace an existing
-// file unless overwrite: a pair's CA must not change under a running
-// link by accident.
-func WriteFile(path string, data []byte, overwrite bool) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
-	if !overwrite {
-		flags |= os.O_EXCL
-	}
-	f, err := os.OpenFile(path, flags, 0o600)
-	if err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("%s exists: pass --force to replace it", path)
-		}
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // LoadCA reads a CA written by a previous init, so that -a and -s runs on
