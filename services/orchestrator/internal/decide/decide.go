@@ -86,13 +86,7 @@ func Decide(s *state.State, in Input, now time.Time) Decision {
 	d := decide(s, in.Policy, now)
 	switch d.Action {
 	case events.ActionBeActive:
-		d.Epoch = s.MaxEpoch + 1
-		if !s.StoodDownAt.IsZero() {
-			// It stood down because it could not hear the peer, which
-			// may have taken over behind the cut at MaxEpoch+1: skip
-			// that epoch so two activations never share one.
-			d.Epoch++
-		}
+		d.Epoch = NextEpoch(s.MaxEpoch, s.Site, s.Peer)
 	case events.ActionBeStandby:
 		d.Epoch = max(s.Epoch, s.MaxEpoch)
 	}
@@ -101,6 +95,23 @@ func Decide(s *state.State, in Input, now time.Time) Decision {
 		d.Reason = "observe-only: would " + string(d.Action) + ": " + d.Reason
 	}
 	return d
+}
+
+// NextEpoch is the epoch a site takes when it becomes active, having seen
+// epochs up to seen: the next above seen of its own parity. The site whose
+// name sorts first takes the odd epochs, its peer the even ones, so two
+// sites cut off from each other never take the same epoch, whatever each
+// has seen: every activation is told apart by its epoch alone.
+func NextEpoch(seen events.Epoch, site, peer events.SiteID) events.Epoch {
+	var parity events.Epoch // even
+	if site < peer {
+		parity = 1
+	}
+	e := seen + 1
+	if e%2 != parity {
+		e++
+	}
+	return e
 }
 
 func decide(s *state.State, p Policy, now time.Time) Decision {
@@ -126,6 +137,9 @@ func decide(s *state.State, p Policy, now time.Time) Decision {
 	}
 	return nothing("role."+string(s.Role), "a standalone site has no peer to fail over with")
 }
+
+// BranchTakeover is a standby's promotion on a beActive verdict.
+const BranchTakeover = "standby.takeover"
 
 func act(a events.Action, branch, reason string) Decision {
 	return Decision{Action: a, Act: true, Branch: branch, Reason: reason}
@@ -230,7 +244,7 @@ func decideStandby(s *state.State, p Policy, now time.Time) Decision {
 	if !peerDown {
 		reason = "both sites standby and arbitration says beActive (" + v.Branch + ")"
 	}
-	return act(events.ActionBeActive, "standby.takeover", reason)
+	return act(events.ActionBeActive, BranchTakeover, reason)
 }
 
 // guards are what an automatic promotion must pass.

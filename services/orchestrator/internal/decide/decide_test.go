@@ -147,7 +147,7 @@ func TestDecide(t *testing.T) {
 			now: 9 * time.Hour, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 2},
 		{name: "both standby: the last active site comes back at once", self: A, role: standby, policy: def,
 			log: with(logEntry{A, time.Minute, role(active, standby, 1)}, logEntry{A, 3 * time.Minute, verdict(standby, events.ActionBeActive, "standby.managed+unreachable<failover")}),
-			now: 4 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 2},
+			now: 4 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 3},
 		{name: "both standby: arbiter says wait", self: B, role: standby, policy: def,
 			log: with(logEntry{A, time.Minute, role(active, standby, 1)}, logEntry{B, 3 * time.Minute, verdict(standby, events.ActionWait, "both-standby.wait")}),
 			now: 4 * time.Minute, action: events.ActionNothing, branch: "standby.wait"},
@@ -171,12 +171,12 @@ func TestDecide(t *testing.T) {
 		{name: "no heartbeat events and the peer's role unknown: no promotion", self: B, role: standby, policy: def,
 			log: []logEntry{{B, 0, role(standby, standby, 0)}, {B, time.Minute, verdict(standby, events.ActionBeActive, "x")}},
 			now: 2 * time.Minute, action: events.ActionNothing, branch: "standby.peer-reachable"},
-		{name: "the peer's role unknown but unreachable: takes over at epoch 1", self: B, role: standby, policy: def,
+		{name: "the peer's role unknown but unreachable: takes over at its first epoch (2: b takes the even ones)", self: B, role: standby, policy: def,
 			log: []logEntry{{B, 0, role(standby, standby, 0)}, {B, time.Minute, unreachable(A)}, {B, 2 * time.Minute, verdict(standby, events.ActionBeActive, "x")}},
-			now: 3 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 1},
+			now: 3 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 2},
 		{name: "no heartbeat events, both standby, none ever active: takes over on the verdict", self: B, role: standby, policy: def,
 			log: []logEntry{{A, 0, role(standby, standby, 0)}, {B, 0, role(standby, standby, 0)}, {B, time.Minute, verdict(standby, events.ActionBeActive, "x")}},
-			now: 2 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 1},
+			now: 2 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 2},
 		{name: "no heartbeat events on the active site: it stays", self: A, role: active, policy: def,
 			log: []logEntry{{A, 0, role(standby, active, 1)}},
 			now: time.Minute, action: events.ActionNothing, branch: "active.stay"},
@@ -185,7 +185,7 @@ func TestDecide(t *testing.T) {
 			now: 2 * time.Minute, action: events.ActionBeStandby, act: true, branch: "active.arbiters-lost", epoch: 1},
 		{name: "no heartbeat events, the peer's role unknown: a manual failover proceeds", self: B, role: standby, policy: def,
 			log: []logEntry{{B, 0, role(standby, standby, 0)}, {B, time.Minute, manual(B, active, false)}},
-			now: 2 * time.Minute, action: events.ActionBeActive, act: true, branch: "request.manual", epoch: 1},
+			now: 2 * time.Minute, action: events.ActionBeActive, act: true, branch: "request.manual", epoch: 2},
 
 		// Guards.
 		{name: "lag guard blocks automatic promotion", self: B, role: standby, policy: def,
@@ -335,7 +335,7 @@ func TestDecide(t *testing.T) {
 				logEntry{B, 3 * time.Minute, events.FailoverStarted{FailoverID: "f9", From: standby, To: active, Epoch: 2, Reason: "x", Steps: []string{"veto"}}},
 				logEntry{B, 4 * time.Minute, events.FailoverAborted{FailoverID: "f9", Step: "veto", Reason: "vetoed"}},
 				logEntry{B, 5 * time.Minute, verdict(standby, events.ActionBeActive, "x")}),
-			now: 6 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 3},
+			now: 6 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 4},
 		{name: "a running saga holds every decision", self: B, role: standby, policy: def,
 			log: with(logEntry{B, time.Minute, events.FailoverStarted{FailoverID: "f9", From: standby, To: active, Epoch: 2, Reason: "x", Steps: []string{"promote"}}},
 				logEntry{B, time.Minute, unreachable(A)}, logEntry{B, 2 * time.Minute, verdict(standby, events.ActionBeActive, "x")}),
@@ -360,5 +360,40 @@ func TestDecide(t *testing.T) {
 				t.Errorf("observe-only decision not marked for the record: %+v", d)
 			}
 		})
+	}
+}
+
+func TestNextEpochIsUniquePerSite(t *testing.T) {
+	tests := []struct {
+		seen       events.Epoch
+		site, peer events.SiteID
+		want       events.Epoch
+	}{
+		{0, "a", "b", 1},
+		{0, "b", "a", 2},
+		{1, "a", "b", 3},
+		{1, "b", "a", 2},
+		{2, "a", "b", 3},
+		{2, "b", "a", 4},
+		{7, "east", "west", 9},
+		{7, "west", "east", 8},
+	}
+	for _, tt := range tests {
+		if got := NextEpoch(tt.seen, tt.site, tt.peer); got != tt.want {
+			t.Errorf("NextEpoch(%d, %s, %s) = %d, want %d", tt.seen, tt.site, tt.peer, got, tt.want)
+		}
+	}
+	// Behind a cut each site sees only its own epochs: however far each
+	// runs ahead, the two never meet.
+	a, b := map[events.Epoch]bool{}, map[events.Epoch]bool{}
+	var ea, eb events.Epoch
+	for range 50 {
+		ea, eb = NextEpoch(ea, "a", "b"), NextEpoch(eb, "b", "a")
+		a[ea], b[eb] = true, true
+	}
+	for e := range a {
+		if b[e] {
+			t.Fatalf("both sites took epoch %d", e)
+		}
 	}
 }

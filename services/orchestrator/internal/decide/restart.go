@@ -92,7 +92,12 @@ type RestartDecision struct {
 // resumes active, as an operator configured it to.
 func Restart(in RestartInput) RestartDecision {
 	switch {
-	case in.Role != events.RoleActive || in.SagaRunning:
+	case in.SagaRunning:
+		// Its end settles the role (the epoch fence's demotion, or a
+		// promotion resumed from before the crash); confirming the role
+		// the log has now would announce an active about to stand down.
+		return RestartDecision{Action: RestartHold, Reason: "a failover is in progress; waiting for it to end"}
+	case in.Role != events.RoleActive:
 		return RestartDecision{Action: RestartResume, Reason: "role now " + string(in.Role)}
 	case in.PeerRole == events.RoleActive && (in.PeerEpoch > in.Epoch || (in.PeerEpoch == in.Epoch && in.Peer < in.Site)):
 		// The decision loop's epoch fence stands this site down; the

@@ -55,7 +55,8 @@ func TestRestart(t *testing.T) {
 		// The role moved on (a fence, a stand-down already recorded).
 		{"already standby", standby, false, PeerUnreachable, true, peerStandby, RestartResume, false},
 		{"already standby, pending", standby, false, PeerPending, true, peerTookOver, RestartResume, false},
-		{"a saga runs", active, true, PeerUnreachable, true, peerStandby, RestartResume, false},
+		{"a saga runs: its end settles the role", active, true, PeerUnreachable, true, peerStandby, RestartHold, false},
+		{"a saga ran to standby", standby, false, PeerUnreachable, true, peerStandby, RestartResume, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,7 +106,8 @@ func TestDecideAfterRestartStandDown(t *testing.T) {
 		{name: "a verdict within the yield does not promote: the peer may be taking over on one of the same moment",
 			self: A, policy: def, log: stoodDown(logEntry{A, 11 * time.Minute, beActive}),
 			now: 11 * time.Minute, action: events.ActionBeActive, blocked: true, branch: "guard.restart-yield"},
-		// Epoch 3, not 2: b may have taken over at 2 behind the cut.
+		// Epoch 3: a's next odd epoch (b takes the even ones, 2 among
+		// them, behind the cut).
 		{name: "a verdict after the yield promotes it at a new epoch; the wait window lets the site active last through",
 			self: A, policy: def, log: stoodDown(logEntry{A, 13 * time.Minute, beActive}),
 			now: 13 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 3},
