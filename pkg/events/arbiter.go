@@ -91,3 +91,56 @@ type FailureDetectionFailed struct {
 
 // EventType implements Event.
 func (FailureDetectionFailed) EventType() Type { return "FailureDetectionFailed" }
+
+// ArbitersClaimRequested asks this site's arbiter service to claim the
+// arbiters before the site becomes active on its own authority (a takeover
+// while the peer is unreachable, or a restart that could not learn the
+// peer's role): hold the managing sessions, then look again whether the
+// peer holds them too. ClaimID is the failover's id, or the restart's.
+type ArbitersClaimRequested struct {
+	ClaimID string `json:"claimId" validate:"required,max=128"`
+	Reason  string `json:"reason" validate:"max=1024"`
+}
+
+// EventType implements Event.
+func (ArbitersClaimRequested) EventType() Type { return "ArbitersClaimRequested" }
+
+// Claim outcomes.
+const (
+	// ClaimClear: this site holds sessions to at least the failover share
+	// of the arbiters and the peer manages too few of them: it may become
+	// active. The sessions stay held until the site stands down or the
+	// failover aborts.
+	ClaimClear = "clear"
+	// ClaimConflict: the peer holds the arbiters (it is active, or it
+	// claimed at the same moment and this site wins no tie-break); the
+	// sessions are released.
+	ClaimConflict = "conflict"
+	// ClaimFailed: this site could not hold enough sessions to claim.
+	ClaimFailed = "failed"
+)
+
+// ArbitersClaimed answers an ArbitersClaimRequested with what the
+// arbiters showed after this site's sessions were up. When both sites
+// claim at once each sees the other's sessions; the site whose name sorts
+// first keeps its sessions and looks again until the peer has let go, the
+// other lets go at once.
+type ArbitersClaimed struct {
+	ClaimID string `json:"claimId" validate:"required,max=128"`
+	Outcome string `json:"outcome" validate:"oneof=clear conflict failed"`
+	// N arbiters configured; Held: sessions this site held when it looked.
+	N    int `json:"n" validate:"gte=0"`
+	Held int `json:"held" validate:"gte=0"`
+	// Managed and Unreachable are the last look's counts, as in a standby
+	// verdict; Looks is how many looks it took.
+	Managed         int             `json:"managed" validate:"gte=0"`
+	Unreachable     int             `json:"unreachable" validate:"gte=0"`
+	Looks           int             `json:"looks" validate:"gte=0"`
+	Branch          string          `json:"branch" validate:"max=128"`
+	Description     string          `json:"description" validate:"max=2048"`
+	DurationSeconds float64         `json:"durationSeconds" validate:"gte=0"`
+	Arbiters        []ArbiterResult `json:"arbiters,omitempty" validate:"dive"`
+}
+
+// EventType implements Event.
+func (ArbitersClaimed) EventType() Type { return "ArbitersClaimed" }

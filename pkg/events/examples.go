@@ -17,6 +17,8 @@ func Examples() []Event {
 		ArbitrationDecided{Role: RoleStandby, Method: "arbiters", Action: ActionBeActive, Branch: "standby.managed+unreachable<failover", N: 3, Reachable: 3, Thresholds: Thresholds{0.5, 0.5, 0.7}, ReachableShare: 1, Arbiters: []ArbiterResult{{Host: "arb1", Reachable: true}}},
 		ArbiterQuorumLow{N: 3, Reachable: 1, Share: 0.33, Warning: 0.7, Unreachable: []string{"arb2", "arb3"}},
 		FailureDetectionFailed{Method: "script", Script: "/bin/x", Reason: "timed out after 30s"},
+		ArbitersClaimRequested{ClaimID: "f1", Reason: "standby.takeover: peer unreachable"},
+		ArbitersClaimed{ClaimID: "f1", Outcome: ClaimClear, N: 3, Held: 3, Looks: 1, Branch: "standby-failover", DurationSeconds: 0.05, Arbiters: []ArbiterResult{{Host: "arb1", Reachable: true}}},
 		ReplicationBroken{Database: MySQL, Scope: "cross", Server: "db-b", Check: "io_thread", Error: "error connecting", Attempts: 3},
 		ReplicationRepaired{Database: PgSQL, Scope: "site", Server: "pg-b", Check: "wal_receiver", Attempts: 1},
 		ReplicationLagHigh{Database: PgSQL, Server: "pg-b", LagSeconds: 40, LagBytes: 5 << 20, ThresholdSeconds: 30, ThresholdBytes: 1 << 20},

@@ -38,6 +38,8 @@ var registry = indexKinds(
 	register[ArbitrationDecided](),
 	register[ArbiterQuorumLow](),
 	register[FailureDetectionFailed](),
+	register[ArbitersClaimRequested](),
+	register[ArbitersClaimed](),
 
 	register[ReplicationBroken](),
 	register[ReplicationRepaired](),

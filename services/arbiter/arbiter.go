@@ -208,6 +208,11 @@ func RunWith(ctx context.Context, deps service.Deps, opts Options) error {
 		// The orchestrator's end of a restart's startup hold: the
 		// managing sessions wait for it (watchdog.HoldSessions).
 		events.SiteTypeFilter(opts.Site, "RoleConfirmed"),
+		// Claims of the arbiters before this site becomes active on its
+		// own authority, and what ends them.
+		events.SiteTypeFilter(opts.Site, "ArbitersClaimRequested"),
+		events.SiteTypeFilter(opts.Site, "ArbitersClaimed"),
+		events.SiteTypeFilter(opts.Site, "FailoverAborted"),
 	}
 	apply := func(env *events.Envelope) error {
 		if err := w.Apply(ctx, env); err != nil {

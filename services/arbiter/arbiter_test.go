@@ -54,9 +54,15 @@ func newHarness(t *testing.T, role string, n int) *harness {
 // run starts the service until the test ends.
 func (h *harness) run() {
 	h.t.Helper()
+	h.runOn(h.site.Bus(h.t, "arbiter", "b"))
+}
+
+// runOn starts the service on b until the test ends.
+func (h *harness) runOn(b *bus.Bus) {
+	h.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	deps := service.Deps{Config: h.cfg, Bus: h.site.Bus(h.t, "arbiter", "b"), Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	deps := service.Deps{Config: h.cfg, Bus: b, Log: slog.New(slog.DiscardHandler), Now: time.Now}
 	go func() { done <- arbiter.Run(ctx, deps) }()
 	h.t.Cleanup(func() {
 		cancel()

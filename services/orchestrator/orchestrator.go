@@ -73,6 +73,11 @@ type Options struct {
 	// KeepPeerSource runs bus.KeepPeerSource: on when the orchestrator runs
 	// alone; the drwatch all-in-one process runs one keeper for all.
 	KeepPeerSource bool
+	// ClaimTimeout bounds the wait for the arbiter service's answer to a
+	// claim of the arbiters (events.ArbitersClaimRequested); 0 when this
+	// site cannot claim (no arbiters, or a custom failure-detection
+	// script): its takeovers and restarts then rest on the verdict alone.
+	ClaimTimeout time.Duration
 
 	// afterPublish sees every event a saga stores (tests crash on it).
 	afterPublish func(*events.Envelope)
@@ -165,6 +170,12 @@ func OptionsFromConfig(cfg *config.Config) (Options, error) {
 		}
 	}
 	o.Policy.RestartYield = restartYield(cfg, o)
+	if fd := cfg.Watchdog.FailureDetection; len(fd.Arbiters) > 0 && !fd.IsCustom {
+		// The arbiter service waits up to one probe timeout (and a
+		// second) for its first dials, then looks for up to an interval
+		// and four more.
+		o.ClaimTimeout = cfg.Watchdog.Heartbeat.Interval.D() + 5*fd.ProbeTimeout.D() + 6*time.Second
+	}
 	return o, nil
 }
 
@@ -378,10 +389,10 @@ func (r *runner) run(ctx context.Context) error {
 	}
 	if !st.RoleKnown {
 		// A first start announces the configured role so the peer knows
-		// it; an active site opens epoch 1.
+		// it; an active site opens its first epoch.
 		epoch := st.MaxEpoch
 		if st.Role == events.RoleActive {
-			epoch++
+			epoch = decide.NextEpoch(st.MaxEpoch, r.opts.Site, r.opts.Peer)
 		}
 		rc := events.RoleChanged{From: st.Role, To: st.Role, Epoch: epoch, Reason: "initial role from site.role"}
 		if _, err := r.deps.Bus.Publish(ctx, rc, nil); err != nil {
@@ -437,6 +448,7 @@ func (r *runner) run(ctx context.Context) error {
 		Hooks: r.opts.Hooks, Databases: r.opts.Databases,
 		DBTimeout: r.opts.DBTimeout, FenceTimeout: r.opts.FenceTimeout, LagLimits: r.opts.Policy.LagLimits(),
 		Wait: r.wait, Now: r.deps.Now, Log: r.log, AfterPublish: r.opts.afterPublish,
+		ClaimTimeout: r.opts.ClaimTimeout,
 	}
 	tick := time.NewTicker(r.opts.Tick)
 	defer tick.Stop()
@@ -446,6 +458,7 @@ func (r *runner) run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			r.releaseOnStop()
 			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 				return cause
 			}
@@ -453,6 +466,25 @@ func (r *runner) run(ctx context.Context) error {
 		case <-r.wake:
 		case <-tick.C:
 		}
+	}
+}
+
+// releaseOnStop removes the VIP as the orchestrator stops, as the
+// supervisor's ExecStopPost (drwatch vip release) would a moment later:
+// the drwatch process runs the arbiter service last, so its managing
+// sessions — which keep the peer from taking over — end only after the
+// address is gone. A hard kill skips this; then ExecStopPost is all there
+// is (deployments/README.md).
+func (r *runner) releaseOnStop() {
+	if r.opts.VIP == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r.vipMu.Lock()
+	defer r.vipMu.Unlock()
+	if err := releaseVIP(ctx, r.opts.VIP); err != nil {
+		r.log.Error("stopping: the supervisor's drwatch vip release must remove the VIP", "err", err)
 	}
 }
 
@@ -508,6 +540,11 @@ func (r *runner) confirmPeer(ctx context.Context) {
 			Knowledge: k, PeerRole: st.PeerRole, PeerEpoch: st.PeerEpoch,
 			Automatic: st.AutomaticOn(r.opts.Policy.Automatic, r.deps.Now()),
 		})
+		if d.Action == decide.RestartResume && d.Warn && r.opts.ClaimTimeout > 0 {
+			// Resuming on this site's own authority: only if the
+			// arbiters show the peer does not hold them.
+			d = r.claimOnRestart(ctx, d)
+		}
 		switch d.Action {
 		case decide.RestartResume:
 			release(d)
@@ -544,6 +581,20 @@ func (r *runner) confirmPeer(ctx context.Context) {
 		}
 		t.Stop()
 	}
+}
+
+// claimOnRestart claims the arbiters for a site about to resume active on
+// its own authority: clear, it resumes with the arbiters' word; anything
+// else stands it down, since the peer may be the one holding them.
+func (r *runner) claimOnRestart(ctx context.Context, d decide.RestartDecision) decide.RestartDecision {
+	x := &saga.Executor{Bus: r.deps.Bus, Wait: r.wait, ClaimTimeout: r.opts.ClaimTimeout}
+	id := "restart-" + uuid.Must(uuid.NewV7()).String()
+	c, err := x.Claim(ctx, id, "restarted active: "+d.Reason)
+	if err != nil {
+		return decide.RestartDecision{Action: decide.RestartStandDown, Reason: d.Reason + "; " + err.Error()}
+	}
+	return decide.RestartDecision{Action: decide.RestartResume,
+		Reason: fmt.Sprintf("%s; the arbiters confirm it: %d of %d held, %d managed by the peer", d.Reason, c.Held, c.N, c.Managed)}
 }
 
 // standDown records the stand-down of a site restarted active without its
@@ -643,7 +694,7 @@ func (r *runner) start(ctx context.Context, x *saga.Executor, st *state.State, d
 	id := uuid.Must(uuid.NewV7()).String()
 	ev := events.FailoverStarted{
 		FailoverID: id, From: st.Role, To: to, Epoch: d.Epoch, Manual: d.Manual, Force: d.Force,
-		Reason: clip(d.Branch+": "+d.Reason, 1024), RequestID: d.RequestID, Steps: x.Plan(to),
+		Reason: clip(d.Branch+": "+d.Reason, 1024), RequestID: d.RequestID, Steps: x.Plan(to, claims(d)),
 	}
 	r.log.Info("failover decided", "failover", id, "from", st.Role, "to", to, "epoch", d.Epoch, "branch", d.Branch, "reason", d.Reason)
 	env, err := r.deps.Bus.Publish(ctx, ev, nil)
@@ -658,6 +709,13 @@ func (r *runner) start(ctx context.Context, x *saga.Executor, st *state.State, d
 	_, err = r.wait(ctx, func(s *state.State) bool { return s.Saga != nil && s.Saga.ID == id }, 10*time.Second)
 	return err
 }
+
+// claims reports whether the promotion d starts must first claim the
+// arbiters: a takeover on a verdict while the peer is unreachable, which
+// the peer cannot be asked about and may be deciding at the same moment.
+// An operator's failover and a takeover from a peer that answers (fenced
+// over the link) do not.
+func claims(d decide.Decision) bool { return d.Branch == decide.BranchTakeover }
 
 func clip(s string, n int) string {
 	if len(s) > n {

@@ -22,6 +22,16 @@ type Holder struct {
 	Log       *slog.Logger
 
 	connected atomic.Int64
+	readyOnce sync.Once
+	ready     chan struct{}
+}
+
+// Ready is closed once every target's first dial has ended, with a
+// session held or not: from then on Connected counts what this holder
+// could claim.
+func (h *Holder) Ready() <-chan struct{} {
+	h.readyOnce.Do(func() { h.ready = make(chan struct{}) })
+	return h.ready
 }
 
 // Connected is the number of arbiters currently holding a session.
@@ -29,18 +39,26 @@ func (h *Holder) Connected() int { return int(h.connected.Load()) }
 
 // Run holds the sessions until ctx ends, then closes them all.
 func (h *Holder) Run(ctx context.Context) {
+	h.Ready()
+	var first sync.WaitGroup
+	first.Add(len(h.Targets))
+	go func() { first.Wait(); close(h.ready) }()
 	var wg sync.WaitGroup
 	for _, t := range h.Targets {
-		wg.Go(func() { h.hold(ctx, t) })
+		wg.Go(func() { h.hold(ctx, t, sync.OnceFunc(first.Done)) })
 	}
 	wg.Wait()
 }
 
-func (h *Holder) hold(ctx context.Context, t *SSHTarget) {
+// hold keeps a session to t; firstDone is called when the first dial has
+// ended either way.
+func (h *Holder) hold(ctx context.Context, t *SSHTarget, firstDone func()) {
+	defer firstDone()
 	log := h.Log.With("arbiter", t.Addr)
 	pause := h.Timeout
 	for ctx.Err() == nil {
-		err := h.session(ctx, t)
+		err := h.session(ctx, t, firstDone)
+		firstDone()
 		if ctx.Err() != nil {
 			return
 		}
@@ -56,7 +74,7 @@ func (h *Holder) hold(ctx context.Context, t *SSHTarget) {
 // session dials, opens a login shell with a terminal (so `who` lists it,
 // as utmp records only terminal sessions), and blocks until the connection
 // dies or ctx ends.
-func (h *Holder) session(ctx context.Context, t *SSHTarget) error {
+func (h *Holder) session(ctx context.Context, t *SSHTarget, up func()) error {
 	dctx, cancel := context.WithTimeout(ctx, h.Timeout)
 	client, err := h.Dialer.Dial(dctx, t)
 	cancel()
@@ -78,6 +96,7 @@ func (h *Holder) session(ctx context.Context, t *SSHTarget) error {
 	}
 	h.connected.Add(1)
 	defer h.connected.Add(-1)
+	up()
 
 	dead := make(chan error, 1)
 	go func() { dead <- client.Wait() }()

@@ -28,6 +28,18 @@ type State struct {
 	// confirmedAt is when this site's orchestrator last settled its role:
 	// its latest RoleConfirmed or RoleChanged.
 	confirmedAt time.Time
+	// claim is this site's open claim of the arbiters, nil when none.
+	claim *Claim
+}
+
+// Claim is an open ArbitersClaimRequested of this site: the managing
+// sessions are held from the request until the claim fails, its failover
+// aborts or the site stands down.
+type Claim struct {
+	ID string
+	// At is when it was (last) requested.
+	At       time.Time
+	Answered bool
 }
 
 type roleAt struct {
@@ -78,6 +90,25 @@ func (s *State) Apply(env *events.Envelope) (bool, error) {
 				s.automaticUntil = &u
 			}
 		}
+	case events.ArbitersClaimRequested:
+		if env.Site != s.site {
+			return false, nil
+		}
+		if c := s.claim; c == nil || c.ID != ev.ClaimID || !c.Answered {
+			s.claim = &Claim{ID: ev.ClaimID, At: env.Time}
+			return true, nil
+		}
+	case events.ArbitersClaimed:
+		if c := s.claim; env.Site == s.site && c != nil && c.ID == ev.ClaimID {
+			c.Answered = true
+			if ev.Outcome != events.ClaimClear {
+				s.claim = nil
+			}
+		}
+	case events.FailoverAborted:
+		if c := s.claim; env.Site == s.site && c != nil && c.ID == ev.FailoverID {
+			s.claim = nil
+		}
 	case events.RoleConfirmed:
 		if env.Site == s.site {
 			s.confirmedAt = env.Time
@@ -89,6 +120,9 @@ func (s *State) Apply(env *events.Envelope) (bool, error) {
 		}
 		if env.Site == s.site {
 			s.confirmedAt = env.Time
+			if c := s.claim; c != nil && ev.To != events.RoleActive && env.Time.After(c.At) {
+				s.claim = nil
+			}
 		}
 		s.roles[env.Site] = roleAt{ev.To, env.Time}
 		// The site that held the active role last: it became active, or
@@ -137,6 +171,26 @@ func (s *State) BothStandby(own events.Role) time.Time {
 		since = mine.at
 	}
 	return since
+}
+
+// OpenClaim returns this site's open claim, nil when none.
+func (s *State) OpenClaim() *Claim {
+	if s.claim == nil {
+		return nil
+	}
+	c := *s.claim
+	return &c
+}
+
+// answerClaim notes an answer given by this process before the event
+// comes back from the log, so a failed claim lets go at once.
+func (s *State) answerClaim(id, outcome string) {
+	if c := s.claim; c != nil && c.ID == id {
+		c.Answered = true
+		if outcome != events.ClaimClear {
+			s.claim = nil
+		}
+	}
 }
 
 // WasActiveLast reports whether this site held the active role last.

@@ -119,6 +119,7 @@ func (w *Watchdog) Run(ctx context.Context) error {
 	tick := time.NewTicker(w.cfg.Interval)
 	defer tick.Stop()
 	var (
+		holder     *probe.Holder
 		holderStop context.CancelFunc
 		holderDone chan struct{}
 	)
@@ -126,7 +127,7 @@ func (w *Watchdog) Run(ctx context.Context) error {
 		if holderStop != nil {
 			holderStop()
 			<-holderDone
-			holderStop = nil
+			holder, holderStop = nil, nil
 		}
 	}
 	defer stopHolder()
@@ -134,20 +135,34 @@ func (w *Watchdog) Run(ctx context.Context) error {
 		role, _ := w.roles.Current()
 		w.mu.Lock()
 		confirmedAt := w.state.ConfirmedAt()
+		claim := w.state.OpenClaim()
 		w.mu.Unlock()
-		hold := HoldSessions(role, confirmedAt, w.started, w.now(), w.cfg.ConfirmTimeout)
+		hold := HoldSessions(role, confirmedAt, w.started, w.now(), w.cfg.ConfirmTimeout) || w.claimHolds(claim)
 		switch {
 		case hold && holderStop == nil && len(w.cfg.Arbiters) > 0 && w.cfg.Script.Path == "":
 			hctx, cancel := context.WithCancel(ctx)
 			holderStop, holderDone = cancel, make(chan struct{})
 			h := w.holder()
+			holder = h
 			go func() { defer close(holderDone); h.Run(hctx) }()
-			w.log.Info("holding managing sessions to arbiters", "arbiters", len(h.Targets))
+			w.log.Info("holding managing sessions to arbiters", "arbiters", len(h.Targets), "claim", w.claimHolds(claim))
 		case !hold:
 			stopHolder()
 		}
 	}
+	// claimIfAsked answers an open claim nobody has answered yet.
+	claimIfAsked := func() {
+		w.mu.Lock()
+		claim := w.state.OpenClaim()
+		w.mu.Unlock()
+		if claim == nil || claim.Answered || !w.claimHolds(claim) {
+			return
+		}
+		w.claim(ctx, claim.ID, holder)
+		syncHolder()
+	}
 	syncHolder()
+	claimIfAsked()
 	changed := w.roles.Changed()
 	w.Round(ctx)
 	for {
@@ -164,7 +179,74 @@ func (w *Watchdog) Run(ctx context.Context) error {
 		// A RoleConfirmed wakes the loop too, and ConfirmTimeout passes
 		// on a tick.
 		syncHolder()
+		claimIfAsked()
 		w.Round(ctx)
+	}
+}
+
+// claimHolds reports whether claim keeps the managing sessions held: one
+// asked before this process started is from a life that ended, and the
+// startup rules (HoldSessions) decide instead.
+func (w *Watchdog) claimHolds(c *Claim) bool {
+	return c != nil && !c.At.Before(w.started.Add(-confirmGrace))
+}
+
+// claim carries a claim of the arbiters out with the sessions h holds and
+// publishes the answer (verdict.JudgeClaim): it waits for every first dial,
+// then looks at the arbiters as a standby would, again while it wins a tie
+// and the peer has not let go, or while the peer may be standing down, for
+// up to a heartbeat interval and four probe timeouts in all.
+func (w *Watchdog) claim(ctx context.Context, id string, h *probe.Holder) {
+	start := time.Now()
+	// The peer's round: its arbitration runs every interval, each bounded
+	// by a probe timeout, and its stand-down lets go of its sessions.
+	peerRound := start.Add(w.cfg.Interval + 2*w.cfg.ProbeTimeout)
+	deadline := start.Add(w.cfg.Interval + 4*w.cfg.ProbeTimeout)
+	ev := events.ArbitersClaimed{ClaimID: id, N: len(w.cfg.Arbiters)}
+	answer := func() {
+		ev.DurationSeconds = time.Since(start).Seconds()
+		w.mu.Lock()
+		w.state.answerClaim(id, ev.Outcome)
+		w.mu.Unlock()
+		w.publish(ctx, ev, nil)
+		w.log.Info("arbiters claimed", "claim", id, "outcome", ev.Outcome, "held", ev.Held, "n", ev.N,
+			"managed", ev.Managed, "unreachable", ev.Unreachable, "looks", ev.Looks, "why", ev.Description)
+	}
+	if h == nil {
+		ev.Outcome, ev.Description = events.ClaimFailed, "no managing sessions to hold: no arbiter is configured, or a custom failure-detection script replaces them"
+		answer()
+		return
+	}
+	select {
+	case <-h.Ready():
+	case <-ctx.Done():
+		return
+	case <-time.After(w.cfg.ProbeTimeout + time.Second):
+	}
+	pause := max(w.cfg.ProbeTimeout/4, 100*time.Millisecond)
+	for {
+		results := w.sshAll(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		in := verdict.ClaimInput{N: len(w.cfg.Arbiters), Held: h.Connected(), Thresholds: w.cfg.Thresholds,
+			WinsTie: w.state.site < w.state.peer, LastLook: time.Now().Add(pause + w.cfg.ProbeTimeout).After(deadline),
+			PeerHadItsRound: !time.Now().Before(peerRound)}
+		in.Managed, in.Unreachable = standbyCounts(results)
+		c := verdict.JudgeClaim(in)
+		ev.Held, ev.Managed, ev.Unreachable, ev.Branch, ev.Description = in.Held, in.Managed, in.Unreachable, c.Branch, truncate(c.Description, 2048)
+		ev.Looks++
+		ev.Arbiters = arbiterResults(results)
+		if c.Done {
+			ev.Outcome = c.Outcome
+			answer()
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
 	}
 }
 
@@ -225,14 +307,7 @@ func (w *Watchdog) Round(ctx context.Context) {
 		}
 	case events.RoleStandby:
 		results = <-sshResults
-		for _, r := range results {
-			switch {
-			case !r.Reachable:
-				in.Unreachable++
-			case r.Managed:
-				in.Managed++
-			}
-		}
+		in.Managed, in.Unreachable = standbyCounts(results)
 		in.Reachable = in.N - in.Unreachable
 	}
 	if ctx.Err() != nil {
@@ -347,6 +422,20 @@ func (w *Watchdog) publish(ctx context.Context, ev events.Event, parent *events.
 	if _, err := w.pub.Publish(ctx, ev, parent); err != nil && ctx.Err() == nil {
 		w.log.Error("publish", "type", ev.EventType(), "err", err)
 	}
+}
+
+// standbyCounts are what a standby's SSH round found: arbiters listing a
+// session of the peer, and arbiters it could not log in to.
+func standbyCounts(results []probe.Result) (managed, unreachable int) {
+	for _, r := range results {
+		switch {
+		case !r.Reachable:
+			unreachable++
+		case r.Managed:
+			managed++
+		}
+	}
+	return managed, unreachable
 }
 
 func arbiterResults(rs []probe.Result) []events.ArbiterResult {

@@ -20,7 +20,11 @@ import (
 
 // Step names, in the order of the plans.
 const (
-	StepVeto      = "veto"
+	// StepClaimArbiters has this site's arbiter service hold its managing
+	// sessions and make sure the peer does not (events.ArbitersClaimed)
+	// before a takeover the peer cannot be asked about.
+	StepClaimArbiters = "claim-arbiters"
+	StepVeto          = "veto"
 	StepPreS2M    = "pre-s2m"
 	StepFencePeer = "fence-peer"
 	// StepCheckPosition asks each database for a fresh position right
@@ -85,11 +89,16 @@ type Executor struct {
 	// AfterPublish, when set, sees every event the executor stored (tests
 	// use it to crash the saga at a chosen point).
 	AfterPublish func(env *events.Envelope)
+	// ClaimTimeout bounds the wait for the arbiter service's answer to a
+	// claim; 0: this site cannot claim (no arbiters, or a custom
+	// failure-detection script) and plans never hold the step.
+	ClaimTimeout time.Duration
 }
 
 // Plan lists the steps of a change to role to, leaving out what is not
-// configured.
-func (x *Executor) Plan(to events.Role) []string {
+// configured. claim: a promotion the peer cannot be asked about starts by
+// claiming the arbiters, when this site can.
+func (x *Executor) Plan(to events.Role, claim bool) []string {
 	var p []string
 	add := func(ok bool, s string) {
 		if ok {
@@ -97,6 +106,7 @@ func (x *Executor) Plan(to events.Role) []string {
 		}
 	}
 	if to == events.RoleActive {
+		add(claim && x.ClaimTimeout > 0, StepClaimArbiters)
 		add(x.Hooks.Veto != "", StepVeto)
 		add(x.Hooks.PreS2M != "", StepPreS2M)
 		add(x.Peer != "", StepFencePeer)
@@ -143,6 +153,16 @@ func (x *Executor) Run(ctx context.Context, s *state.Saga) error {
 	// A demotion must end in standby: a failed step is recorded and the
 	// next one tried. A promotion stops at the first failure.
 	demotion := s.To != events.RoleActive
+	if !demotion && s.Done[StepTakeVIP] && x.VIP != nil {
+		// A resumed promotion: the stop that interrupted it released
+		// the VIP (the orchestrator does on every stop, the supervisor
+		// after a kill), and its step will not run again.
+		if err := x.VIP.Take(ctx); err != nil {
+			log.Warn("resumed failover: taking the VIP again failed; the VIP monitor retries once the failover ends", "err", err)
+		} else {
+			log.Info("resumed failover: the VIP taken again")
+		}
+	}
 	for _, step := range s.Steps {
 		if s.Done[step] {
 			continue
@@ -195,6 +215,12 @@ func (x *Executor) step(ctx context.Context, s *state.Saga, step string) (string
 	switch step {
 	case "announce":
 		return "", nil
+	case StepClaimArbiters:
+		c, err := x.Claim(ctx, s.ID, s.Reason)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%d of %d arbiters held, %d managed by the peer: %s", c.Held, c.N, c.Managed, c.Description), nil
 	case StepVeto:
 		return x.hook(ctx, s, x.Hooks.Veto, "veto", "s2m")
 	case StepPreS2M:
@@ -288,6 +314,30 @@ func (x *Executor) fence(ctx context.Context, s *state.Saga) (string, error) {
 		return "peer " + string(x.Peer) + " is " + string(st.PeerRole), nil
 	}
 	return "peer " + string(x.Peer) + " became unreachable while fencing; proceeding", nil
+}
+
+// Claim asks this site's arbiter service to claim the arbiters and waits
+// for its answer; an answer already in the log (a resumed saga) is used as
+// is. Any outcome but clear is an error that says what the arbiters showed.
+func (x *Executor) Claim(ctx context.Context, id, reason string) (events.ArbitersClaimed, error) {
+	has := func(st *state.State) bool { return st.LastClaim != nil && st.LastClaim.ClaimID == id }
+	st, _ := x.Wait(ctx, has, 0)
+	if !has(st) {
+		if err := x.publish(ctx, events.ArbitersClaimRequested{ClaimID: id, Reason: clip1k(reason)}); err != nil {
+			return events.ArbitersClaimed{}, fmt.Errorf("ask the arbiter service to claim the arbiters: %w", err)
+		}
+		var err error
+		st, err = x.Wait(ctx, has, x.ClaimTimeout)
+		if err != nil {
+			return events.ArbitersClaimed{}, fmt.Errorf("claim the arbiters: no answer from the arbiter service within %s: %w", x.ClaimTimeout, err)
+		}
+	}
+	c := *st.LastClaim
+	if c.Outcome != events.ClaimClear {
+		return c, fmt.Errorf("claim the arbiters: %s (%d of %d held, %d managed by the peer, %d unreachable): %s",
+			c.Outcome, c.Held, c.N, c.Managed, c.Unreachable, c.Description)
+	}
+	return c, nil
 }
 
 // ask sends this site's dbmonitor command for db and waits for its

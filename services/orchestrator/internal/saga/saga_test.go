@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +44,9 @@ type world struct {
 	positionSilent bool
 	// peerStandsDown: the peer answers a fence with a standby RoleChanged.
 	peerStandsDown bool
+	// claim, when set, is the arbiter service's answer to a claim (its
+	// ClaimID filled in); nil: no answer.
+	claim *events.ArbitersClaimed
 }
 
 func newWorld(t *testing.T, role events.Role) *world {
@@ -80,6 +84,12 @@ func (w *world) Publish(_ context.Context, ev events.Event, _ *events.Envelope) 
 			}
 		}
 		w.apply(siteA, done)
+	case events.ArbitersClaimRequested:
+		if w.claim != nil {
+			c := *w.claim
+			c.ClaimID = e.ClaimID
+			w.apply(siteA, c)
+		}
 	case events.FailoverRequested:
 		if w.peerStandsDown && e.Target == siteB {
 			w.apply(siteB, events.RoleChanged{From: active, To: standby, Epoch: w.st.PeerEpoch, Reason: "fenced"})
@@ -212,7 +222,7 @@ func start(w *world, x *Executor, to events.Role, done ...string) *state.Saga {
 	if to != active {
 		from = active
 	}
-	w.apply(siteA, events.FailoverStarted{FailoverID: "f1", From: from, To: to, Epoch: 2, Reason: "test", Steps: x.Plan(to)})
+	w.apply(siteA, events.FailoverStarted{FailoverID: "f1", From: from, To: to, Epoch: 2, Reason: "test", Steps: x.Plan(to, false)})
 	for _, s := range done {
 		w.apply(siteA, events.FailoverStepDone{FailoverID: "f1", Step: s, OK: true})
 	}
@@ -256,14 +266,28 @@ func TestPlan(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.s2m, tt.x.Plan(active)); diff != "" {
+			if diff := cmp.Diff(tt.s2m, tt.x.Plan(active, false)); diff != "" {
 				t.Errorf("s2m plan (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tt.m2s, tt.x.Plan(standby)); diff != "" {
+			// A site that cannot claim plans no claim; one that can
+			// claims first.
+			if diff := cmp.Diff(tt.s2m, tt.x.Plan(active, true)); diff != "" {
+				t.Errorf("s2m plan with a claim but no ClaimTimeout (-want +got):\n%s", diff)
+			}
+			claiming := tt.x
+			claiming.ClaimTimeout = time.Second
+			want := append([]string{"claim-arbiters"}, tt.s2m...)
+			if tt.s2m[0] == "announce" {
+				want = want[:1] // the claim is a step: nothing left to announce
+			}
+			if diff := cmp.Diff(want, claiming.Plan(active, true)); diff != "" {
+				t.Errorf("s2m plan with a claim (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.m2s, tt.x.Plan(standby, true)); diff != "" {
 				t.Errorf("m2s plan (-want +got):\n%s", diff)
 			}
 			// standalone is a demotion from active: the same steps.
-			if diff := cmp.Diff(tt.m2s, tt.x.Plan(events.RoleStandalone)); diff != "" {
+			if diff := cmp.Diff(tt.m2s, tt.x.Plan(events.RoleStandalone, true)); diff != "" {
 				t.Errorf("standalone plan (-want +got):\n%s", diff)
 			}
 		})
@@ -290,14 +314,14 @@ func TestRunResumes(t *testing.T) {
 		{name: "resumed after the fence", to: active, done: []string{"veto", "pre-s2m", "fence-peer"},
 			ops: []string{"take-vip", "start web", "post-s2m post s2m"},
 			log: []string{"DatabaseCommand", "StepDone:check-position:true", "DatabaseCommand", "StepDone:promote-pgsql:true", "StepDone:take-vip:true", "StepDone:start-services:true", "StepDone:post-s2m:true", "RoleChanged", "FailoverCompleted"}},
-		{name: "a done step out of order is still skipped", to: active, done: []string{"veto", "take-vip"},
-			ops: []string{"pre-s2m pre s2m", "start web", "post-s2m post s2m"},
+		{name: "a done step out of order is still skipped; the VIP released by the stop is taken again first", to: active, done: []string{"veto", "take-vip"},
+			ops: []string{"take-vip", "pre-s2m pre s2m", "start web", "post-s2m post s2m"},
 			log: []string{"StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true", "DatabaseCommand", "StepDone:check-position:true", "DatabaseCommand", "StepDone:promote-pgsql:true",
 				"StepDone:start-services:true", "StepDone:post-s2m:true", "RoleChanged", "FailoverCompleted"}},
-		{name: "every step done: only the role and the completion", to: active, done: []string{"veto", "pre-s2m", "fence-peer", "check-position", "promote-pgsql", "take-vip", "start-services", "post-s2m"},
-			log: []string{"RoleChanged", "FailoverCompleted"}},
-		{name: "role already announced: only the completion", to: active, done: []string{"veto", "pre-s2m", "fence-peer", "check-position", "promote-pgsql", "take-vip", "start-services", "post-s2m"},
-			roleChanged: true, log: []string{"FailoverCompleted"}},
+		{name: "every step done: the VIP again, the role and the completion", to: active, done: []string{"veto", "pre-s2m", "fence-peer", "check-position", "promote-pgsql", "take-vip", "start-services", "post-s2m"},
+			ops: []string{"take-vip"}, log: []string{"RoleChanged", "FailoverCompleted"}},
+		{name: "role already announced: the VIP again and the completion", to: active, done: []string{"veto", "pre-s2m", "fence-peer", "check-position", "promote-pgsql", "take-vip", "start-services", "post-s2m"},
+			roleChanged: true, ops: []string{"take-vip"}, log: []string{"FailoverCompleted"}},
 		{name: "demotion resumed after the VIP", to: standby, done: []string{"pre-m2s", "stop-services", "release-vip"},
 			ops: []string{"post-m2s post m2s"},
 			log: []string{"DatabaseCommand", "StepDone:demote-pgsql:true", "StepDone:post-m2s:true", "RoleChanged", "FailoverCompleted"}},
@@ -653,7 +677,7 @@ func TestCheckPosition(t *testing.T) {
 			x, _ := full(t, w)
 			x.Databases, x.LagLimits = []events.Database{tt.db}, lim
 			x.Hooks, x.VIP, x.Services = Hooks{Timeout: time.Second}, nil, nil
-			w.apply(siteA, events.FailoverStarted{FailoverID: "f1", From: standby, To: active, Epoch: 2, Reason: "test", Force: tt.force, Steps: x.Plan(active)})
+			w.apply(siteA, events.FailoverStarted{FailoverID: "f1", From: standby, To: active, Epoch: 2, Reason: "test", Force: tt.force, Steps: x.Plan(active, false)})
 			if err := x.Run(context.Background(), w.st.Clone().Saga); err != nil {
 				t.Fatal(err)
 			}
@@ -688,6 +712,54 @@ func TestCheckPosition(t *testing.T) {
 			}
 			if promote == nil || promote.Force != tt.force {
 				t.Fatalf("promote command %+v, want one with force=%v", promote, tt.force)
+			}
+		})
+	}
+}
+
+func TestClaimStepGatesThePromotion(t *testing.T) {
+	tests := []struct {
+		name  string
+		claim *events.ArbitersClaimed
+		want  []string
+	}{
+		{"clear: the promotion goes on", &events.ArbitersClaimed{Outcome: events.ClaimClear, N: 3, Held: 3, Branch: "standby-failover"},
+			[]string{"ArbitersClaimRequested", "StepDone:claim-arbiters:true", "StepDone:take-vip:true", "RoleChanged", "FailoverCompleted"}},
+		{"conflict: nothing is taken", &events.ArbitersClaimed{Outcome: events.ClaimConflict, N: 3, Held: 3, Managed: 2, Branch: "standby-active-manages", Description: "the active site manages 2 of 3"},
+			[]string{"ArbitersClaimRequested", "StepDone:claim-arbiters:false", "Aborted:claim-arbiters"}},
+		{"no answer: nothing is taken", nil,
+			[]string{"ArbitersClaimRequested", "StepDone:claim-arbiters:false", "Aborted:claim-arbiters"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, standby)
+			w.claim = tt.claim
+			vip := &fakeVIP{ops: ops(filepath.Join(t.TempDir(), "ops.log"))}
+			x := &Executor{Site: siteA, Peer: siteB, Bus: w, VIP: vip, ClaimTimeout: time.Second,
+				Wait: w.Wait, Now: func() time.Time { return t0 }, Log: slog.New(slog.DiscardHandler)}
+			steps := x.Plan(active, true)
+			if diff := cmp.Diff([]string{"claim-arbiters", "fence-peer", "take-vip"}, steps); diff != "" {
+				t.Fatalf("plan (-want +got):\n%s", diff)
+			}
+			// The peer is unreachable: the fence only says so.
+			w.apply(siteA, events.RemoteUnreachable{Peer: siteB, Line: "default", Since: t0, DownForSeconds: 1,
+				Failed: []events.ProbeResult{{Target: "10.0.0.2", Kind: "tcp", Attempts: 1, Error: "timeout"}}})
+			w.apply(siteA, events.FailoverStarted{FailoverID: "f1", From: standby, To: active, Epoch: 1, Reason: "standby.takeover", Steps: steps})
+			if err := x.Run(context.Background(), w.st.Clone().Saga); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, s := range w.types() {
+				if s != "StepDone:fence-peer:true" {
+					got = append(got, s)
+				}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("log (-want +got):\n%s", diff)
+			}
+			taken := slices.Contains(vip.ops.lines(), "take-vip")
+			if want := tt.claim != nil && tt.claim.Outcome == events.ClaimClear; taken != want {
+				t.Errorf("VIP taken %v, want %v", taken, want)
 			}
 		})
 	}

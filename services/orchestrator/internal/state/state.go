@@ -143,6 +143,9 @@ type State struct {
 	// site was active last, and arbitration, not its old log, decides
 	// whether it takes over again.
 	StoodDownAt time.Time
+	// LastClaim is the arbiter service's latest answer to a claim of the
+	// arbiters by this site (events.ArbitersClaimed).
+	LastClaim *events.ArbitersClaimed
 	// ReachableAt is when the heartbeat last heard the peer again after
 	// losing it: the sourced copy of the peer's log catches up only
 	// after that.
@@ -246,7 +249,7 @@ var Types = []events.Type{
 	"FailoverCompleted", "FailoverAborted", "FailoverDecided", "FailoverAcknowledged",
 	"AutomaticFailoverChanged", "ArbitrationDecided", "RemoteUnreachable",
 	"RemoteReachable", "DatabaseCommandDone", "ReplicationLagHigh",
-	"ReplicationLagRecovered", "DatabaseCommand",
+	"ReplicationLagRecovered", "DatabaseCommand", "ArbitersClaimed",
 }
 
 // Apply folds one event into the state. Events it does not know, from a
@@ -280,6 +283,11 @@ func (s *State) Apply(env *events.Envelope) {
 		s.answer(e.RequestID)
 		if e.Epoch > s.MaxEpoch {
 			s.MaxEpoch = e.Epoch
+		}
+	case events.ArbitersClaimed:
+		if own {
+			c := e
+			s.LastClaim = &c
 		}
 	case events.FailoverStepDone:
 		if own && s.Saga != nil && s.Saga.ID == e.FailoverID && e.OK {
