@@ -26,6 +26,9 @@ type Service struct {
 	Run  service.RunFunc
 }
 
+// LastService is the service a site stops last (see Run).
+const LastService = "arbiter"
+
 // Options configure a site process.
 type Options struct {
 	Config   *config.Config
@@ -93,19 +96,30 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}()
 
+	// The arbiter service stops last: its managing sessions tell the
+	// peer's arbitration that this site is alive, so they must outlast
+	// whatever makes it active (the orchestrator releases the VIP as it
+	// stops).
+	lastCtx, stopLast := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLast()
+	var lastWG sync.WaitGroup
 	var mu sync.Mutex
 	failed := map[string]error{}
 	for _, s := range opts.Services {
-		b, err := service.Connect(ctx, cfg, url, s.Name, log, metrics, tp)
+		sctx, group := ctx, &wg
+		if s.Name == LastService {
+			sctx, group = lastCtx, &lastWG
+		}
+		b, err := service.Connect(sctx, cfg, url, s.Name, log, metrics, tp)
 		if err != nil {
 			cancel(err)
 			break
 		}
 		deps := service.Deps{Config: cfg, Bus: b, Log: log.With("service", s.Name), Metrics: prometheus.WrapRegistererWith(prometheus.Labels{"service": s.Name}, reg), Tracer: tp, Now: opts.Now}
-		wg.Add(1)
+		group.Add(1)
 		go func() {
-			defer wg.Done()
-			err := s.Run(ctx, deps)
+			defer group.Done()
+			err := s.Run(sctx, deps)
 			if err != nil && !errors.Is(err, context.Canceled) {
 				mu.Lock()
 				failed[s.Name] = err
@@ -139,6 +153,8 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	<-ctx.Done()
 	wg.Wait()
+	stopLast()
+	lastWG.Wait()
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		return cause
 	}

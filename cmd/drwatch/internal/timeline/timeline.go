@@ -201,6 +201,10 @@ func Describe(ev events.Event) (string, bool) {
 		return fmt.Sprintf("only %d/%d arbiters reachable (warning %.2f)", e.Reachable, e.N, e.Warning), true
 	case events.FailureDetectionFailed:
 		return "failure detection failed: " + e.Reason, true
+	case events.ArbitersClaimRequested:
+		return "claim of the arbiters asked: " + e.Reason, false
+	case events.ArbitersClaimed:
+		return fmt.Sprintf("arbiters claim %s: held %d/%d, managed by the peer %d, unreachable %d, %d look(s) in %.2fs", e.Outcome, e.Held, e.N, e.Managed, e.Unreachable, e.Looks, e.DurationSeconds), e.Outcome != events.ClaimClear
 	case events.ReplicationBroken:
 		return fmt.Sprintf("%s replication broken on %s: %s: %s", e.Database, e.Server, e.Check, e.Error), true
 	case events.ReplicationRepaired:
