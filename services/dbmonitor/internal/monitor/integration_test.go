@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -553,4 +554,77 @@ func TestPgSQLBadInput(t *testing.T) {
 	if len(evs) != 1 || evs[0].(*events.ReplicationBroken).Check != "recovery" {
 		t.Errorf("not a standby: %s", describe(evs))
 	}
+}
+
+// TestMySQLPositionDoesNotWaitForASilentPrimary: the saga asks for a
+// position right before promoting, usually with the primary dead. One that
+// accepts connections and never answers (a powered-off host behind a
+// stateful firewall, a hung server) must not hold the answer up for the
+// driver's timeouts (3 s dial, 30 s read): it counts as unknown.
+func TestMySQLPositionDoesNotWaitForASilentPrimary(t *testing.T) {
+	_, r, _ := mysqlPair(t)
+	silent, err := r.WithAddr(silentListener(t).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	target := &MySQL{Local: r, Peer: silent}
+	start := time.Now()
+	done, err := target.Command(context.Background(), events.DatabaseCommand{Command: "position"})
+	took := time.Since(start)
+	if err != nil || done.Position == "" || done.LagTransactions != 0 {
+		t.Fatalf("position %+v, %v: want the replica's own position and no lag figure", done, err)
+	}
+	if took > PositionPrimaryTimeout+time.Second {
+		t.Errorf("position took %s with a silent primary; the look at it is bounded by %s", took, PositionPrimaryTimeout)
+	}
+	t.Logf("position with a silent primary answered in %s", took.Round(time.Millisecond))
+}
+
+// silentListener accepts TCP connections and never says a word.
+func silentListener(t *testing.T) *net.TCPAddr {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr)
+}
+
+func TestPgSQLPositionDoesNotWaitForASilentPrimary(t *testing.T) {
+	_, standby := pgPair(t)
+	addr := silentListener(t)
+	ctx := context.Background()
+	silent, err := standby.WithAddr(ctx, addr.IP.String(), addr.Port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	target := &PgSQL{Local: standby, Peer: silent}
+	start := time.Now()
+	done, err := target.Command(ctx, events.DatabaseCommand{Command: "position"})
+	took := time.Since(start)
+	if err != nil || done.Position == "" {
+		t.Fatalf("position %+v, %v: want the standby's own position", done, err)
+	}
+	if took > PositionPrimaryTimeout+time.Second {
+		t.Errorf("position took %s with a silent primary; the look at it is bounded by %s", took, PositionPrimaryTimeout)
+	}
+	t.Logf("position with a silent primary answered in %s", took.Round(time.Millisecond))
 }

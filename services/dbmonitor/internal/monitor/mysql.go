@@ -156,6 +156,13 @@ func (m *MySQL) Command(ctx context.Context, cmd events.DatabaseCommand) (events
 	return done, err
 }
 
+// PositionPrimaryTimeout bounds the look at the primary in a position
+// answer. The saga asks for one right before promoting, when the primary
+// is usually dead: silent, it would cost the connect timeout (3 s) of each
+// database on every takeover. A primary that does not answer within it
+// counts as unknown, as one that refuses does.
+const PositionPrimaryTimeout = time.Second
+
 // position reports the GTID position and, when the primary is readable,
 // how many transactions behind it this server is (MariaDB has no byte
 // offset that means the same on both servers: LagTransactions, not
@@ -173,7 +180,9 @@ func (m *MySQL) position(ctx context.Context) (string, int64, error) {
 	if p == nil {
 		return pos, 0, nil
 	}
-	ppos, err := p.Position(ctx)
+	pctx, cancel := context.WithTimeout(ctx, PositionPrimaryTimeout)
+	ppos, err := p.Position(pctx)
+	cancel()
 	if err != nil {
 		return pos, 0, nil
 	}

@@ -97,6 +97,12 @@ func (p *PgSQL) primary(ctx context.Context, r *pgrepl.Receiver) *pgrepl.Client 
 
 // Observe implements Target.
 func (p *PgSQL) Observe(ctx context.Context, expectStandby bool) watch.Observation {
+	return p.observe(ctx, expectStandby, 0)
+}
+
+// observe is Observe with the look at the primary bounded by
+// primaryTimeout when it is not 0.
+func (p *PgSQL) observe(ctx context.Context, expectStandby bool, primaryTimeout time.Duration) watch.Observation {
 	obs := watch.Observation{Server: p.Local.Addr(), Scope: "site"}
 	s, err := p.Local.Read(ctx)
 	if err != nil {
@@ -110,7 +116,12 @@ func (p *PgSQL) Observe(ctx context.Context, expectStandby bool) watch.Observati
 			if s.InRecovery && (s.Receiver == nil || s.Receiver.Status != "streaming") {
 				need = max(s.Receive, s.Replay)
 			}
-			r, err := c.ReadPrimary(ctx, need)
+			pctx, cancel := ctx, context.CancelFunc(func() {})
+			if primaryTimeout > 0 {
+				pctx, cancel = context.WithTimeout(ctx, primaryTimeout)
+			}
+			r, err := c.ReadPrimary(pctx, need)
+			cancel()
 			if err != nil {
 				r.Err = err.Error()
 			}
@@ -434,7 +445,7 @@ func (p *PgSQL) Command(ctx context.Context, cmd events.DatabaseCommand) (events
 	case "position":
 		done.Position, err = p.Local.Position(ctx)
 		if err == nil {
-			obs := p.Observe(ctx, true)
+			obs := p.observe(ctx, true, PositionPrimaryTimeout)
 			done.LagBytes = obs.LagBytes
 		}
 	case "resync":
