@@ -8,9 +8,14 @@ cd "$(dirname "$0")/.."
 export TESTCONTAINERS_RYUK_DISABLED=true
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 
-# strace proves the log is fsynced on every write (pkg/bus sync_test.go).
-if ! command -v strace >/dev/null 2>&1; then
-  apt-get install -y strace >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y strace >/dev/null; }
+# strace proves the log is fsynced on every write (pkg/bus sync_test.go);
+# debootstrap builds the Debian base of the end-to-end suite's images
+# (scripts/images.sh).
+missing=()
+command -v strace >/dev/null 2>&1 || missing+=(strace)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get install -y "${missing[@]}" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y "${missing[@]}" >/dev/null; }
 fi
 
 if [ -x scripts/testdb.sh ]; then

@@ -133,6 +133,83 @@ var (
 	AggressiveTimers = Timers{Interval: time.Second, Timeout: 500 * time.Millisecond, Retries: 2}
 )
 
+// What the suite's pair runs with besides the heartbeat timers, and which
+// the bounds below build on.
+const (
+	// arbiterKeepalive is how long an arbiter keeps listing a silenced
+	// site's SSH session: the arbiter image's sshd probes after
+	// ClientAliveInterval (2 s) of silence and drops the session after
+	// ClientAliveCountMax (3) more unanswered probes.
+	arbiterKeepalive = 2 * time.Second * (3 + 1)
+	// arbiterProbeTimeout is watchdog.failureDetection.probeTimeout's
+	// default, which the suite's site.yaml keeps: one arbitration round, or
+	// one arbiter quorum check, waits at most this long.
+	arbiterProbeTimeout = 5 * time.Second
+)
+
+// Name is how a scenario's subtest and its FIGURES line name the timers.
+func (tm Timers) Name() string {
+	switch tm {
+	case AggressiveTimers:
+		return "aggressive"
+	case DefaultTimers:
+		return "default"
+	}
+	return fmt.Sprintf("%s/%s/%d", tm.Interval, tm.Timeout, tm.Retries)
+}
+
+// Detection bounds a silenced peer → RemoteUnreachable: the next round
+// starts within an interval, and its VIP attempts, the last of them and
+// the node probe each wait a full timeout (services/heartbeat README,
+// "silent").
+func (tm Timers) Detection() time.Duration {
+	return tm.Interval + time.Duration(tm.Retries+2)*tm.Timeout
+}
+
+// Arbitration bounds how long after the detection a verdict that can hold
+// comes: the arbiters drop a silenced site's sessions arbiterKeepalive
+// after the fault (after the detection, with aggressive timers), the next
+// round (the first at the detection, then every interval) starts, and it
+// takes at most one probe timeout.
+func (tm Timers) Arbitration() time.Duration {
+	return arbiterKeepalive + tm.Interval + arbiterProbeTimeout
+}
+
+// Limit is how long a test waits for anything the heartbeat and the
+// arbitration drive (a detection, a verdict, a takeover, a stand-down):
+// twice their bounds, for the loaded 2-core box, and a minute for the
+// takeover itself (the arbiter claim, at most 5 probe timeouts + 6 s, and
+// the database steps).
+func (tm Timers) Limit() time.Duration {
+	return 2*(tm.Detection()+tm.Arbitration()) + time.Minute
+}
+
+// Quiet is how long a scenario in which nothing may move watches, from the
+// fault on: a whole detection and arbitration, one more round, and time
+// for a (wrong) decision to reach the log (assertNothingMovedSince counts
+// a started failover). Shorter, a "nothing moved" would prove nothing with
+// the seed's timers.
+func (tm Timers) Quiet() time.Duration {
+	return tm.Detection() + tm.Arbitration() + tm.Interval + 5*time.Second
+}
+
+// defaultTimersEnv opts in to the seed-default timer runs.
+const defaultTimersEnv = "DRWATCH_E2E_DEFAULT_TIMERS"
+
+// forEachTimers runs scenario once per timer set the issue measures, each
+// a subtest named after the set: the aggressive timers always, the seed's
+// defaults (minutes per scenario) only with DRWATCH_E2E_DEFAULT_TIMERS=1.
+func forEachTimers(t *testing.T, scenario func(t *testing.T, tm Timers)) {
+	for _, tm := range []Timers{AggressiveTimers, DefaultTimers} {
+		t.Run(tm.Name(), func(t *testing.T) {
+			if tm == DefaultTimers && os.Getenv(defaultTimersEnv) != "1" {
+				t.Skip("seed-default timers take minutes per failover; " + defaultTimersEnv + "=1 measures them")
+			}
+			scenario(t, tm)
+		})
+	}
+}
+
 // PairOptions shape a pair.
 type PairOptions struct {
 	Timers Timers

@@ -214,3 +214,102 @@ func (p *Pair) Publish(t *testing.T, site string, ev events.Event) *events.Envel
 	}
 	return env
 }
+
+// takeover is what one site's log says about a failure it handled: when it
+// found the peer unreachable, when it decided, when it became active, and
+// the saga's steps in between with their durations (where the time went).
+type takeover struct {
+	detected, decided, active time.Time
+	steps                     []string
+}
+
+// readTakeover reads site's takeover from evs, looking only at what it
+// logged at or after from. The decision is the saga's FailoverStarted, or
+// the first beActive verdict when no saga started.
+func readTakeover(evs []logEvent, site string, from time.Time) takeover {
+	k := takeover{
+		detected: FirstEvent(evs, site, "RemoteUnreachable", from),
+		decided:  FirstEvent(evs, site, "FailoverStarted", from),
+	}
+	for _, ev := range evs {
+		if !k.decided.IsZero() {
+			break
+		}
+		if ev.Site == site && ev.Type == "ArbitrationDecided" && !ev.Time.Before(from) && verdictOf(ev).Action == events.ActionBeActive {
+			k.decided = ev.Time
+		}
+	}
+	for _, rc := range RoleChanges(site, evs) {
+		if rc.To == "active" && !rc.At.Before(from) {
+			k.active = rc.At
+			break
+		}
+	}
+	for _, ev := range evs {
+		if ev.Site != site || ev.Type != "FailoverStepDone" || ev.Time.Before(k.decided) || ev.Time.After(k.active) {
+			continue
+		}
+		var st events.FailoverStepDone
+		json.Unmarshal(ev.Payload, &st)
+		k.steps = append(k.steps, fmt.Sprintf("%s %s", st.Step, (time.Duration(st.DurationSeconds*float64(time.Second))).Round(10*time.Millisecond)))
+	}
+	return k
+}
+
+// figures are the takeover's two figures of the issue, detection counted
+// from the fault.
+func (k takeover) figures(fault time.Time) string {
+	out := fmt.Sprintf("detection %s, decision→active %s", since(k.detected, fault), since(k.active, k.decided))
+	if len(k.steps) > 0 {
+		out += " (" + strings.Join(k.steps, ", ") + ")"
+	}
+	return out
+}
+
+// verdictOf decodes an ArbitrationDecided; a payload that does not decode
+// yields the zero verdict.
+func verdictOf(ev logEvent) events.ArbitrationDecided {
+	var v events.ArbitrationDecided
+	json.Unmarshal(ev.Payload, &v)
+	return v
+}
+
+// verdicts summarises site's arbitration verdicts at or after from: how
+// many, and each branch taken with its count.
+func verdicts(evs []logEvent, site string, from time.Time) string {
+	n := 0
+	var branches []string
+	count := map[string]int{}
+	for _, ev := range evs {
+		if ev.Site != site || ev.Type != "ArbitrationDecided" || ev.Time.Before(from) {
+			continue
+		}
+		n++
+		b := verdictOf(ev).Branch
+		if count[b] == 0 {
+			branches = append(branches, b)
+		}
+		count[b]++
+	}
+	var parts []string
+	for _, b := range branches {
+		parts = append(parts, fmt.Sprintf("%s ×%d", b, count[b]))
+	}
+	return fmt.Sprintf("%d verdicts (%s)", n, strings.Join(parts, ", "))
+}
+
+// logFigures logs a scenario's measurements as the one line
+// deployments/README.md's figures are read from.
+func logFigures(t *testing.T, scenario string, tm Timers, format string, args ...any) {
+	t.Helper()
+	t.Logf("FIGURES scenario %s (%s timers): %s", scenario, tm.Name(), fmt.Sprintf(format, args...))
+}
+
+// since is the time from one logged instant to another, "n/a" when either
+// is missing.
+func since(t, from time.Time) string {
+	if t.IsZero() || from.IsZero() {
+		return "n/a"
+	}
+	return t.Sub(from).Round(10 * time.Millisecond).String()
+}
