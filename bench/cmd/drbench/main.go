@@ -64,7 +64,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	quick := fs.Bool("quick", false, "3 failovers per tool, 1 min of netem, short micro benchmarks")
 	fs.IntVar(&o.runs, "runs", 20, "failovers per tool (kill of the active)")
 	fs.DurationVar(&o.netemFor, "netem", 10*time.Minute, "how long the inter-site link suffers 1% loss and 50 ms jitter")
-	fs.StringVar(&o.tools, "tools", "keepalived,patroni,drwatch", "tools to measure")
+	fs.StringVar(&o.tools, "tools", "keepalived,patroni,drwatch,booth", "tools to measure")
 	fs.StringVar(&o.out, "out", "", "results directory (default: <repo>/bench/results)")
 	fs.StringVar(&o.repo, "repo", "", "repository root (default: found from the working directory)")
 	fs.BoolVar(&o.micro, "micro", true, "run drwatch's micro benchmarks")
@@ -115,9 +115,11 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "work directory %s\n", work)
 
 	rep := &report.Report{Generated: time.Now(), Command: "drbench " + strings.Join(args, " "), Host: hostLine()}
+	loadAtStart := loadAverage()
 	rep.Setf("all", "runs per metric", "%d", o.runs)
 	rep.Setf("all", "kill of the active", "SIGKILL of every process in the site's namespace and its bridge port set down (silent: no RST, no ICMP)")
 	rep.Setf("all", "client write load", "one write every 10 ms through the VIP, each bounded by 250 ms (connect included); an ack counts as committed")
+	rep.Setf("all", "rows lost (RPO)", "%s", rowsLostDefinition)
 	rep.Setf("all", "impairment asked for on the inter-site link", "loss 1%%, delay 50ms ±50ms (what was applied is in the metric 4 notes), on each site's egress to the other site and its VIPs, for %s", o.netemFor)
 
 	if err := installPeers(ctx, stdout); err != nil {
@@ -138,12 +140,13 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 			tools = append(tools, &patroni{dir: work, self: self})
 		case "drwatch":
 			tools = append(tools, &drwatchTool{dir: work, self: self, repo: o.repo})
+		case "booth":
+			tools = append(tools, &booth{dir: work, self: self})
 		case "":
 		default:
-			return fmt.Errorf("-tools: unknown tool %q (keepalived, patroni, drwatch)", name)
+			return fmt.Errorf("-tools: unknown tool %q (keepalived, patroni, drwatch, booth)", name)
 		}
 	}
-	boothNote(ctx, rep)
 	for _, t := range tools {
 		if ctx.Err() != nil {
 			break
@@ -177,7 +180,22 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	if ctx.Err() != nil {
 		rep.Notef("interrupted: %v", ctx.Err())
 	}
+	// The machine may be shared: timings taken under someone else's load
+	// say so.
+	rep.Setf("all", "load average (1/5/15 min) at start / end", "%s / %s on %d CPUs", loadAtStart, loadAverage(), runtime.NumCPU())
 	return writeResults(rep, o.out, stdout)
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // mergeReport keeps, from a previous report, what belongs to the tools
@@ -491,9 +509,6 @@ func measureTool(ctx context.Context, o options, t tool, rep *report.Report, std
 	}
 	add("1 detection", "ms", detect, detectFail, detectNote(t))
 	add("2 RTO (first write through VIP)", "ms", rto, rtoFail, "")
-	if _, ok := t.(*drwatchTool); ok {
-		rep.Notef("drwatch: RPO not measured: the harness does not yet set up drwatch's PostgreSQL pair (dbmonitor promotion), so its VIP fronts kvserve like keepalived's")
-	}
 	if t.hasData() {
 		add("3a RPO on failover (acked rows lost)", "rows", rpo, rpoFail, "")
 		sw, swFail := measureSwitchover(ctx, o, t, ak, &active, prevKill, stdout)
@@ -533,11 +548,16 @@ func detectNote(t tool) string {
 		return "replica's on_role_change to master"
 	case *drwatchTool:
 		return "standby publishes RemoteUnreachable"
+	case *booth:
+		return "standby runs before-acquire-handler (holder's lease expired, acquiring)"
 	}
 	return ""
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// rowsLostDefinition is the one RPO definition for every tool with data.
+const rowsLostDefinition = "the client's INSERTs (autocommit) through the VIP whose commit it saw acknowledged after the previous kill or switchover and before this one, and that the new primary lacks — counted by one SELECT through the VIP once the first write sent after the kill (or switchover) is acknowledged; a write that failed or timed out counts neither as acknowledged nor as lost"
 
 // countLost asks the new primary, through the VIP, which acknowledged rows
 // it lacks.

@@ -254,9 +254,3 @@ func (p *patroni) teardown() {
 		e.stop()
 	}
 }
-
-// boothNote records why booth is not measured.
-func boothNote(ctx context.Context, rep *report.Report) {
-	ver, _ := output(ctx, "booth", "--version")
-	rep.Notef("booth (%s) is installed but not measured: a booth site daemon does not move anything itself — it grants and revokes a ticket in Pacemaker's CIB (crm_ticket), and Pacemaker then starts or stops the resources bound to it; so each site needs a running corosync + pacemaker cluster (corosync ring and authkey, pacemakerd and its daemons), which this harness does not build in its namespaces. Without Pacemaker there is no takeover to time.", strings.TrimSpace(ver))
-}

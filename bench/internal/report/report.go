@@ -54,12 +54,15 @@ type Micro struct {
 	Note  string  `json:"note,omitempty"`
 }
 
-// Comparison is drwatch's median over a peer's, for one metric.
+// Comparison is drwatch's median over a peer's, and its p99 over the
+// peer's, for one metric.
 type Comparison struct {
 	Metric string `json:"metric"`
 	Peer   string `json:"peer"`
-	// Ratio is nil when either side has no figure or the peer's is zero.
-	Ratio *float64 `json:"ratio"`
+	// Ratio (medians) and P99Ratio are nil when either side has no figure
+	// or the peer's is zero.
+	Ratio    *float64 `json:"ratio"`
+	P99Ratio *float64 `json:"p99Ratio"`
 }
 
 // Setf records a setting.
@@ -81,13 +84,19 @@ func (r *Report) Comparisons() []Comparison {
 		}
 		c := Comparison{Metric: m.Metric, Peer: m.Tool}
 		if d, ok := r.find(m.Metric, Drwatch); ok && d.Summary.OK() && m.Summary.OK() {
-			if v := stats.Ratio(d.Summary.Median, m.Summary.Median); !math.IsNaN(v) {
-				c.Ratio = &v
-			}
+			c.Ratio = ratioOf(d.Summary.Median, m.Summary.Median)
+			c.P99Ratio = ratioOf(d.Summary.P99, m.Summary.P99)
 		}
 		out = append(out, c)
 	}
 	return out
+}
+
+func ratioOf(a, b float64) *float64 {
+	if v := stats.Ratio(a, b); !math.IsNaN(v) {
+		return &v
+	}
+	return nil
 }
 
 func (r *Report) find(metric, tool string) (Metric, bool) {
@@ -99,18 +108,28 @@ func (r *Report) find(metric, tool string) (Metric, bool) {
 	return Metric{}, false
 }
 
-// ratio is drwatch/peer for a metric row, "—" for drwatch's own row or
-// when there is no figure.
-func (r *Report) ratio(m Metric) string {
+// ratios are the drwatch/peer cells of a metric row (medians, p99s): "—"
+// for drwatch's own row, "both 0" when neither side lost or counted
+// anything (a ratio of 0 to 0 is no figure, but the outcome is equal),
+// "n/a" when a side has no figure or only the peer's is zero.
+func (r *Report) ratios(m Metric) (median, p99 string) {
 	if m.Tool == Drwatch {
-		return "—"
+		return "—", "—"
 	}
-	for _, c := range r.Comparisons() {
-		if c.Metric == m.Metric && c.Peer == m.Tool && c.Ratio != nil {
-			return strconv.FormatFloat(*c.Ratio, 'f', 2, 64)
+	d, ok := r.find(m.Metric, Drwatch)
+	if !ok || !d.Summary.OK() || !m.Summary.OK() {
+		return "n/a", "n/a"
+	}
+	cell := func(a, b float64) string {
+		if a == 0 && b == 0 {
+			return "both 0"
 		}
+		if v := ratioOf(a, b); v != nil {
+			return strconv.FormatFloat(*v, 'f', 2, 64)
+		}
+		return "n/a"
 	}
-	return "n/a"
+	return cell(d.Summary.Median, m.Summary.Median), cell(d.Summary.P99, m.Summary.P99)
 }
 
 // Num formats a figure: integers as such, others with up to 1 decimal.
@@ -130,10 +149,11 @@ func (r *Report) metricCells(m Metric) []string {
 	if m.Summary.Failed > 0 {
 		runs += fmt.Sprintf(" (%d failed)", m.Summary.Failed)
 	}
-	return []string{m.Metric, m.Tool, m.Unit, med, p99, runs, r.ratio(m), m.Note}
+	rMed, rP99 := r.ratios(m)
+	return []string{m.Metric, m.Tool, m.Unit, med, p99, runs, rMed, rP99, m.Note}
 }
 
-var metricHeader = []string{"metric", "tool", "unit", "median", "p99", "runs", "drwatch/peer", "note"}
+var metricHeader = []string{"metric", "tool", "unit", "median", "p99", "runs", "drwatch/peer median", "drwatch/peer p99", "note"}
 
 // WriteText writes the report as aligned plain-text tables.
 func (r *Report) WriteText(w io.Writer) error {
@@ -190,7 +210,7 @@ func mdHeader(w io.Writer, cells []string) {
 // WriteMarkdown writes the report as Markdown tables.
 func (r *Report) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintf(w, "# drwatch benchmark results\n\nGenerated %s on %s by `%s`.\n\n", r.Generated.UTC().Format(time.RFC3339), r.Host, r.Command)
-	fmt.Fprintf(w, "## Failover, side by side\n\nMedian and p99 over the runs (p99 is nearest-rank: over fewer than 100 runs it is the worst run). drwatch/peer is the ratio of medians: below 1 drwatch is faster (or loses less).\n\n")
+	fmt.Fprintf(w, "## Failover, side by side\n\nMedian and p99 over the runs (p99 is nearest-rank: over fewer than 100 runs it is the worst run). drwatch/peer is the ratio of medians, and of p99s: below 1 drwatch is faster (or loses less); \"both 0\" means neither lost anything there.\n\n")
 	mdHeader(w, metricHeader)
 	for _, m := range r.Metrics {
 		mdRow(w, r.metricCells(m))

@@ -27,9 +27,9 @@ func sample() *Report {
 }
 
 func TestComparisons(t *testing.T) {
-	half := 0.5
+	half, threeQuarters := 0.5, 0.75
 	want := []Comparison{
-		{Metric: "detection", Peer: "keepalived", Ratio: &half},
+		{Metric: "detection", Peer: "keepalived", Ratio: &half, P99Ratio: &threeQuarters},
 		{Metric: "detection", Peer: "patroni"},
 		{Metric: "rpo", Peer: "keepalived"},
 	}
@@ -53,9 +53,9 @@ func TestWriteMarkdown(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		"| detection | drwatch | ms | 200 | 300 | 2 | — |  |",
-		"| detection | keepalived | ms | 400 | 400 | 1 | 0.50 |  |",
-		"| detection | patroni | ms | — | — | 2 (2 failed) | n/a | a\\|b |",
+		"| detection | drwatch | ms | 200 | 300 | 2 | — | — |  |",
+		"| detection | keepalived | ms | 400 | 400 | 1 | 0.50 | 0.75 |  |",
+		"| detection | patroni | ms | — | — | 2 (2 failed) | n/a | n/a | a\\|b |",
 		"| keepalived | advert_int | 1s |",
 		"- booth: no pacemaker",
 	} {
@@ -91,5 +91,29 @@ func TestWriteJSON(t *testing.T) {
 	}
 	if len(got.Metrics) != 4 || len(got.Comparisons) != 3 || got.Comparisons[0].Ratio == nil || *got.Comparisons[0].Ratio != 0.5 || got.Comparisons[1].Ratio != nil {
 		t.Errorf("round trip: %+v", got)
+	}
+}
+
+func TestRatioCells(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		drwatch, peer    []float64
+		wantMed, wantP99 string
+	}{
+		{"both lost nothing", []float64{0, 0}, []float64{0, 0}, "both 0", "both 0"},
+		{"peer's tail only", []float64{0, 0, 0}, []float64{0, 0, 254}, "both 0", "0.00"},
+		{"drwatch lost, peer did not", []float64{0, 0, 8}, []float64{0, 0, 0}, "both 0", "n/a"},
+		{"both figures", []float64{100, 300}, []float64{400}, "0.50", "0.75"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &Report{Metrics: []Metric{
+				{Metric: "m", Tool: Drwatch, Summary: stats.Summarize(tc.drwatch, 0)},
+				{Metric: "m", Tool: "peer", Summary: stats.Summarize(tc.peer, 0)},
+			}}
+			med, p99 := r.ratios(r.Metrics[1])
+			if med != tc.wantMed || p99 != tc.wantP99 {
+				t.Errorf("ratios = %q, %q; want %q, %q", med, p99, tc.wantMed, tc.wantP99)
+			}
+		})
 	}
 }
