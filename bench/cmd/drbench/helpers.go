@@ -3,7 +3,8 @@ package main
 // Helpers the harness runs inside namespaces by re-executing itself:
 // kvserve (the service a VIP fronts), writer (the client's steady write
 // load), natswatch (drwatch's events with arrival times) and pgcheck
-// (which acknowledged rows the new primary lacks).
+// (which acknowledged rows the new primary lacks), vip and nfqdelay (the
+// inter-site link's jitter where tc netem is missing).
 
 import (
 	"bufio"
@@ -23,6 +24,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/vishvananda/netlink"
+
+	"github.com/drwatch/drwatch/bench/internal/nfqdelay"
 )
 
 func helper(ctx context.Context, name string, args []string) error {
@@ -37,6 +40,8 @@ func helper(ctx context.Context, name string, args []string) error {
 		return pgCheck(ctx, args)
 	case "vip":
 		return vipHelper(args)
+	case "nfqdelay":
+		return nfqDelay(ctx, args)
 	}
 	return fmt.Errorf("unknown helper %q", name)
 }
@@ -313,4 +318,28 @@ func vipHelper(args []string) error {
 		return fmt.Errorf("vip del: %w", err)
 	}
 	return nil
+}
+
+// nfqDelay holds the packets of an NFQUEUE queue for delay±jitter each
+// until it is stopped, then prints what it did as its last line.
+func nfqDelay(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("nfqdelay", flag.ContinueOnError)
+	num := fs.Uint("queue", 7, "NFQUEUE number")
+	delay := fs.Duration("delay", 50*time.Millisecond, "mean delay")
+	jitter := fs.Duration("jitter", 50*time.Millisecond, "each packet waits delay±jitter, uniform")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *num > 65535 {
+		return fmt.Errorf("-queue %d: NFQUEUE numbers are 0-65535", *num)
+	}
+	q, err := nfqdelay.Open(uint16(*num))
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	fmt.Printf("queue %d bound: delay %s ±%s\n", *num, *delay, *jitter)
+	st, err := q.Run(ctx, nfqdelay.Uniform(*delay, *jitter))
+	fmt.Println(st)
+	return err
 }

@@ -56,13 +56,14 @@ type options struct {
 	keepWork  bool
 	benchTime string
 	self      string
+	work      string
 }
 
 func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("drbench", flag.ContinueOnError)
 	var o options
 	quick := fs.Bool("quick", false, "3 failovers per tool, 1 min of netem, short micro benchmarks")
-	fs.IntVar(&o.runs, "runs", 20, "failovers per tool (kill of the active)")
+	fs.IntVar(&o.runs, "runs", 20, "failovers per tool (kill of the active); 0 runs only the netem window (with -merge, the other figures are kept)")
 	fs.DurationVar(&o.netemFor, "netem", 10*time.Minute, "how long the inter-site link suffers 1% loss and 50 ms jitter")
 	fs.StringVar(&o.tools, "tools", "keepalived,patroni,drwatch,booth", "tools to measure")
 	fs.StringVar(&o.out, "out", "", "results directory (default: <repo>/bench/results)")
@@ -70,7 +71,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.BoolVar(&o.micro, "micro", true, "run drwatch's micro benchmarks")
 	fs.DurationVar(&o.runLimit, "run-limit", 90*time.Second, "give up on one failover after this long")
 	fs.BoolVar(&o.keepWork, "keep", false, "keep the work directory (logs, configs)")
-	merge := fs.String("merge", "", "a previous latest.json whose figures for tools not in -tools are kept (rerun one tool)")
+	merge := fs.String("merge", "", "a previous latest.json whose figures this run did not measure are kept (rerun one tool, or only the netem window)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -112,11 +113,14 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	if !o.keepWork {
 		defer os.RemoveAll(work)
 	}
+	o.work = work
 	fmt.Fprintf(stdout, "work directory %s\n", work)
 
 	rep := &report.Report{Generated: time.Now(), Command: "drbench " + strings.Join(args, " "), Host: hostLine()}
 	loadAtStart := loadAverage()
-	rep.Setf("all", "runs per metric", "%d", o.runs)
+	if o.runs > 0 {
+		rep.Setf("all", "runs per metric", "%d", o.runs)
+	}
 	rep.Setf("all", "kill of the active", "SIGKILL of every process in the site's namespace and its bridge port set down (silent: no RST, no ICMP)")
 	rep.Setf("all", "client write load", "one write every 10 ms through the VIP, each bounded by 250 ms (connect included); an ack counts as committed")
 	rep.Setf("all", "rows lost (RPO)", "%s", rowsLostDefinition)
@@ -165,11 +169,6 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 			_ = powerOn(ctx, n)
 		}
 	}
-	if *merge != "" {
-		if err := mergeReport(rep, *merge, o); err != nil {
-			return err
-		}
-	}
 	if o.micro && ctx.Err() == nil {
 		fmt.Fprintln(stdout, "== micro benchmarks")
 		microBench(ctx, o, rep, stdout)
@@ -183,6 +182,11 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	// The machine may be shared: timings taken under someone else's load
 	// say so.
 	rep.Setf("all", "load average (1/5/15 min) at start / end", "%s / %s on %d CPUs", loadAtStart, loadAverage(), runtime.NumCPU())
+	if *merge != "" {
+		if err := mergeReport(rep, *merge, o); err != nil {
+			return err
+		}
+	}
 	return writeResults(rep, o.out, stdout)
 }
 
@@ -198,8 +202,10 @@ func loadAverage() string {
 	return strings.Join(f[:3], " ")
 }
 
-// mergeReport keeps, from a previous report, what belongs to the tools
-// not measured in this run (and drwatch's micro figures when -micro=false).
+// mergeReport keeps, from a previous report, every figure this run did
+// not measure: the metrics of tools not in -tools, the failover metrics
+// when -runs 0 measured only the netem window, drwatch's micro figures when
+// -micro=false, and the settings and notes that go with them.
 func mergeReport(rep *report.Report, path string, o options) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -209,27 +215,46 @@ func mergeReport(rep *report.Report, path string, o options) error {
 	if err := json.Unmarshal(b, &old); err != nil {
 		return fmt.Errorf("-merge %s: %w", path, err)
 	}
-	rerun := map[string]bool{}
-	for _, t := range strings.Split(o.tools, ",") {
-		rerun[strings.TrimSpace(t)] = true
+	type key struct{ tool, name string }
+	measured := map[key]bool{}
+	for _, m := range rep.Metrics {
+		measured[key{m.Tool, m.Metric}] = true
 	}
 	var kept []string
+	keptTool := map[string]bool{}
 	for _, m := range old.Metrics {
-		if !rerun[m.Tool] {
-			rep.Metrics = append(rep.Metrics, m)
-			if !slices.Contains(kept, m.Tool) {
-				kept = append(kept, m.Tool)
-			}
+		if measured[key{m.Tool, m.Metric}] {
+			continue
+		}
+		rep.Metrics = append(rep.Metrics, m)
+		keptTool[m.Tool] = true
+		if k := m.Tool + " " + m.Metric; !slices.Contains(kept, k) {
+			kept = append(kept, k)
 		}
 	}
+	// Kept figures keep their own run's settings: where this run's value
+	// differs, the old one stays beside it, named for its run.
+	newValue := map[key]string{}
+	for _, s := range rep.Settings {
+		newValue[key{s.Tool, s.Setting}] = s.Value
+	}
+	oldRun := old.Generated.UTC().Format(time.RFC3339)
 	for _, s := range old.Settings {
-		if slices.Contains(kept, s.Tool) {
+		if !keptTool[s.Tool] && s.Tool != "all" {
+			continue
+		}
+		v, ok := newValue[key{s.Tool, s.Setting}]
+		switch {
+		case !ok:
+			rep.Settings = append(rep.Settings, s)
+		case v != s.Value:
+			s.Setting += " (run of " + oldRun + ")"
 			rep.Settings = append(rep.Settings, s)
 		}
 	}
 	for _, n := range old.Notes {
 		tool, _, _ := strings.Cut(n, ":")
-		if slices.Contains(kept, tool) {
+		if keptTool[tool] && !slices.Contains(rep.Notes, n) {
 			rep.Notes = append(rep.Notes, n)
 		}
 	}
@@ -239,7 +264,7 @@ func mergeReport(rep *report.Report, path string, o options) error {
 	}
 	// Keep the metric order stable: by metric, then tool as first seen.
 	slices.SortStableFunc(rep.Metrics, func(a, b report.Metric) int { return strings.Compare(a.Metric, b.Metric) })
-	rep.Command += fmt.Sprintf(" (figures of %s kept from the run of %s: %s)", strings.Join(kept, ", "), old.Generated.UTC().Format(time.RFC3339), old.Command)
+	rep.Command += fmt.Sprintf(" (kept from the run of %s, %s: %s)", oldRun, old.Command, strings.Join(kept, ", "))
 	return nil
 }
 
@@ -507,9 +532,11 @@ func measureTool(ctx context.Context, o options, t tool, rep *report.Report, std
 	add := func(metric, unit string, v []float64, failed int, note string) {
 		rep.Metrics = append(rep.Metrics, report.Metric{Metric: metric, Tool: t.name(), Unit: unit, Summary: stats.Summarize(v, failed), Note: note})
 	}
-	add("1 detection", "ms", detect, detectFail, detectNote(t))
-	add("2 RTO (first write through VIP)", "ms", rto, rtoFail, "")
-	if t.hasData() {
+	if o.runs > 0 {
+		add("1 detection", "ms", detect, detectFail, detectNote(t))
+		add("2 RTO (first write through VIP)", "ms", rto, rtoFail, "")
+	}
+	if t.hasData() && o.runs > 0 {
 		add("3a RPO on failover (acked rows lost)", "rows", rpo, rpoFail, "")
 		sw, swFail := measureSwitchover(ctx, o, t, ak, &active, prevKill, stdout)
 		add("3b RPO on planned switchover", "rows", sw, swFail, "")
@@ -521,7 +548,7 @@ func measureTool(ctx context.Context, o options, t tool, rep *report.Report, std
 	standby := site(peerOf(active.name))
 	fmt.Fprintf(stdout, "  netem for %s (active %s)\n", o.netemFor, active.name)
 	vip := t.vip()
-	how, err := impair(ctx, 1, "50ms", "50ms", map[node][]string{
+	im, err := impair(ctx, o, 1, 50*time.Millisecond, 50*time.Millisecond, map[node][]string{
 		siteA: {siteB.addr, vip}, siteB: {siteA.addr, vip},
 	})
 	if err != nil {
@@ -529,9 +556,12 @@ func measureTool(ctx context.Context, o options, t tool, rep *report.Report, std
 	}
 	n0 := time.Now()
 	_ = sleepCtx(ctx, o.netemFor)
-	clearImpair(context.WithoutCancel(ctx), siteA, siteB)
+	did := im.clear(context.WithoutCancel(ctx))
 	ff := t.takeovers(standby, n0)
-	note := fmt.Sprintf("over %s, %s", o.netemFor, how)
+	note := fmt.Sprintf("over %s, %s", o.netemFor, im.how)
+	if did != "" {
+		note += "; " + did
+	}
 	if d, ok := t.(*drwatchTool); ok {
 		note += fmt.Sprintf("; RemoteUnreachable (false detections): %d", d.unreachables(standby, n0)+d.unreachables(active, n0))
 	}

@@ -142,17 +142,31 @@ func powerOn(ctx context.Context, n node) error {
 	return run(ctx, "ip", "-n", nsBridge, "link", "set", n.port(), "up")
 }
 
+// impairment is loss and jitter applied to the inter-site link.
+type impairment struct {
+	how     string
+	nodes   []node
+	delays  []*proc // the NFQUEUE delayers, when tc netem is missing
+	workDir string
+}
+
+// nfqNum is the NFQUEUE number the delayers bind in the site namespaces.
+const nfqNum = "7"
+
 // impair adds loss and jitter on both sites' egress towards the other
 // site (its address and the VIPs it probes) — the inter-site link — and
 // leaves arbiters and the client untouched. It uses tc netem behind a prio
-// filter; on a kernel without sch_netem/sch_prio it falls back to
-// iptables' statistic match, which can drop but not delay, and says so.
-func impair(ctx context.Context, loss float64, delay, jitter string, peers map[node][]string) (how string, err error) {
+// filter. On a kernel without sch_netem/sch_prio it drops with iptables'
+// statistic match and delays with an NFQUEUE rule whose packets drbench's
+// own delayer (package nfqdelay) holds for delay±jitter each, as netem
+// would.
+func impair(ctx context.Context, o options, loss float64, delay, jitter time.Duration, peers map[node][]string) (*impairment, error) {
+	im := &impairment{nodes: nodesOf(peers), workDir: o.work}
 	var tcErr error
 	for n, dsts := range peers {
 		steps := [][]string{
 			{"qdisc", "add", "dev", "eth0", "root", "handle", "1:", "prio", "bands", "4", "priomap", "1", "2", "2", "2", "1", "2", "0", "0", "1", "1", "1", "1", "1", "1", "1", "1"},
-			{"qdisc", "add", "dev", "eth0", "parent", "1:4", "handle", "40:", "netem", "loss", fmt.Sprintf("%g%%", loss), "delay", delay, jitter},
+			{"qdisc", "add", "dev", "eth0", "parent", "1:4", "handle", "40:", "netem", "loss", fmt.Sprintf("%g%%", loss), "delay", delay.String(), jitter.String()},
 		}
 		for _, d := range dsts {
 			steps = append(steps, []string{"filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "prio", "1", "u32", "match", "ip", "dst", d + "/32", "flowid", "1:4"})
@@ -167,17 +181,56 @@ func impair(ctx context.Context, loss float64, delay, jitter string, peers map[n
 		}
 	}
 	if tcErr == nil {
-		return fmt.Sprintf("tc netem loss %g%% delay %s %s", loss, delay, jitter), nil
+		im.how = fmt.Sprintf("tc netem loss %g%% delay %s %s", loss, delay, jitter)
+		return im, nil
 	}
-	clearImpair(ctx, nodesOf(peers)...)
+	im.clearRules(ctx)
 	for n, dsts := range peers {
+		p, err := start(o.work, n, "", "nfqdelay-"+n.name, nil, o.self, "nfqdelay", "-queue", nfqNum, "-delay", delay.String(), "-jitter", jitter.String())
+		if err != nil {
+			im.clear(ctx)
+			return nil, err
+		}
+		im.delays = append(im.delays, p)
 		for _, d := range dsts {
-			if err := run(ctx, "ip", "netns", "exec", n.ns(), "iptables", "-A", "OUTPUT", "-d", d, "-m", "statistic", "--mode", "random", "--probability", fmt.Sprintf("%g", loss/100), "-j", "DROP"); err != nil {
-				return "", fmt.Errorf("tc netem failed (%v) and so did iptables: %w", tcErr, err)
+			drop := []string{"netns", "exec", n.ns(), "iptables", "-A", "OUTPUT", "-d", d, "-m", "statistic", "--mode", "random", "--probability", fmt.Sprintf("%g", loss/100), "-j", "DROP"}
+			// --queue-bypass: should the delayer die, packets pass
+			// undelayed instead of being dropped.
+			queue := []string{"netns", "exec", n.ns(), "iptables", "-A", "OUTPUT", "-d", d, "-j", "NFQUEUE", "--queue-num", nfqNum, "--queue-bypass"}
+			for _, rule := range [][]string{drop, queue} {
+				if err := run(ctx, "ip", rule...); err != nil {
+					im.clear(ctx)
+					return nil, fmt.Errorf("tc netem failed (%v) and so did iptables: %w", lastLines(tcErr.Error(), 1), err)
+				}
 			}
 		}
 	}
-	return fmt.Sprintf("iptables statistic drop %g%%, NO jitter (this kernel has no tc prio/netem: %s)", loss, lastLines(tcErr.Error(), 1)), nil
+	im.how = fmt.Sprintf("iptables statistic drop %g%% and NFQUEUE delay %s ±%s uniform per packet (drbench's nfqdelay; this kernel has no tc netem: %s)", loss, delay, jitter, lastLines(tcErr.Error(), 1))
+	return im, nil
+}
+
+// clear removes the impairment and says what the delayers did.
+func (im *impairment) clear(ctx context.Context) string {
+	im.clearRules(ctx)
+	var did []string
+	for _, p := range im.delays {
+		p.stop()
+		b, _ := os.ReadFile(filepath.Join(im.workDir, p.name+".log"))
+		last := lastLines(string(b), 1)
+		if !strings.Contains(last, "packets delayed") {
+			last = "no figures (" + last + ")"
+		}
+		did = append(did, p.name+": "+last)
+	}
+	im.delays = nil
+	return strings.Join(did, "; ")
+}
+
+func (im *impairment) clearRules(ctx context.Context) {
+	for _, n := range im.nodes {
+		_ = run(ctx, "ip", "netns", "exec", n.ns(), "tc", "qdisc", "del", "dev", "eth0", "root")
+		_ = run(ctx, "ip", "netns", "exec", n.ns(), "iptables", "-F", "OUTPUT")
+	}
 }
 
 func nodesOf(m map[node][]string) []node {
@@ -186,13 +239,6 @@ func nodesOf(m map[node][]string) []node {
 		out = append(out, n)
 	}
 	return out
-}
-
-func clearImpair(ctx context.Context, nodes ...node) {
-	for _, n := range nodes {
-		_ = run(ctx, "ip", "netns", "exec", n.ns(), "tc", "qdisc", "del", "dev", "eth0", "root")
-		_ = run(ctx, "ip", "netns", "exec", n.ns(), "iptables", "-F", "OUTPUT")
-	}
 }
 
 // proc is a daemon started inside a namespace, logging to a file.
