@@ -58,6 +58,42 @@ func testdb(t *testing.T, args ...string) {
 	}
 }
 
+// replicateOneWrite commits a row on the MySQL primary and waits for the
+// replica to apply it. A pair fresh from testdb.sh has no transaction yet,
+// and its GTID position is then empty: the position answers these tests
+// check need one.
+func replicateOneWrite(t *testing.T) {
+	t.Helper()
+	primary, err := sql.Open("mysql", env(t, "DRWATCH_TEST_MYSQL_PRIMARY_DSN"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer primary.Close()
+	replica, err := sql.Open("mysql", env(t, "DRWATCH_TEST_MYSQL_REPLICA_DSN"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replica.Close()
+	for _, q := range []string{
+		"CREATE DATABASE IF NOT EXISTS dbmonitor_test",
+		"CREATE TABLE IF NOT EXISTS dbmonitor_test.writes (id INT AUTO_INCREMENT PRIMARY KEY, at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))",
+		"INSERT INTO dbmonitor_test.writes () VALUES ()",
+	} {
+		if _, err := primary.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	var want string
+	if err := primary.QueryRow("SELECT @@gtid_binlog_pos").Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	bustest.WaitFor(t, 20*time.Second, "the replica to apply "+want, func() bool {
+		var ok sql.NullInt64
+		err := replica.QueryRow("SELECT MASTER_GTID_WAIT(?, 0.5)", want).Scan(&ok)
+		return err == nil && ok.Valid && ok.Int64 == 0
+	})
+}
+
 // log collects the events dbmonitor publishes, in order.
 type log struct {
 	mu   sync.Mutex
@@ -139,6 +175,7 @@ func TestRunAnswersCommandsAndReportsOverTheBus(t *testing.T) {
 	cfg.PgSQL.BinDir = env(t, "DRWATCH_TEST_PGSQL_BINDIR")
 	cfg.PgSQL.TLS.CA = ca
 	t.Cleanup(func() { testdb(t, "heal", "mysql") })
+	replicateOneWrite(t)
 
 	site := bustest.RunJetStream(t)
 	orch := site.Bus(t, "orchestrator", "")
@@ -288,6 +325,7 @@ func TestCommandsSurviveARestartAndExpire(t *testing.T) {
 	// Should an assertion fail after a wrongly executed promote, the pair
 	// is put back for the next test.
 	t.Cleanup(func() { testdb(t, "heal", "mysql") })
+	replicateOneWrite(t)
 
 	site := bustest.RunJetStream(t)
 	orch := site.Bus(t, "orchestrator", "")
