@@ -72,6 +72,9 @@ type Queue struct {
 	fd  int
 	num uint16
 	seq uint32
+	// backlog holds the ids of packets that arrived while Open was still
+	// configuring the queue; Run delays them first.
+	backlog []uint32
 
 	wmu sync.Mutex // one writer at a time on fd
 }
@@ -132,7 +135,9 @@ func (q *Queue) Close() error {
 }
 
 // Run gives every queued packet its verdict after delay() has passed,
-// until ctx ends; then it accepts what is still waiting and returns.
+// until ctx ends; then it stops the queue taking packets (they pass
+// undelayed from then on), accepts what is still waiting and returns. A
+// Queue runs once.
 func (q *Queue) Run(ctx context.Context, delay func() time.Duration) (Stats, error) {
 	var (
 		mu      sync.Mutex
@@ -169,6 +174,18 @@ func (q *Queue) Run(ctx context.Context, delay func() time.Duration) (Stats, err
 		st.Max = max(st.Max, d)
 	}
 
+	schedule := func(id uint32) {
+		d := max(delay(), 0)
+		mu.Lock()
+		st.Packets++
+		pending[id] = time.AfterFunc(d, func() { release(id, d) })
+		mu.Unlock()
+	}
+	for _, id := range q.backlog {
+		schedule(id)
+	}
+	q.backlog = nil
+
 	buf := make([]byte, 1<<16)
 	var runErr error
 	for ctx.Err() == nil {
@@ -199,11 +216,7 @@ func (q *Queue) Run(ctx context.Context, delay func() time.Duration) (Stats, err
 					runErr = fmt.Errorf("nfqueue %d: packet message without a packet header", q.num)
 					break
 				}
-				d := max(delay(), 0)
-				mu.Lock()
-				st.Packets++
-				pending[id] = time.AfterFunc(d, func() { release(id, d) })
-				mu.Unlock()
+				schedule(id)
 			case unix.NLMSG_ERROR:
 				if e := nlError(m.Data); e != nil {
 					mu.Lock()
@@ -217,8 +230,17 @@ func (q *Queue) Run(ctx context.Context, delay func() time.Duration) (Stats, err
 		}
 	}
 
+	// Stop queueing before letting go: a full queue fails open (accepts in
+	// the kernel), and one of length 0 is always full. The kernel's answer
+	// comes after every packet it queued before, so config has read them
+	// all into the backlog by the time it returns.
+	if err := q.config(attr(attrCfgMaxLen, binary.BigEndian.AppendUint32(nil, 0))); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("nfqueue %d: stop queueing: %w", q.num, err))
+	}
 	mu.Lock()
-	var flush []uint32
+	flush := q.backlog
+	st.Packets += len(q.backlog)
+	q.backlog = nil
 	for id, t := range pending {
 		t.Stop()
 		flush = append(flush, id)
@@ -272,7 +294,13 @@ func (q *Queue) config(attrs []byte) error {
 			return err
 		}
 		for _, m := range msgs {
-			if m.Header.Type == unix.NLMSG_ERROR && m.Header.Seq == q.seq {
+			switch {
+			case m.Header.Type == msgPacket:
+				// Queued once the bind took: Run must not forget it.
+				if id, ok := packetID(m.Data); ok {
+					q.backlog = append(q.backlog, id)
+				}
+			case m.Header.Type == unix.NLMSG_ERROR && m.Header.Seq == q.seq:
 				return nlError(m.Data)
 			}
 		}

@@ -63,17 +63,7 @@ func TestDelaysRealPackets(t *testing.T) {
 		}
 		t.Skip("needs root: a network namespace and an iptables NFQUEUE rule")
 	}
-	ns := fmt.Sprintf("nfqd-%d", os.Getpid())
-	sh := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v: %s", args, err, out)
-		}
-	}
-	sh("ip", "netns", "add", ns)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	sh("ip", "-n", ns, "link", "set", "lo", "up")
-	sh("ip", "netns", "exec", ns, "iptables", "-A", "OUTPUT", "-p", "udp", "--dport", "9999", "-j", "NFQUEUE", "--queue-num", "7")
+	ns := namespaceWithQueue(t, "udp", "9999", "7")
 
 	var q *Queue
 	var rx, tx *net.UDPConn
@@ -167,6 +157,111 @@ func TestDelaysRealPackets(t *testing.T) {
 		t.Error("datagrams arrived in the order sent: independent delays reorder them")
 	}
 	t.Logf("%s; delays p10 %s p50 %s p90 %s", r.st, delays[n/10], delays[n/2], delays[n*9/10])
+}
+
+// namespaceWithQueue makes a network namespace whose loopback sends the
+// proto packets to port through NFQUEUE queue, with --queue-bypass, so
+// they pass while nobody has bound the queue.
+func namespaceWithQueue(t *testing.T, proto, port, queue string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("needs root (a network namespace and iptables), and CI runs as root")
+		}
+		t.Skip("needs root: a network namespace and an iptables NFQUEUE rule")
+	}
+	ns := fmt.Sprintf("nfqd-%d-%s", os.Getpid(), t.Name())
+	sh := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", args, err, out)
+		}
+	}
+	sh("ip", "netns", "add", ns)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	sh("ip", "-n", ns, "link", "set", "lo", "up")
+	sh("ip", "netns", "exec", ns, "iptables", "-A", "OUTPUT", "-p", proto, "--dport", port, "-j", "NFQUEUE", "--queue-num", queue, "--queue-bypass")
+	return ns
+}
+
+// TestBindUnderTrafficLosesNothing binds the queue while datagrams flow
+// and stops it while they still flow: every datagram arrives. Those
+// waiting when Run stops are accepted, not dropped with the queue, and
+// those sent after pass undelayed (any queued while Open configures the
+// queue are given their verdict too; the log line says how many there
+// were).
+func TestBindUnderTrafficLosesNothing(t *testing.T) {
+	ns := namespaceWithQueue(t, "udp", "9998", "8")
+	var rx, tx *net.UDPConn
+	inNamespace(t, ns, func() error {
+		var err error
+		if rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9998}); err != nil {
+			return err
+		}
+		tx, err = net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr))
+		return err
+	})
+	defer rx.Close()
+	defer tx.Close()
+	_ = rx.SetReadBuffer(4 << 20)
+
+	stopSend := make(chan struct{})
+	sentc := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { sentc <- n }()
+		for {
+			select {
+			case <-stopSend:
+				return
+			default:
+			}
+			if _, err := tx.Write([]byte{byte(n)}); err != nil {
+				return
+			}
+			n++
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	received := make(chan int, 1)
+	go func() {
+		n := 0
+		buf := make([]byte, 8)
+		for {
+			_ = rx.SetReadDeadline(time.Now().Add(time.Second))
+			if _, err := rx.Read(buf); err != nil {
+				received <- n
+				return
+			}
+			n++
+		}
+	}()
+
+	time.Sleep(50 * time.Millisecond)
+	var q *Queue
+	inNamespace(t, ns, func() error {
+		var err error
+		q, err = Open(8)
+		return err
+	})
+	backlog := len(q.backlog)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	st, err := q.Run(ctx, Uniform(100*time.Millisecond, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+	close(stopSend)
+	sent := <-sentc
+	got := <-received
+	if got != sent {
+		t.Errorf("sent %d datagrams, received %d (%s; %d queued during Open)", sent, got, st, backlog)
+	}
+	if st.Packets == 0 || st.Flushed == 0 || st.Packets != st.Released+st.Flushed {
+		t.Errorf("stats %+v: want packets both released and flushed at stop, and every one of them given a verdict", st)
+	}
+	t.Logf("sent %d, received %d; %s; %d queued during Open", sent, got, st, backlog)
 }
 
 // inNamespace runs f on a thread inside the named network namespace; the
