@@ -11,6 +11,9 @@ type NotificationSent struct {
 	Recovery   bool     `json:"recovery"`
 	// Cause is the event that triggered the mail.
 	Cause ID `json:"cause" validate:"required,max=64"`
+	// Refused lists the recipients the SMTP server refused for good, each
+	// as "address: reply"; the mail went to the others.
+	Refused []string `json:"refused,omitempty" validate:"omitempty,max=64,dive,max=600"`
 }
 
 // EventType implements Event.

@@ -316,3 +316,46 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusedRecipientDoesNotSilenceTheOthers: a server that refuses one
+// configured address for good still gets the mail for the rest, once, and
+// the log names the refused one.
+func TestRefusedRecipientDoesNotSilenceTheOthers(t *testing.T) {
+	site := bustest.RunJetStream(t)
+	srv := smtptest.Start(t, smtptest.Options{Username: "drwatch", Password: "s3cret", Refuse: map[string]int{"dba@example.com": 550}})
+	clk := &clock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	dbm := site.Bus(t, "dbmonitor", "")
+	js := dbm.JetStream()
+	start(t, site, clk, options(srv))
+
+	publish(t, dbm, events.ReplicationBroken{Database: events.PgSQL, Scope: "cross", Server: "db-b", Check: "receiver", Error: "no WAL receiver", Attempts: 1})
+	msgs := srv.WaitMessages(t, 1, 10*time.Second)
+	if diff := cmp.Diff([]string{"ops@example.com"}, msgs[0].To); diff != "" {
+		t.Errorf("delivered to (-want +got):\n%s", diff)
+	}
+	bustest.WaitFor(t, 5*time.Second, "NotificationSent", func() bool { return count(t, js, "NotificationSent") == 1 })
+	s, err := js.Stream(context.Background(), bus.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := s.GetLastMsgForSubject(context.Background(), events.TypeFilter("NotificationSent"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := events.Unmarshal(raw.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, err := events.DecodeInto[events.NotificationSent](env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"dba@example.com: 550 5.1.1 <dba@example.com>: recipient refused"}, sent.Refused); diff != "" {
+		t.Errorf("NotificationSent.Refused (-want +got):\n%s", diff)
+	}
+	// Handled: not retried, so no second mail.
+	time.Sleep(500 * time.Millisecond)
+	if n := len(srv.Messages()); n != 1 {
+		t.Errorf("%d mails, want 1", n)
+	}
+}

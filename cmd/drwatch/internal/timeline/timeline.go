@@ -238,6 +238,9 @@ func Describe(ev events.Event) (string, bool) {
 	case events.ConfigUpdated:
 		return fmt.Sprintf("config %s updated by %s; changed: %s", e.Path, e.By, orDash(strings.Join(e.Changed, ","))), false
 	case events.NotificationSent:
+		if len(e.Refused) > 0 {
+			return fmt.Sprintf("mailed %s: %s (the SMTP server refused %s)", strings.Join(e.Recipients, ","), e.Subject, strings.Join(e.Refused, "; ")), true
+		}
 		return fmt.Sprintf("mailed %s: %s", strings.Join(e.Recipients, ","), e.Subject), false
 	case events.NotificationSuppressed:
 		return fmt.Sprintf("mail %s suppressed: %s", e.Kind, e.Reason), false

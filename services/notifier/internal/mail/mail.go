@@ -13,6 +13,7 @@ import (
 	"mime/quotedprintable"
 	"net"
 	"net/smtp"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -119,10 +120,30 @@ func New(cfg Config) (*SMTP, error) {
 	return &SMTP{cfg: cfg}, nil
 }
 
+// Receipt says what the server did with an accepted message.
+type Receipt struct {
+	// Refused lists the recipients the server refused for good (a 5xx
+	// reply to RCPT TO), each as "address: reply". The message went to
+	// the others: one mistyped address must not silence every mail.
+	Refused []string
+}
+
+// ErrAllRefused is Send's error when the server refused every recipient.
+var ErrAllRefused = errors.New("every recipient refused")
+
 // Send hands m to the server. It returns once the server accepted the
 // DATA (then the mail is the server's) or with an error (then it was not
 // accepted, or the answer was lost — the residual window for a duplicate).
-func (s *SMTP) Send(ctx context.Context, m Message) error {
+// A recipient refused with a 5xx reply is left out and named in the
+// Receipt; a 4xx reply or a lost connection fails the whole message, to be
+// sent again.
+func (s *SMTP) Send(ctx context.Context, m Message) (Receipt, error) {
+	var rc Receipt
+	err := s.send(ctx, m, &rc)
+	return rc, err
+}
+
+func (s *SMTP) send(ctx context.Context, m Message, rc *Receipt) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	addr := net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.Port))
@@ -172,9 +193,18 @@ func (s *SMTP) Send(ctx context.Context, m Message) error {
 		return fmt.Errorf("smtp %s: MAIL FROM %s: %w", addr, m.From, err)
 	}
 	for _, to := range m.To {
-		if err := c.Rcpt(to); err != nil {
+		err := c.Rcpt(to)
+		var reply *textproto.Error
+		if errors.As(err, &reply) && reply.Code >= 500 && reply.Code < 600 {
+			rc.Refused = append(rc.Refused, fmt.Sprintf("%s: %d %s", to, reply.Code, reply.Msg))
+			continue
+		}
+		if err != nil {
 			return fmt.Errorf("smtp %s: RCPT TO %s: %w", addr, to, err)
 		}
+	}
+	if len(rc.Refused) == len(m.To) {
+		return fmt.Errorf("smtp %s: %w: %s", addr, ErrAllRefused, strings.Join(rc.Refused, "; "))
 	}
 	w, err := c.Data()
 	if err != nil {

@@ -33,6 +33,9 @@ func TestSend(t *testing.T) {
 		pass    string
 		wantTLS bool
 		wantErr string
+		// delivered to, when not both recipients; refused by the server
+		wantTo      []string
+		wantRefused []string
 	}{
 		{name: "starttls with auth", opts: smtptest.Options{Username: "u", Password: "p"}, sec: STARTTLS, user: "u", pass: "p", wantTLS: true},
 		{name: "implicit tls with auth", opts: smtptest.Options{ImplicitTLS: true, Username: "u", Password: "p"}, sec: TLS, user: "u", pass: "p", wantTLS: true},
@@ -40,6 +43,12 @@ func TestSend(t *testing.T) {
 		{name: "starttls not offered", opts: smtptest.Options{NoSTARTTLS: true}, sec: STARTTLS, wantErr: "does not offer STARTTLS"},
 		{name: "wrong password", opts: smtptest.Options{Username: "u", Password: "p"}, sec: STARTTLS, user: "u", pass: "bad", wantErr: "AUTH PLAIN as u"},
 		{name: "auth required", opts: smtptest.Options{Username: "u", Password: "p"}, sec: STARTTLS, wantErr: "MAIL FROM"},
+		{name: "one recipient refused for good: the other gets it", opts: smtptest.Options{Refuse: map[string]int{"dba@example.com": 550}}, sec: STARTTLS, wantTLS: true,
+			wantTo: []string{"ops@example.com"}, wantRefused: []string{"dba@example.com: 550 5.1.1 <dba@example.com>: recipient refused"}},
+		{name: "a recipient refused for now: the whole mail is tried again", opts: smtptest.Options{Refuse: map[string]int{"dba@example.com": 450}}, sec: STARTTLS,
+			wantErr: `RCPT TO dba@example.com: 450 "4.1.1`},
+		{name: "every recipient refused", opts: smtptest.Options{Refuse: map[string]int{"dba@example.com": 550, "ops@example.com": 553}}, sec: None,
+			wantErr: "every recipient refused: ops@example.com: 553 5.1.1 <ops@example.com>: recipient refused; dba@example.com: 550"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,7 +57,7 @@ func TestSend(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = s.Send(context.Background(), msg())
+			rc, err := s.Send(context.Background(), msg())
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want it to say %q", err, tt.wantErr)
@@ -66,8 +75,15 @@ func TestSend(t *testing.T) {
 				t.Fatalf("%d messages, want 1", len(got))
 			}
 			m := got[0]
-			if diff := cmp.Diff([]string{"ops@example.com", "dba@example.com"}, m.To); diff != "" {
+			wantTo := tt.wantTo
+			if wantTo == nil {
+				wantTo = []string{"ops@example.com", "dba@example.com"}
+			}
+			if diff := cmp.Diff(wantTo, m.To); diff != "" {
 				t.Errorf("recipients (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantRefused, rc.Refused); diff != "" {
+				t.Errorf("refused (-want +got):\n%s", diff)
 			}
 			if m.TLS != tt.wantTLS || m.User != tt.user {
 				t.Errorf("tls=%v user=%q, want %v %q", m.TLS, m.User, tt.wantTLS, tt.user)
@@ -96,11 +112,11 @@ func TestSendServerDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Send(context.Background(), msg()); err == nil || !strings.Contains(err.Error(), "connect") {
+	if _, err := s.Send(context.Background(), msg()); err == nil || !strings.Contains(err.Error(), "connect") {
 		t.Fatalf("err = %v, want a connect error", err)
 	}
 	srv.Restart()
-	if err := s.Send(context.Background(), msg()); err != nil {
+	if _, err := s.Send(context.Background(), msg()); err != nil {
 		t.Fatalf("after restart: %v", err)
 	}
 	if n := len(srv.Messages()); n != 1 {

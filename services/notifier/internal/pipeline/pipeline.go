@@ -26,7 +26,7 @@ var ErrInFlight = errors.New("another mail of this error is in flight")
 
 // Sender hands a message to the SMTP server.
 type Sender interface {
-	Send(ctx context.Context, m mail.Message) error
+	Send(ctx context.Context, m mail.Message) (mail.Receipt, error)
 }
 
 // Recorder stores the notifier's own events in the site's log.
@@ -90,7 +90,7 @@ func (n *Notifier) notify(ctx context.Context, a rules.Alert) error {
 		case dedupe.Suppress:
 			return n.recordSuppressed(ctx, a, d)
 		case dedupe.AlreadySent:
-			return n.recordSent(ctx, a, subject)
+			return n.recordSent(ctx, a, subject, nil)
 		case dedupe.Ignore:
 			n.log.Debug("no mail", "key", key, "reason", d.Reason)
 			return nil
@@ -110,11 +110,15 @@ func (n *Notifier) notify(ctx context.Context, a rules.Alert) error {
 		log.Info("mailing", "reason", d.Reason, "subject", subject)
 		msg := mail.Message{From: n.cfg.From, To: n.cfg.To, Subject: subject, Body: body, MessageID: da.MessageID, Date: now,
 			Headers: [][2]string{{"X-Drwatch-Key", key}, {"X-Drwatch-Event", string(a.Env.ID)}, {"X-Drwatch-Site", string(a.Site)}}}
-		if err := n.send.Send(ctx, msg); err != nil {
+		rc, err := n.send.Send(ctx, msg)
+		if err != nil {
 			return fmt.Errorf("mail %s: %w", key, err)
 		}
+		if len(rc.Refused) > 0 {
+			log.Warn("the SMTP server refused some recipients; mailed the others", "refused", rc.Refused)
+		}
 		n.markDone(ctx, log, key, d.Done, claimRev)
-		return n.recordSent(ctx, a, subject)
+		return n.recordSent(ctx, a, subject, rc.Refused)
 	}
 }
 
@@ -153,8 +157,11 @@ func (n *Notifier) markDone(ctx context.Context, log *slog.Logger, key string, d
 	}
 }
 
-func (n *Notifier) recordSent(ctx context.Context, a rules.Alert, subject string) error {
+func (n *Notifier) recordSent(ctx context.Context, a rules.Alert, subject string, refused []string) error {
 	ev := events.NotificationSent{Key: clip(a.DedupeKey(), 512), Kind: a.Kind, Recipients: n.cfg.To, Subject: clip(subject, 512), Recovery: a.Recovery, Cause: a.Env.ID}
+	for _, r := range refused[:min(len(refused), 64)] {
+		ev.Refused = append(ev.Refused, clip(r, 600))
+	}
 	return n.record(ctx, "sent", a, ev)
 }
 

@@ -17,6 +17,7 @@ import (
 	"io"
 	"math/big"
 	"mime/quotedprintable"
+	"fmt"
 	"net"
 	"net/mail"
 	"net/textproto"
@@ -36,6 +37,9 @@ type Options struct {
 	// Username and Password, when set, are required (AUTH PLAIN) before
 	// MAIL.
 	Username, Password string
+	// Refuse answers RCPT TO for these addresses with the given reply
+	// code (550: a permanent refusal, 450: try later).
+	Refuse map[string]int
 }
 
 // Message is one delivered message.
@@ -303,7 +307,12 @@ func (ss *session) command(verb, arg string) bool {
 			ss.reply(503, "5.5.1 MAIL first")
 			return true
 		}
-		ss.to = append(ss.to, addr(arg, "TO:"))
+		to := addr(arg, "TO:")
+		if code := o.Refuse[to]; code != 0 {
+			ss.reply(code, fmt.Sprintf("%d.1.1 <%s>: recipient refused", code/100, to))
+			return true
+		}
+		ss.to = append(ss.to, to)
 		ss.reply(250, "2.1.5 ok")
 	case "DATA":
 		if len(ss.to) == 0 {
