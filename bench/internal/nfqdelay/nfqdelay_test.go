@@ -66,7 +66,6 @@ func TestDelaysRealPackets(t *testing.T) {
 	ns := namespaceWithQueue(t, "udp", "9999", "7")
 
 	var q *Queue
-	var rx, tx *net.UDPConn
 	inNamespace(t, ns, func() error {
 		var err error
 		if q, err = Open(7); err != nil {
@@ -78,15 +77,10 @@ func TestDelaysRealPackets(t *testing.T) {
 		} else {
 			t.Logf("second Open: %v", err)
 		}
-		if rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9999}); err != nil {
-			return err
-		}
-		tx, err = net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr))
-		return err
+		return nil
 	})
 	defer q.Close()
-	defer rx.Close()
-	defer tx.Close()
+	rx, tx := udpPair(t, ns, 9999)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	type result struct {
@@ -192,17 +186,7 @@ func namespaceWithQueue(t *testing.T, proto, port, queue string) string {
 // were).
 func TestBindUnderTrafficLosesNothing(t *testing.T) {
 	ns := namespaceWithQueue(t, "udp", "9998", "8")
-	var rx, tx *net.UDPConn
-	inNamespace(t, ns, func() error {
-		var err error
-		if rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9998}); err != nil {
-			return err
-		}
-		tx, err = net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr))
-		return err
-	})
-	defer rx.Close()
-	defer tx.Close()
+	rx, tx := udpPair(t, ns, 9998)
 	_ = rx.SetReadBuffer(4 << 20)
 
 	stopSend := make(chan struct{})
@@ -262,6 +246,22 @@ func TestBindUnderTrafficLosesNothing(t *testing.T) {
 		t.Errorf("stats %+v: want packets both released and flushed at stop, and every one of them given a verdict", st)
 	}
 	t.Logf("sent %d, received %d; %s; %d queued during Open", sent, got, st, backlog)
+}
+
+// udpPair opens, inside ns, a UDP socket on 127.0.0.1:port and one sending
+// to it; both close when the test ends.
+func udpPair(t *testing.T, ns string, port int) (rx, tx *net.UDPConn) {
+	t.Helper()
+	inNamespace(t, ns, func() error {
+		var err error
+		if rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}); err != nil {
+			return err
+		}
+		tx, err = net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr))
+		return err
+	})
+	t.Cleanup(func() { rx.Close(); tx.Close() })
+	return rx, tx
 }
 
 // inNamespace runs f on a thread inside the named network namespace; the
