@@ -57,7 +57,7 @@ type Stats struct {
 	Packets  int           // packets queued to it
 	Released int           // packets accepted after their delay
 	Flushed  int           // packets accepted at once as it stopped
-	Overruns int           // times the socket buffer overflowed (packets the kernel then accepted: fail-open)
+	Overruns int           // times the socket buffer overflowed: fail-open, the kernel accepted undelayed what it could not hand over
 	Mean     time.Duration // mean delay given
 	Min, Max time.Duration
 }
@@ -168,7 +168,7 @@ func (q *Queue) Run(ctx context.Context, delay func() time.Duration) (Stats, err
 		}
 		st.Released++
 		total += d
-		if st.Min == 0 || d < st.Min {
+		if st.Released == 1 || d < st.Min {
 			st.Min = d
 		}
 		st.Max = max(st.Max, d)
@@ -247,14 +247,16 @@ func (q *Queue) Run(ctx context.Context, delay func() time.Duration) (Stats, err
 		delete(pending, id)
 	}
 	mu.Unlock()
+	flushed := 0
 	for _, id := range flush {
 		if err := q.verdict(id); err == nil {
-			st.Flushed++
+			flushed++
 		}
 	}
 	writing.Wait()
 	mu.Lock()
 	defer mu.Unlock()
+	st.Flushed = flushed
 	if st.Released > 0 {
 		st.Mean = total / time.Duration(st.Released)
 	}
