@@ -48,6 +48,9 @@ func main() {
 type options struct {
 	runs      int
 	netemFor  time.Duration
+	loss      float64       // percent, on the inter-site link
+	delay     time.Duration // mean, each way
+	jitter    time.Duration // each packet waits delay±jitter
 	tools     string
 	out       string
 	repo      string
@@ -64,7 +67,10 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	var o options
 	quick := fs.Bool("quick", false, "3 failovers per tool, 1 min of netem, short micro benchmarks")
 	fs.IntVar(&o.runs, "runs", 20, "failovers per tool (kill of the active); 0 runs only the netem window (with -merge, the other figures are kept)")
-	fs.DurationVar(&o.netemFor, "netem", 10*time.Minute, "how long the inter-site link suffers 1% loss and 50 ms jitter")
+	fs.DurationVar(&o.netemFor, "netem", 10*time.Minute, "how long the inter-site link suffers -loss and -delay ± -jitter")
+	fs.Float64Var(&o.loss, "loss", 1, "packet loss on the inter-site link during -netem, in percent")
+	fs.DurationVar(&o.delay, "delay", 50*time.Millisecond, "mean delay on the inter-site link during -netem, each way")
+	fs.DurationVar(&o.jitter, "jitter", 50*time.Millisecond, "each packet on the inter-site link waits -delay ± -jitter (uniform)")
 	fs.StringVar(&o.tools, "tools", "keepalived,patroni,drwatch,booth", "tools to measure")
 	fs.StringVar(&o.out, "out", "", "results directory (default: <repo>/bench/results)")
 	fs.StringVar(&o.repo, "repo", "", "repository root (default: found from the working directory)")
@@ -84,6 +90,9 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 			o.netemFor = time.Minute
 		}
 		o.benchTime = "500x"
+	}
+	if o.loss < 0 || o.loss > 100 || o.delay < 0 || o.jitter < 0 || o.jitter > o.delay {
+		return fmt.Errorf("-loss %g, -delay %s, -jitter %s: want a loss of 0-100 %% and 0 <= jitter <= delay", o.loss, o.delay, o.jitter)
 	}
 	if os.Geteuid() != 0 {
 		return errors.New("needs root (network namespaces, tc, keepalived): run it with sudo")
@@ -124,7 +133,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	rep.Setf("all", "kill of the active", "SIGKILL of every process in the site's namespace and its bridge port set down (silent: no RST, no ICMP)")
 	rep.Setf("all", "client write load", "one write every 10 ms through the VIP, each bounded by 250 ms (connect included); an ack counts as committed")
 	rep.Setf("all", "rows lost (RPO)", "%s", rowsLostDefinition)
-	rep.Setf("all", "impairment asked for on the inter-site link", "loss 1%%, delay 50ms ±50ms (what was applied is in the metric 4 notes), on each site's egress to the other site and its VIPs, for %s", o.netemFor)
+	rep.Setf("all", "impairment asked for on the inter-site link", "loss %g%%, delay %s ±%s (what was applied is in the metric 4 notes), on each site's egress to the other site and its VIPs, for %s", o.loss, o.delay, o.jitter, o.netemFor)
 
 	if err := installPeers(ctx, stdout); err != nil {
 		return err
@@ -548,7 +557,7 @@ func measureTool(ctx context.Context, o options, t tool, rep *report.Report, std
 	standby := site(peerOf(active.name))
 	fmt.Fprintf(stdout, "  netem for %s (active %s)\n", o.netemFor, active.name)
 	vip := t.vip()
-	im, err := impair(ctx, o, 1, 50*time.Millisecond, 50*time.Millisecond, map[node][]string{
+	im, err := impair(ctx, o, o.loss, o.delay, o.jitter, map[node][]string{
 		siteA: {siteB.addr, vip}, siteB: {siteA.addr, vip},
 	})
 	if err != nil {
