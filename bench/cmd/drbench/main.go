@@ -425,6 +425,7 @@ func measureTool(ctx context.Context, o options, t tool, rep *report.Report, std
 	if err := t.setup(ctx); err != nil {
 		return fmt.Errorf("setup: %w", err)
 	}
+	started := time.Now()
 	if err := t.startSite(ctx, siteA, true); err != nil {
 		return err
 	}
@@ -553,6 +554,16 @@ func measureTool(ctx context.Context, o options, t tool, rep *report.Report, std
 	// False failovers under loss and jitter on the inter-site link.
 	if err := waitFlow(o.runLimit); err != nil {
 		return err
+	}
+	if o.runs == 0 {
+		// No kills settled the pair: wait, as after a kill, for the
+		// standby to be ready and past its first timers, so the window
+		// does not count a start-up takeover.
+		deadline := time.Now().Add(o.runLimit)
+		for !t.ready(ctx, active, started) && time.Now().Before(deadline) && ctx.Err() == nil {
+			_ = sleepCtx(ctx, 100*time.Millisecond)
+		}
+		_ = sleepCtx(ctx, 5*time.Second)
 	}
 	standby := site(peerOf(active.name))
 	fmt.Fprintf(stdout, "  netem for %s (active %s)\n", o.netemFor, active.name)
