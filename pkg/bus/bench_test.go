@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/drwatch/drwatch/pkg/bus"
 	"github.com/drwatch/drwatch/pkg/bus/bustest"
 	"github.com/drwatch/drwatch/pkg/events"

@@ -59,7 +59,11 @@ func (v *fakeVIP) Names() (string, string) { return "10.0.0.10/24", "eth0" }
 
 func (v *fakeVIP) holds() bool { v.mu.Lock(); defer v.mu.Unlock(); return v.held }
 
-func (v *fakeVIP) opsSeen() []string { v.mu.Lock(); defer v.mu.Unlock(); return append([]string(nil), v.ops...) }
+func (v *fakeVIP) opsSeen() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]string(nil), v.ops...)
+}
 
 // markerHook writes a hook script appending "$1 $2" to log.
 func markerHook(t testing.TB, dir, name, log, extra string) string {

@@ -25,8 +25,8 @@ const (
 	// before a takeover the peer cannot be asked about.
 	StepClaimArbiters = "claim-arbiters"
 	StepVeto          = "veto"
-	StepPreS2M    = "pre-s2m"
-	StepFencePeer = "fence-peer"
+	StepPreS2M        = "pre-s2m"
+	StepFencePeer     = "fence-peer"
 	// StepCheckPosition asks each database for a fresh position right
 	// before promoting and aborts when a replica is too far behind.
 	StepCheckPosition = "check-position"

@@ -355,11 +355,11 @@ func TestRunResumes(t *testing.T) {
 func TestFailurePolicy(t *testing.T) {
 	boom := errors.New("boom")
 	tests := []struct {
-		name  string
-		to    events.Role
+		name   string
+		to     events.Role
 		break_ func(t *testing.T, w *world, x *Executor, o ops)
-		ops   []string
-		log   []string
+		ops    []string
+		log    []string
 	}{
 		{name: "veto exits non-zero: aborted before anything moved", to: active,
 			break_: func(t *testing.T, w *world, x *Executor, o ops) {

@@ -33,10 +33,10 @@ type Status struct {
 	// Acked is the highest sequence number acknowledged; every number
 	// from 1 to Acked was acknowledged (the writer retries a number until
 	// it is).
-	Acked      int64     `json:"acked"`
-	LastAckAt  time.Time `json:"lastAckAt"`
-	Failures   int64     `json:"failures"`
-	LastError  string    `json:"lastError,omitempty"`
+	Acked     int64     `json:"acked"`
+	LastAckAt time.Time `json:"lastAckAt"`
+	Failures  int64     `json:"failures"`
+	LastError string    `json:"lastError,omitempty"`
 	// LongestGap is the longest time between two acknowledgements: the
 	// client's outage.
 	LongestGap time.Duration `json:"longestGap"`
