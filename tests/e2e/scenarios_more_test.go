@@ -308,8 +308,8 @@ func scenarios5And6(t *testing.T, tm Timers) {
 		// on a that never reached b (the client got no answer and wrote
 		// the row again on b): a's GTID history diverged, dbmonitor says
 		// so (ReplicationDiverged, a mail naming the resync) and the
-		// operator resyncs. The drwatch CLI has no resync command yet,
-		// so the test publishes the DatabaseCommand the mail names.
+		// operator resyncs: the test publishes the DatabaseCommand that
+		// `drwatch db resync --database mysql`, named in the mail, sends.
 		time.Sleep(5 * time.Second)
 		if evs, _ := p.ReadLog(t, "a"); FirstEvent(evs, "a", "ReplicationDiverged", on).IsZero() == false {
 			t.Logf("site a's MariaDB diverged from b (a transaction cut off by the power cut); resyncing from b")
