@@ -26,6 +26,12 @@ if [ -x scripts/testdb.sh ]; then
 fi
 
 pkgs=$(go list -f '{{.Dir}}/...' -m)
+echo "== gofmt"
+unformatted=$(gofmt -l $(go list -f '{{.Dir}}' -m) | sort -u)
+if [ -n "$unformatted" ]; then
+  printf 'not gofmt-formatted (run gofmt -w on them):\n%s\n' "$unformatted" >&2
+  exit 1
+fi
 echo "== go vet"
 go vet $pkgs
 echo "== go test"
