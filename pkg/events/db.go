@@ -110,8 +110,15 @@ type DatabaseCommandDone struct {
 	// (MariaDB has no byte offset that means the same on both servers).
 	// Always 0 for PostgreSQL. Only filled by the position command and only
 	// when the primary was readable.
-	LagTransactions int64  `json:"lagTransactions,omitempty" validate:"gte=0"`
-	FailoverID      string `json:"failoverId,omitempty" validate:"max=64"`
+	LagTransactions int64 `json:"lagTransactions,omitempty" validate:"gte=0"`
+	// FollowsNone, on a position answer, says the server replicates from
+	// no primary: a PostgreSQL server out of recovery, a MariaDB/MySQL
+	// server with no replica connection. On a standby site that is a
+	// former primary never made a replica again: it lacks what the active
+	// site wrote since, and the orchestrator does not promote it unless
+	// the failover is forced.
+	FollowsNone bool   `json:"followsNone,omitempty"`
+	FailoverID  string `json:"failoverId,omitempty" validate:"max=64"`
 }
 
 // EventType implements Event.

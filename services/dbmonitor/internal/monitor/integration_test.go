@@ -253,6 +253,10 @@ func TestMySQLPromoteAndRepointBothWays(t *testing.T) {
 	if err != nil || rpos.LagTransactions != 0 || rpos.LagBytes != 0 || rpos.Position != pos.Position {
 		t.Fatalf("replica position %+v (err %v), primary %s: want in sync", rpos, err, pos.Position)
 	}
+	// A takeover must not promote a server that follows no primary.
+	if !pos.FollowsNone || rpos.FollowsNone {
+		t.Fatalf("followsNone: primary %v, replica %v; want true, false", pos.FollowsNone, rpos.FollowsNone)
+	}
 	// a -> b: fence the old primary, promote the replica, repoint the old one.
 	if _, err := pt.Command(ctx, events.DatabaseCommand{Command: "demote"}); err != nil {
 		t.Fatal(err)
@@ -266,6 +270,15 @@ func TestMySQLPromoteAndRepointBothWays(t *testing.T) {
 	}
 	mustExec(t, r.DB(), "INSERT INTO "+db+".t VALUES (2, 'on b')")
 	waitRow(t, p.DB(), "SELECT COUNT(*) FROM "+db+".t", 2)
+	for _, c := range []struct {
+		name string
+		m    *MySQL
+		want bool
+	}{{"promoted b", rt, true}, {"re-pointed a", pt, false}} {
+		if done, err := c.m.Command(ctx, events.DatabaseCommand{Command: "position"}); err != nil || done.FollowsNone != c.want {
+			t.Fatalf("%s: position %+v (%v), want followsNone %v", c.name, done, err, c.want)
+		}
+	}
 	// b -> a.
 	if _, err := rt.Command(ctx, events.DatabaseCommand{Command: "demote"}); err != nil {
 		t.Fatal(err)
@@ -464,6 +477,9 @@ func TestPgSQLPromoteAndDivergence(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		done, err := target.Command(ctx, events.DatabaseCommand{Command: "position"})
+		if err == nil && done.FollowsNone {
+			t.Fatalf("a streaming standby answers followsNone: %+v", done)
+		}
 		if err == nil && done.LagBytes == 0 {
 			break
 		}
@@ -481,6 +497,13 @@ func TestPgSQLPromoteAndDivergence(t *testing.T) {
 	var n int
 	if err := s.Pool().QueryRow(ctx, "SELECT count(*) FROM pgt_promote").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("promoted standby has %d rows (%v), want the committed 1", n, err)
+	}
+	if done, err := target.Command(ctx, events.DatabaseCommand{Command: "position"}); err != nil || !done.FollowsNone {
+		t.Fatalf("promoted server's position %+v (%v): want followsNone", done, err)
+	}
+	// Promoting again (a resumed saga, a forced takeover) is not an error.
+	if _, err := target.Command(ctx, events.DatabaseCommand{Command: "promote"}); err != nil {
+		t.Fatalf("second promote: %v", err)
 	}
 	if _, err := s.Pool().Exec(ctx, "INSERT INTO pgt_promote VALUES (2)"); err != nil {
 		t.Fatal(err)

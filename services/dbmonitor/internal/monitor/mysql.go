@@ -147,7 +147,7 @@ func (m *MySQL) Command(ctx context.Context, cmd events.DatabaseCommand) (events
 			done.Position, err = m.Local.Position(ctx)
 		}
 	case "position":
-		done.Position, done.LagTransactions, err = m.position(ctx)
+		done.Position, done.LagTransactions, done.FollowsNone, err = m.position(ctx)
 	case "resync":
 		done.Position, err = m.resync(ctx)
 	default:
@@ -163,33 +163,35 @@ func (m *MySQL) Command(ctx context.Context, cmd events.DatabaseCommand) (events
 // counts as unknown, as one that refuses does.
 const PositionPrimaryTimeout = time.Second
 
-// position reports the GTID position and, when the primary is readable,
-// how many transactions behind it this server is (MariaDB has no byte
-// offset that means the same on both servers: LagTransactions, not
-// LagBytes).
-func (m *MySQL) position(ctx context.Context) (string, int64, error) {
-	pos, err := m.Local.Position(ctx)
+// position reports the GTID position, whether the server follows no
+// primary (no replica connection: a primary, or a former one never
+// re-pointed) and, when the primary is readable, how many transactions
+// behind it this server is (MariaDB has no byte offset that means the same
+// on both servers: LagTransactions, not LagBytes).
+func (m *MySQL) position(ctx context.Context) (pos string, behind int64, followsNone bool, err error) {
+	pos, err = m.Local.Position(ctx)
 	if err != nil {
-		return "", 0, err
+		return "", 0, false, err
 	}
 	s, err := m.Local.Read(ctx)
 	if err != nil {
-		return pos, 0, err
+		return pos, 0, false, err
 	}
+	followsNone = len(s.Replicas) == 0
 	p := m.primary(s)
 	if p == nil {
-		return pos, 0, nil
+		return pos, 0, followsNone, nil
 	}
 	pctx, cancel := context.WithTimeout(ctx, PositionPrimaryTimeout)
 	ppos, err := p.Position(pctx)
 	cancel()
 	if err != nil {
-		return pos, 0, nil
+		return pos, 0, followsNone, nil
 	}
 	mine, err1 := mysqlrepl.ParseGTIDList(pos)
 	theirs, err2 := mysqlrepl.ParseGTIDList(ppos)
 	if err1 != nil || err2 != nil {
-		return pos, 0, nil
+		return pos, 0, followsNone, nil
 	}
-	return pos, mysqlrepl.Behind(mine, theirs), nil
+	return pos, mysqlrepl.Behind(mine, theirs), followsNone, nil
 }

@@ -444,7 +444,14 @@ func (p *PgSQL) Command(ctx context.Context, cmd events.DatabaseCommand) (events
 		done.Position, err = p.follow(ctx, cmd.PrimaryHost, cmd.PrimaryPort)
 	case "position":
 		done.Position, err = p.Local.Position(ctx)
+		var s pgrepl.Standby
 		if err == nil {
+			s, err = p.Local.Read(ctx)
+		}
+		if err == nil {
+			// Out of recovery: a primary, or a former one never made a
+			// standby again.
+			done.FollowsNone = !s.InRecovery
 			obs := p.observe(ctx, true, PositionPrimaryTimeout)
 			done.LagBytes = obs.LagBytes
 		}

@@ -166,14 +166,23 @@ func (c *Client) Reconnect(ctx context.Context, conninfo string, force bool) err
 	return nil
 }
 
-// Promote ends recovery and waits up to 60 s for it.
+// Promote ends recovery (waiting up to 60 s for it) and lifts the fence.
 func (c *Client) Promote(ctx context.Context) (string, error) {
-	var ok bool
-	if err := c.pool.QueryRow(ctx, "SELECT pg_promote(true, 60)").Scan(&ok); err != nil {
-		return "", fmt.Errorf("pg_promote on %s: %w", c.Addr(), err)
+	// A server out of recovery is promoted already (a saga resumed after
+	// its promote, or a forced takeover of a former primary): pg_promote
+	// would fail with "recovery is not in progress"; only unfence it.
+	var standby bool
+	if err := c.pool.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&standby); err != nil {
+		return "", fmt.Errorf("promote %s: %w", c.Addr(), err)
 	}
-	if !ok {
-		return "", fmt.Errorf("pg_promote on %s: not promoted within 60 s", c.Addr())
+	if standby {
+		var ok bool
+		if err := c.pool.QueryRow(ctx, "SELECT pg_promote(true, 60)").Scan(&ok); err != nil {
+			return "", fmt.Errorf("pg_promote on %s: %w", c.Addr(), err)
+		}
+		if !ok {
+			return "", fmt.Errorf("pg_promote on %s: not promoted within 60 s", c.Addr())
+		}
 	}
 	if _, err := c.pool.Exec(ctx, "ALTER SYSTEM RESET default_transaction_read_only"); err != nil {
 		return "", fmt.Errorf("unfence %s: %w", c.Addr(), err)

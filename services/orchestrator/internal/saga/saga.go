@@ -423,6 +423,12 @@ func JudgePosition(db events.Database, done events.DatabaseCommandDone, waitErr 
 		figure = fmt.Sprintf("%d transactions behind", done.LagTransactions)
 	}
 	line = fmt.Sprintf("%s: position %s, %s", db, done.Position, figure)
+	if done.FollowsNone {
+		// Its lag against a dead primary reads 0, yet it has none of what
+		// the active site wrote since it stopped following.
+		return line + ", follows no primary", fmt.Sprintf("%s replicates from no primary (a former primary never made a replica again?): "+
+			"it lacks what the active site wrote since; `drwatch db resync --database %s` makes it a replica", db, db)
+	}
 	if ok, o := lim.Check(db, l); !ok {
 		return line, o.String()
 	}

@@ -667,6 +667,12 @@ func TestCheckPosition(t *testing.T) {
 			aborted: "position of mysql failed: connect: connection refused; a forced failover promotes anyway"},
 		{name: "failed answer, forced", db: events.MySQL, answer: pos(false, 0, 0, "connect: connection refused"), force: true,
 			recorded: "forced: promoting despite position of mysql failed"},
+		{name: "pg follows no primary", db: events.PgSQL, answer: &events.DatabaseCommandDone{OK: true, Position: "0/3000060", FollowsNone: true},
+			aborted: "not promoting: pgsql replicates from no primary (a former primary never made a replica again?): it lacks what the active site wrote since; `drwatch db resync --database pgsql` makes it a replica; a forced failover promotes anyway"},
+		{name: "mysql follows no primary", db: events.MySQL, answer: &events.DatabaseCommandDone{OK: true, Position: "0-1-42", FollowsNone: true},
+			aborted: "mysql replicates from no primary"},
+		{name: "follows no primary, forced", db: events.MySQL, answer: &events.DatabaseCommandDone{OK: true, Position: "0-1-42", FollowsNone: true}, force: true,
+			recorded: "mysql: position 0-1-42, 0 transactions behind, follows no primary; forced: promoting despite mysql replicates from no primary"},
 		{name: "no answer", db: events.PgSQL, silent: true, aborted: "no fresh position of pgsql: position pgsql: no answer from dbmonitor within"},
 		{name: "no answer, forced", db: events.PgSQL, silent: true, force: true, recorded: "forced: promoting despite no fresh position of pgsql"},
 	}
