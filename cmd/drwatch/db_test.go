@@ -38,7 +38,7 @@ func TestDBCommands(t *testing.T) {
 			if err != nil {
 				return
 			}
-			done := events.DatabaseCommandDone{Command: cmd.Command, Database: cmd.Database, OK: true, Position: "0-1-42"}
+			done := events.DatabaseCommandDone{Command: cmd.Command, Database: cmd.Database, OK: true, Position: "0-1-42", LagTransactions: 3, FollowsNone: true}
 			if cmd.Command == "resync" {
 				done = events.DatabaseCommandDone{Command: cmd.Command, Database: cmd.Database, Error: "primary 10.0.0.9:3306 unreachable"}
 			}
@@ -46,7 +46,7 @@ func TestDBCommands(t *testing.T) {
 		})
 	}()
 	r = runCLI(t, cfg, "db", "position", "--database", "mysql", "--timeout", "20s")
-	if r.code != 0 || !strings.Contains(r.stdout, "position 0-1-42") {
+	if r.code != 0 || !strings.Contains(r.stdout, "position 0-1-42, 3 transactions behind the primary, follows no primary") {
 		t.Errorf("position: %v", r)
 	}
 	r = runCLI(t, cfg, "db", "resync", "--database", "mysql", "--primary-host", "10.0.0.9", "--primary-port", "3306", "--timeout", "20s")

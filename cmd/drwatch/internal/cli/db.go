@@ -84,6 +84,16 @@ func dbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if done.Position != "" {
 			fmt.Fprintf(stdout, ": position %s", done.Position)
 		}
+		if command == "position" {
+			if done.Database == events.MySQL {
+				fmt.Fprintf(stdout, ", %d transactions behind the primary", done.LagTransactions)
+			} else {
+				fmt.Fprintf(stdout, ", %d bytes behind the primary", done.LagBytes)
+			}
+			if done.FollowsNone {
+				fmt.Fprint(stdout, ", follows no primary (a takeover will not promote it unless forced)")
+			}
+		}
 		fmt.Fprintln(stdout)
 		return nil
 	case err := <-followErr:
