@@ -349,6 +349,60 @@ func scenarios5And6(t *testing.T, tm Timers) {
 			t.Logf("site a's log: %s", Types(logs["a"]))
 		}
 	})
+	if t.Failed() {
+		return
+	}
+
+	// Site a's PostgreSQL is still the primary it was before the power
+	// cut (dbmonitor cannot rebuild it from its own container), so it
+	// holds none of b's PostgreSQL writes: promoting it would lose them.
+	t.Run("6b b fails: a's stale PostgreSQL holds the takeover back until forced", func(t *testing.T) {
+		offB := p.PowerOff(t, "b")
+		waitFor(t, tm.Limit(), "site a to find b unreachable", func() (bool, string) {
+			evs, _ := p.ReadLog(t, "a")
+			return !FirstEvent(evs, "a", "RemoteUnreachable", offB).IsZero(), Types(evs)
+		})
+		req := time.Now()
+		out, err := p.TryExec(p.Sites["a"].Drwatch, "/usr/local/bin/drwatch", "manualFailover", "-a",
+			"--reason", "e2e scenario 6b: site b is down", "--timeout", "25s", "-config", "/etc/drwatch/site.yaml")
+		abortedAt := time.Now()
+		t.Logf("site a: %s", strings.TrimSpace(out))
+		if err == nil || !strings.Contains(out, "pgsql replicates from no primary") {
+			t.Fatalf("manualFailover on a: %v, output %q; want it aborted at check-position: pgsql replicates from no primary", err, out)
+		}
+		logs := p.Logs(t)
+		if rc := RoleChanges("a", logs["a"]); rc[len(rc)-1].To != "standby" {
+			t.Errorf("site a's last role %+v after the aborted takeover, want standby", rc[len(rc)-1])
+		}
+		if got := p.VIPHolders(t); len(got) != 0 {
+			t.Errorf("VIP holders %v after the aborted takeover, want none", got)
+		}
+		waitFor(t, time.Minute, "a mail saying the failover was aborted", func() (bool, string) {
+			mails := p.Mails(t)
+			return len(mailsSince(mails, req, "aborted at step check-position")) > 0, subjects(mails)
+		})
+		// The operator knows b's PostgreSQL writes are gone with b and
+		// forces the takeover: a's MariaDB, which followed b, has all of
+		// b's rows, and the client writes again.
+		forced := time.Now()
+		out = p.CLI(t, "a", "manualFailover", "-a", "--force", "--reason", "e2e scenario 6b: b is lost, take over as is")
+		t.Logf("site a: %s", strings.TrimSpace(out))
+		aActive := waitRole(t, p, "a", "active", time.Minute)
+		waitFor(t, 10*time.Second, "the VIP on a", func() (bool, string) {
+			got := p.VIPHolders(t)
+			return slices.Equal(got, []string{"a"}), fmt.Sprint(got)
+		})
+		acked := w.Status().Acked
+		waitFor(t, time.Minute, "the client to write again through the VIP", func() (bool, string) {
+			st := w.Status()
+			return st.Acked > acked+20, fmt.Sprintf("%+v", st)
+		})
+		if ro := strings.TrimSpace(p.Exec(t, p.Sites["a"].Postgres, "psql", "-U", "postgres", "-tA", "-c", "SHOW default_transaction_read_only")); ro != "off" {
+			t.Errorf("site a's PostgreSQL default_transaction_read_only = %s once active, want off", ro)
+		}
+		logFigures(t, "6b", tm, "request → aborted at check-position %s, forced request → a active %s",
+			since(abortedAt, req), since(aActive, forced))
+	})
 }
 
 // Scenario 7: a planned switchover (manualFailover on the standby) under
