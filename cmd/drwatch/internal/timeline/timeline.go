@@ -221,7 +221,11 @@ func Describe(ev events.Event) (string, bool) {
 		if !e.OK {
 			return fmt.Sprintf("%s %s FAILED: %s", e.Database, e.Command, e.Error), true
 		}
-		return fmt.Sprintf("%s %s done at %s", e.Database, e.Command, orDash(e.Position)), false
+		line := fmt.Sprintf("%s %s done at %s", e.Database, e.Command, orDash(e.Position))
+		if e.FollowsNone {
+			line += ", follows no primary"
+		}
+		return line, false
 	case events.FileSyncCompleted:
 		return fmt.Sprintf("file sync copied %d files (%d bytes) over %s", e.Files, e.Bytes, e.Transport), false
 	case events.FileSyncFailed:

@@ -76,3 +76,21 @@ func TestTimelineOfARecordedFailover(t *testing.T) {
 		}
 	}
 }
+
+func TestDescribeDatabaseAnswers(t *testing.T) {
+	tests := []struct {
+		ev        events.DatabaseCommandDone
+		want      string
+		important bool
+	}{
+		{events.DatabaseCommandDone{Command: "promote", Database: events.PgSQL, OK: true, Position: "0/3000060"}, "pgsql promote done at 0/3000060", false},
+		{events.DatabaseCommandDone{Command: "position", Database: events.MySQL, OK: true, Position: "0-1-42", FollowsNone: true}, "mysql position done at 0-1-42, follows no primary", false},
+		{events.DatabaseCommandDone{Command: "repoint", Database: events.PgSQL, Error: "needs pgsql.dataDir"}, "pgsql repoint FAILED: needs pgsql.dataDir", true},
+	}
+	for _, tt := range tests {
+		got, important := Describe(tt.ev)
+		if got != tt.want || important != tt.important {
+			t.Errorf("Describe(%+v) = %q, %v; want %q, %v", tt.ev, got, important, tt.want, tt.important)
+		}
+	}
+}
