@@ -118,9 +118,9 @@ func Table() []Rule {
 				return one(Alert{Key: fmt.Sprintf("%s@%d", ev.To, ev.Epoch), Summary: fmt.Sprintf("site %s is now %s (was %s)", env.Site, ev.To, ev.From),
 					Facts: []Fact{{"From", string(ev.From)}, {"To", string(ev.To)}, {"Epoch", fmt.Sprint(ev.Epoch)}, {"Reason", ev.Reason}, {"Failover", ev.FailoverID}}})
 			}),
-		rule([]string{"FailoverAborted"}, false, "always: a failover stopped before its goal",
+		rule([]string{"FailoverAborted"}, false, "always: a failover stopped before its goal (keyed by step: a takeover retried on every verdict that aborts at the same step mails once per interval)",
 			func(env *events.Envelope, ev events.FailoverAborted) []Alert {
-				return one(Alert{Key: ev.FailoverID, Summary: fmt.Sprintf("failover %s aborted at step %s", ev.FailoverID, orNone(ev.Step)),
+				return one(Alert{Key: ev.Step, Summary: fmt.Sprintf("failover %s aborted at step %s", ev.FailoverID, orNone(ev.Step)),
 					Facts: []Fact{{"Failover", ev.FailoverID}, {"Step", ev.Step}, {"Reason", ev.Reason}},
 					Todo:  "the roles are as they were before the failover's failed step; check the step's error and retry with manualFailover"})
 			}),

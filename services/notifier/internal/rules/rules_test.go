@@ -49,7 +49,7 @@ func TestAlerts(t *testing.T) {
 		{"unreachable", events.RemoteUnreachable{Peer: "a", Line: "vip", Since: now, DownForSeconds: 150, Failed: []events.ProbeResult{{Target: "10.0.0.1", Kind: "icmp", Attempts: 5}}}, []got{{"RemoteUnreachable", "a vip", false}}, "peer site a unreachable on line vip for 2m30s"},
 		{"reachable", events.RemoteReachable{Peer: "a", Line: "vip", Target: "10.0.0.1"}, []got{{"RemoteUnreachable", "a vip", true}}, "reachable again"},
 		{"monitor", events.MonitorTripped{Monitor: "jboss", Kind: "service", Failures: 5}, []got{{"MonitorTripped", "jboss", false}}, "monitor jboss"},
-		{"aborted", events.FailoverAborted{FailoverID: "f1", Reason: "veto"}, []got{{"FailoverAborted", "f1", false}}, "failover f1 aborted"},
+		{"aborted", events.FailoverAborted{FailoverID: "f1", Step: "veto", Reason: "veto hook exit 1"}, []got{{"FailoverAborted", "veto", false}}, "failover f1 aborted at step veto"},
 		{"not mailed", events.PeerVIPMovedLocally{Peer: "a", Line: "vip", VIP: "v", AnsweringNodes: []string{"n"}}, nil, ""},
 	}
 	table := Table()
