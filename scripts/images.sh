@@ -7,7 +7,8 @@
 #   base      Debian bookworm (debootstrap) with MariaDB, PostgreSQL 15,
 #             OpenSSH, iproute2, iptables: the userland of the images below
 #   mariadb   base + an entrypoint that makes a GTID primary or replica
-#   postgres  base + an entrypoint that makes a primary or streaming standby
+#   postgres  base + an entrypoint that makes a primary or streaming standby,
+#             and dbmonitor from the drwatch image (built first) beside it
 #   arbiter   base + sshd with client keepalives (see deployments/README.md)
 #   node      base idling: owns a site's network namespace (and the VIP)
 #
@@ -127,7 +128,7 @@ ensure_base() {
 wanted() { [ ${#only[@]} = 0 ] || [[ " ${only[*]} " == *" $1 "* ]]; }
 
 main() {
-	local t0 base name img
+	local t0 base name img args
 	t0=$(date +%s)
 	work=$(mktemp -d /tmp/drwatch-images.XXXXXX)
 	trap 'rm -rf "$work"' EXIT
@@ -152,7 +153,12 @@ main() {
 		mariadb) img=$IMG_MARIADB ;; postgres) img=$IMG_POSTGRES ;;
 		arbiter) img=$IMG_ARBITER ;; node) img=$IMG_NODE ;;
 		esac
-		timed "$name" docker_build "$img" "deployments/images/$name" --build-arg "BASE=$base"
+		args=(--build-arg "BASE=$base")
+		if [ "$name" = postgres ]; then
+			have_image "$IMG_DRWATCH" || die "the postgres image takes dbmonitor from $IMG_DRWATCH: build it first (images.sh drwatch postgres)"
+			args+=(--build-arg "DRWATCH=$IMG_DRWATCH")
+		fi
+		timed "$name" docker_build "$img" "deployments/images/$name" "${args[@]}"
 	done
 	log "images ready in $(($(date +%s) - t0))s"
 }

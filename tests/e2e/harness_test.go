@@ -448,11 +448,17 @@ func (p *Pair) startSiteInfra(t *testing.T, name, sec string) {
 		Image: image("mariadb"),
 		Env:   map[string]string{"DB_ROLE": myRole, "DB_SERVER_ID": sid, "DB_PRIMARY_HOST": peer.wan},
 	}, nil, nil, nil, id)
-	s.Postgres = p.run(t, "postgres-"+name, testcontainers.ContainerRequest{
-		Image: image("postgres"),
-		Env:   map[string]string{"DB_ROLE": pgRole, "DB_PRIMARY_HOST": peer.wan},
-	}, nil, nil, nil, id)
 	p.Sites[name] = s
+	// drwatch's dbmonitor runs beside PostgreSQL (it rewinds a former
+	// primary in place: deployments/images/postgres), on the site's config.
+	pgEnv := map[string]string{"DB_ROLE": pgRole, "DB_PRIMARY_HOST": peer.wan}
+	var pgBinds []string
+	if p.opts.Drwatch {
+		cfg := p.writeConfig(t, name)
+		pgEnv["DRWATCH_CONFIG"] = "/etc/drwatch/site.yaml"
+		pgBinds = []string{cfg + ":/etc/drwatch/site.yaml:ro", sec + ":/secrets:ro"}
+	}
+	s.Postgres = p.run(t, "postgres-"+name, testcontainers.ContainerRequest{Image: image("postgres"), Env: pgEnv}, nil, pgBinds, nil, id)
 }
 
 // waitDatabases waits until MariaDB and PostgreSQL replicate a → b.
@@ -509,6 +515,9 @@ pgsql:
   dsn: postgres://drwatch:drwatch@127.0.0.1:5432/postgres?sslmode=disable
   replicationUser: replication
   replicationPassword: repl
+  dataDir: /var/lib/postgresql/data
+  binDir: /usr/lib/postgresql/15/bin
+  osUser: postgres
 watchdog:
   heartbeat:
     probe: tcp
@@ -531,8 +540,10 @@ http:
   listen: 0.0.0.0:8480
 `))
 
-// StartDrwatch starts (or restarts after a kill) a site's drwatch.
-func (p *Pair) StartDrwatch(t *testing.T, name string) {
+// writeConfig writes (or rewrites, with the interface found after a power
+// on) site name's YAML and returns its path; the drwatch and PostgreSQL
+// containers mount it.
+func (p *Pair) writeConfig(t *testing.T, name string) string {
 	t.Helper()
 	s := p.Sites[name]
 	role := "standby"
@@ -552,11 +563,20 @@ func (p *Pair) StartDrwatch(t *testing.T, name string) {
 	if err := os.WriteFile(cfg, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+// StartDrwatch starts (or restarts after a kill) a site's drwatch: every
+// service but dbmonitor, which runs in the PostgreSQL container.
+func (p *Pair) StartDrwatch(t *testing.T, name string) {
+	t.Helper()
+	s := p.Sites[name]
+	cfg := p.writeConfig(t, name)
 	store := filepath.Join(p.dir, "store-"+name)
 	os.MkdirAll(store, 0o755)
 	s.Drwatch = p.run(t, "drwatch-"+name, testcontainers.ContainerRequest{
 		Image: image("drwatch"),
-		Cmd:   []string{"run", "-config", "/etc/drwatch/site.yaml"},
+		Cmd:   []string{"run", "-config", "/etc/drwatch/site.yaml", "-services", "heartbeat,arbiter,filesync,notifier,orchestrator"},
 	}, nil, []string{cfg + ":/etc/drwatch/site.yaml:ro", filepath.Join(p.dir, "secrets") + ":/secrets:ro", store + ":/var/lib/drwatch"},
 		[]string{"NET_ADMIN", "NET_RAW"}, s.Node.GetContainerID())
 	waitFor(t, time.Minute, "site "+name+" drwatch healthy", func() (bool, string) {

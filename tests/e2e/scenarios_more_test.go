@@ -337,14 +337,37 @@ func scenarios5And6(t *testing.T, tm Timers) {
 		if ro := p.MariaDB(t, "a", "SELECT @@global.read_only"); ro != "1" {
 			t.Errorf("site a's MariaDB read_only = %s as a standby, want 1", ro)
 		}
+		// a's PostgreSQL, a primary when the power went, is rewound into
+		// a standby of b by dbmonitor (beside it in its container) and
+		// streams what b writes.
+		waitFor(t, 2*time.Minute, "site a's PostgreSQL streaming from b", func() (bool, string) {
+			out, _ := p.TryExec(p.Sites["a"].Postgres, "psql", "-U", "postgres", "-tA", "-c", "SELECT status || ' ' || sender_host FROM pg_stat_wal_receiver")
+			return strings.TrimSpace(out) == "streaming "+sitesAddrs["b"].wan, out
+		})
+		p.Exec(t, p.Sites["b"].Postgres, "psql", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-c", "CREATE TABLE e2e_s6 (note text); INSERT INTO e2e_s6 VALUES ('written on b')")
+		waitFor(t, 30*time.Second, "b's PostgreSQL row on a", func() (bool, string) {
+			out, _ := p.TryExec(p.Sites["a"].Postgres, "psql", "-U", "postgres", "-tA", "-c", "SELECT note FROM e2e_s6")
+			return strings.TrimSpace(out) == "written on b", out
+		})
+		// When dbmonitor answered the orchestrator's repoint of PostgreSQL.
+		var pgRewound time.Time
+		evsA, _ := p.ReadLog(t, "a")
+		for _, ev := range evsA {
+			pl := string(ev.Payload)
+			if ev.Site == "a" && ev.Type == "DatabaseCommandDone" && ev.Time.After(on) && strings.Contains(pl, `"command":"repoint"`) &&
+				strings.Contains(pl, `"database":"pgsql"`) && strings.Contains(pl, `"ok":true`) {
+				pgRewound = ev.Time
+				break
+			}
+		}
 		onA := 0
 		for _, s := range samples {
 			if slices.Contains(s.Holders, "a") {
 				onA++
 			}
 		}
-		logFigures(t, "6", tm, "power on → a standby %s, the VIP on a in %d of %d samples, nothing moved in %s after",
-			since(aStandby, on), onA, len(samples), tm.Quiet())
+		logFigures(t, "6", tm, "power on → a standby %s, the VIP on a in %d of %d samples, nothing moved in %s after; a's PostgreSQL rewound into b's standby %s after power on",
+			since(aStandby, on), onA, len(samples), tm.Quiet(), since(pgRewound, on))
 		if t.Failed() {
 			t.Logf("site a's log: %s", Types(logs["a"]))
 		}
@@ -353,39 +376,17 @@ func scenarios5And6(t *testing.T, tm Timers) {
 		return
 	}
 
-	// Site a's PostgreSQL is still the primary it was before the power
-	// cut (dbmonitor cannot rebuild it from its own container), so it
-	// holds none of b's PostgreSQL writes: promoting it would lose them.
-	t.Run("6b b fails: a's stale PostgreSQL holds the takeover back until forced", func(t *testing.T) {
+	// The round trip: b fails in turn, and a — both its databases
+	// following b since 6 — takes over again (on the operator's word:
+	// automatic failover is still off from 5) with what b wrote.
+	t.Run("6b b fails: a takes over again with both databases", func(t *testing.T) {
 		offB := p.PowerOff(t, "b")
 		waitFor(t, tm.Limit(), "site a to find b unreachable", func() (bool, string) {
 			evs, _ := p.ReadLog(t, "a")
 			return !FirstEvent(evs, "a", "RemoteUnreachable", offB).IsZero(), Types(evs)
 		})
 		req := time.Now()
-		out, err := p.TryExec(p.Sites["a"].Drwatch, "/usr/local/bin/drwatch", "manualFailover", "-a",
-			"--reason", "e2e scenario 6b: site b is down", "--timeout", "25s", "-config", "/etc/drwatch/site.yaml")
-		abortedAt := time.Now()
-		t.Logf("site a: %s", strings.TrimSpace(out))
-		if err == nil || !strings.Contains(out, "pgsql replicates from no primary") {
-			t.Fatalf("manualFailover on a: %v, output %q; want it aborted at check-position: pgsql replicates from no primary", err, out)
-		}
-		logs := p.Logs(t)
-		if rc := RoleChanges("a", logs["a"]); rc[len(rc)-1].To != "standby" {
-			t.Errorf("site a's last role %+v after the aborted takeover, want standby", rc[len(rc)-1])
-		}
-		if got := p.VIPHolders(t); len(got) != 0 {
-			t.Errorf("VIP holders %v after the aborted takeover, want none", got)
-		}
-		waitFor(t, time.Minute, "a mail saying the failover was aborted", func() (bool, string) {
-			mails := p.Mails(t)
-			return len(mailsSince(mails, req, "aborted at step check-position")) > 0, subjects(mails)
-		})
-		// The operator knows b's PostgreSQL writes are gone with b and
-		// forces the takeover: a's MariaDB, which followed b, has all of
-		// b's rows, and the client writes again.
-		forced := time.Now()
-		out = p.CLI(t, "a", "manualFailover", "-a", "--force", "--reason", "e2e scenario 6b: b is lost, take over as is")
+		out := p.CLI(t, "a", "manualFailover", "-a", "--reason", "e2e scenario 6b: site b is down")
 		t.Logf("site a: %s", strings.TrimSpace(out))
 		aActive := waitRole(t, p, "a", "active", time.Minute)
 		waitFor(t, 10*time.Second, "the VIP on a", func() (bool, string) {
@@ -397,11 +398,19 @@ func scenarios5And6(t *testing.T, tm Timers) {
 			st := w.Status()
 			return st.Acked > acked+20, fmt.Sprintf("%+v", st)
 		})
-		if ro := strings.TrimSpace(p.Exec(t, p.Sites["a"].Postgres, "psql", "-U", "postgres", "-tA", "-c", "SHOW default_transaction_read_only")); ro != "off" {
-			t.Errorf("site a's PostgreSQL default_transaction_read_only = %s once active, want off", ro)
+		if n := p.MariaDB(t, "a", "SELECT count(*) FROM app.writes WHERE writer='s56' AND seq <= "+fmt.Sprint(acked)); n != fmt.Sprint(acked) {
+			t.Errorf("site a's MariaDB has %s of the %d rows acknowledged before it took over again", n, acked)
 		}
-		logFigures(t, "6b", tm, "request → aborted at check-position %s, forced request → a active %s",
-			since(abortedAt, req), since(aActive, forced))
+		pg := func(q string) string {
+			return strings.TrimSpace(p.Exec(t, p.Sites["a"].Postgres, "psql", "-U", "postgres", "-tA", "-c", q))
+		}
+		if got := pg("SELECT pg_is_in_recovery()::text || ' ' || current_setting('default_transaction_read_only')"); got != "false off" {
+			t.Errorf("site a's PostgreSQL in recovery / read-only: %q once active, want \"false off\"", got)
+		}
+		if got := pg("SELECT note FROM e2e_s6"); got != "written on b" {
+			t.Errorf("site a's PostgreSQL lacks b's row: %q", got)
+		}
+		logFigures(t, "6b", tm, "request → a active %s", since(aActive, req))
 	})
 }
 

@@ -6,6 +6,13 @@
 #            streams from it
 # Later starts only start the server: promotion and re-pointing are
 # drwatch's business (dbmonitor).
+#
+# With DRWATCH_CONFIG (a site.yaml) the server runs under pg_ctl and this
+# script keeps drwatch's dbmonitor running beside it (restarted a second
+# after it exits, e.g. while the site's NATS is not up yet): dbmonitor stops
+# and starts the server itself to return a former primary to standby
+# (pg_rewind), which must not end the container. DRWATCH_NATS is its NATS
+# (nats://127.0.0.1:4222: drwatch's embedded server in the same namespace).
 # Environment: DB_ROLE, DB_PRIMARY_HOST, DB_PRIMARY_PORT (5432),
 # DB_ADMIN_USER/DB_ADMIN_PASSWORD (drwatch/drwatch), DB_REPL_USER/
 # DB_REPL_PASSWORD (replication/repl), DB_APP_USER/DB_APP_PASSWORD (app/app).
@@ -33,6 +40,7 @@ wal_level = replica
 max_wal_senders = 10
 max_replication_slots = 10
 wal_keep_size = 256MB
+wal_log_hints = on
 hot_standby = on
 hot_standby_feedback = on
 wal_receiver_status_interval = 1s
@@ -61,4 +69,23 @@ SQL
 		# standby's own admin password is the primary's, copied with it.
 	fi
 fi
-exec setpriv --reuid=postgres --regid=postgres --init-groups "$bin/postgres" -D "$PGDATA"
+if [ -z "${DRWATCH_CONFIG:-}" ]; then
+	exec setpriv --reuid=postgres --regid=postgres --init-groups "$bin/postgres" -D "$PGDATA"
+fi
+log=$PGDATA.pg_ctl.log # where dbmonitor's pg_ctl start writes too
+as_pg "$bin/pg_ctl" -D "$PGDATA" -l "$log" -w -t 120 start
+child=
+stop() {
+	[ -z "$child" ] || kill -TERM "$child" 2>/dev/null || true
+	as_pg "$bin/pg_ctl" -D "$PGDATA" -m fast -w stop || true
+	exit 0
+}
+trap stop TERM INT
+while :; do
+	/usr/local/bin/dbmonitor -config "$DRWATCH_CONFIG" -nats "${DRWATCH_NATS:-nats://127.0.0.1:4222}" &
+	child=$!
+	wait "$child" || echo "drwatch-postgres: dbmonitor exited ($?); restarting in 1 s" >&2
+	child=
+	sleep 1 &
+	wait $! || true
+done
