@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -97,7 +98,8 @@ func (s *ConsumerSpec) config() jetstream.ConsumerConfig {
 // message is decoded and validated; undecodable or invalid ones are parked
 // in the poison stream and terminated so they never block the next. A handler error is
 // retried with back-off; after MaxDeliver tries the message is parked too.
-// A handler panic counts as an error.
+// A handler panic counts as an error. After ctx ends it returns once the
+// handler in flight, if any, has returned and its message is acked.
 func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec) error {
 	if err := spec.applyDefaults(); err != nil {
 		return err
@@ -107,7 +109,26 @@ func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec) error {
 		return fmt.Errorf("consumer %s: %w", spec.Durable, err)
 	}
 	log := b.log.With("consumer", spec.Durable)
+	// Returning waits for the handler in flight (and its ack): a caller
+	// that stops the consumer and then shuts down must not lose its work,
+	// its ack or its span. nats.go's Closed usually means that already; a
+	// CI run saw a handler's span end after Consume had returned, so it is
+	// enforced here: a message arriving once Consume is returning is left
+	// unhandled and unacked (redelivered on the next start).
+	var (
+		mu       sync.Mutex
+		stopping bool
+		inflight sync.WaitGroup
+	)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
+		mu.Lock()
+		if stopping {
+			mu.Unlock()
+			return
+		}
+		inflight.Add(1)
+		mu.Unlock()
+		defer inflight.Done()
 		b.handle(ctx, &spec, m)
 	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if ctx.Err() == nil {
@@ -125,6 +146,10 @@ func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec) error {
 	}
 	cc.Stop()
 	<-cc.Closed()
+	mu.Lock()
+	stopping = true
+	mu.Unlock()
+	inflight.Wait()
 	return nil
 }
 

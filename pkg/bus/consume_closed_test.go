@@ -52,3 +52,55 @@ func TestConsumeReturnsWhenItsConsumerIsDeleted(t *testing.T) {
 		t.Fatal("Consume still blocked 30s after its consumer was deleted")
 	}
 }
+
+// TestConsumeWaitsForTheHandlerInFlight: once its context ends, Consume
+// returns only after the handler it started has returned and its message
+// is acked, so a service that stops and shuts down loses neither (the
+// next start does not handle the event again).
+func TestConsumeWaitsForTheHandlerInFlight(t *testing.T) {
+	ctx := ctxT(t)
+	site := bustest.RunJetStream(t)
+	b := site.Bus(t, "test", "b")
+	cctx, stop := context.WithCancel(ctx)
+	inHandler := make(chan struct{})
+	finished := make(chan struct{})
+	handled := 0
+	spec := bus.ConsumerSpec{Durable: "inflight", Handler: func(hctx context.Context, _ *events.Envelope) error {
+		handled++
+		if handled > 1 {
+			return nil
+		}
+		close(inHandler)
+		<-hctx.Done()
+		time.Sleep(300 * time.Millisecond) // work that outlives the stop
+		close(finished)
+		return nil
+	}}
+	done := make(chan error, 1)
+	go func() { done <- b.Consume(cctx, spec) }()
+	if _, err := b.Publish(ctx, events.ConfigChecked{OK: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	<-inHandler
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-finished:
+	default:
+		t.Fatal("Consume returned while its handler was still running")
+	}
+	// Acked before Consume returned: a new run gets nothing to redo.
+	info, err := b.JetStream().Consumer(ctx, bus.EventsStream, "inflight")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := info.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ci.NumAckPending != 0 || ci.NumPending != 0 {
+		t.Errorf("after Consume returned: %d acks pending, %d messages pending; want none", ci.NumAckPending, ci.NumPending)
+	}
+}
