@@ -651,3 +651,37 @@ func TestPgSQLPositionDoesNotWaitForASilentPrimary(t *testing.T) {
 	}
 	t.Logf("position with a silent primary answered in %s", took.Round(time.Millisecond))
 }
+
+// TestPgSQLFenceReachesEveryNewSession: pg_reload_conf only signals the
+// postmaster, so a session that connects right after a fence could start
+// writable. The fence waits for a new session to be read-only and ends
+// the others; every session opened after it, each on a fresh connection,
+// must refuse a write.
+func TestPgSQLFenceReachesEveryNewSession(t *testing.T) {
+	p, _ := pgPair(t)
+	ctx := context.Background()
+	t.Cleanup(func() { testdb(t, "heal", "pgsql") })
+	if _, err := p.Pool().Exec(ctx, "CREATE TABLE IF NOT EXISTS pgt_fence (id int)"); err != nil {
+		t.Fatal(err)
+	}
+	pt := &PgSQL{Local: p}
+	if _, err := pt.Command(ctx, events.DatabaseCommand{Command: "demote"}); err != nil {
+		t.Fatal(err)
+	}
+	dsn := env(t, "DRWATCH_TEST_PGSQL_PRIMARY_DSN")
+	for i := range 20 {
+		c, err := pgrepl.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Pool().Exec(ctx, "INSERT INTO pgt_fence VALUES ($1)", i)
+		c.Close()
+		if err == nil || !strings.Contains(err.Error(), "read-only") {
+			t.Fatalf("write %d on a new session after the fence: %v, want a read-only error", i, err)
+		}
+	}
+	// Promoting a fenced primary lifts the fence.
+	if _, err := pt.Command(ctx, events.DatabaseCommand{Command: "promote"}); err != nil {
+		t.Fatal(err)
+	}
+}

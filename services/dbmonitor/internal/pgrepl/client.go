@@ -204,12 +204,50 @@ func (c *Client) Fence(ctx context.Context) error {
 	if _, err := c.pool.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
 		return fmt.Errorf("fence %s: %w", c.Addr(), err)
 	}
+	// pg_reload_conf only signals the postmaster: a session it forks
+	// before re-reading the file starts writable. Wait until a new one
+	// is read-only, then end every other session, those included.
+	if err := c.waitNewSessionsReadOnly(ctx, fenceReloadTimeout); err != nil {
+		return err
+	}
 	_, err := c.pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
   WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`)
 	if err != nil {
 		return fmt.Errorf("end sessions on %s: %w", c.Addr(), err)
 	}
 	return nil
+}
+
+// fenceReloadTimeout bounds the wait for a fence's reload to reach new
+// sessions.
+const fenceReloadTimeout = 5 * time.Second
+
+// waitNewSessionsReadOnly opens fresh sessions until one starts with
+// default_transaction_read_only on.
+func (c *Client) waitNewSessionsReadOnly(ctx context.Context, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	var last error
+	for {
+		conn, err := pgx.ConnectConfig(ctx, c.cfg.ConnConfig.Copy())
+		if err == nil {
+			var v string
+			err = conn.QueryRow(ctx, "SHOW default_transaction_read_only").Scan(&v)
+			_ = conn.Close(ctx)
+			if err == nil && v == "on" {
+				return nil
+			}
+			if err == nil {
+				err = fmt.Errorf("a new session has default_transaction_read_only %s", v)
+			}
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("fence %s: new sessions not read-only within %s after the reload: %w", c.Addr(), limit, last)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // Position is the current LSN (primary) or the replayed LSN (standby).
