@@ -290,7 +290,11 @@ func (b *Bus) Replay(ctx context.Context, from uint64, filters []string, fn func
 	if last == 0 || from > last {
 		return last, nil
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters}
+	// Every fetch of an ordered consumer first re-creates its server-side
+	// consumer, retrying forever by default: with the server gone (a site
+	// stopping under the replay) FetchNoWait would never return, and
+	// neither would the service. A few tries, then an error.
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters, MaxResetAttempts: replayResetAttempts}
 	if from > 0 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = from
@@ -340,6 +344,10 @@ func (b *Bus) Replay(ctx context.Context, from uint64, filters []string, fn func
 		}
 	}
 }
+
+// replayResetAttempts bounds the re-creations of Replay's consumer (1 s,
+// 2 s, 4 s apart).
+const replayResetAttempts = 3
 
 func eventAttrs(env *events.Envelope) []attribute.KeyValue {
 	return []attribute.KeyValue{

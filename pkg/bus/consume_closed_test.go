@@ -104,3 +104,42 @@ func TestConsumeWaitsForTheHandlerInFlight(t *testing.T) {
 		t.Errorf("after Consume returned: %d acks pending, %d messages pending; want none", ci.NumAckPending, ci.NumPending)
 	}
 }
+
+// TestReplayReturnsWhenTheServerGoesAway: a replay longer than one fetch
+// whose server stops under it (a site shutting down) must return an
+// error, not wait for the server forever. The fuzzer once hung there (the
+// orchestrator's replay sat in the ordered consumer's re-creation retries
+// for 8 minutes and the site could not stop); this test does not hit that
+// exact path — it returns with or without the bound on those retries —
+// but holds Replay to the promise.
+func TestReplayReturnsWhenTheServerGoesAway(t *testing.T) {
+	ctx := ctxT(t)
+	site := bustest.RunJetStream(t)
+	b := site.Bus(t, "test", "b")
+	for range 300 { // more than one fetch of 256
+		if _, err := b.Publish(ctx, events.ConfigChecked{OK: true}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		stopped := false
+		_, err := b.Replay(ctx, 0, nil, func(uint64, *events.Envelope) error {
+			if !stopped {
+				stopped = true
+				site.Server.Shutdown(ctx)
+			}
+			return nil
+		})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Replay returned nil with its server gone mid-way")
+		}
+		t.Logf("Replay: %v", err)
+	case <-time.After(45 * time.Second):
+		t.Fatal("Replay still blocked 45 s after its server stopped")
+	}
+}
