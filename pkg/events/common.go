@@ -1,5 +1,7 @@
 package events
 
+import "fmt"
+
 // Role is a site's disaster-recovery role.
 type Role string
 
@@ -23,3 +25,14 @@ const (
 	MySQL Database = "mysql"
 	PgSQL Database = "pgsql"
 )
+
+// Behind says how far a replica of db is behind its primary, in db's own
+// unit (DatabaseCommandDone.LagBytes and LagTransactions are not
+// comparable): "N transactions behind" for MySQL, "N bytes behind" (of
+// WAL) for PostgreSQL.
+func (db Database) Behind(lagBytes, lagTransactions int64) string {
+	if db == MySQL {
+		return fmt.Sprintf("%d transactions behind", lagTransactions)
+	}
+	return fmt.Sprintf("%d bytes behind", lagBytes)
+}

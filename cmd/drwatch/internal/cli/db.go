@@ -85,11 +85,7 @@ func dbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, ": position %s", done.Position)
 		}
 		if command == "position" {
-			if done.Database == events.MySQL {
-				fmt.Fprintf(stdout, ", %d transactions behind the primary", done.LagTransactions)
-			} else {
-				fmt.Fprintf(stdout, ", %d bytes behind the primary", done.LagBytes)
-			}
+			fmt.Fprintf(stdout, ", %s the primary", events.Database(*db).Behind(done.LagBytes, done.LagTransactions))
 			if done.FollowsNone {
 				fmt.Fprint(stdout, ", follows no primary (a takeover will not promote it unless forced)")
 			}

@@ -418,11 +418,7 @@ func JudgePosition(db events.Database, done events.DatabaseCommandDone, waitErr 
 		return string(db) + ": position failed", "position of " + string(db) + " failed: " + done.Error
 	}
 	l := state.Lag{Bytes: done.LagBytes, Transactions: done.LagTransactions}
-	figure := fmt.Sprintf("%d bytes behind", done.LagBytes)
-	if db == events.MySQL {
-		figure = fmt.Sprintf("%d transactions behind", done.LagTransactions)
-	}
-	line = fmt.Sprintf("%s: position %s, %s", db, done.Position, figure)
+	line = fmt.Sprintf("%s: position %s, %s", db, done.Position, db.Behind(done.LagBytes, done.LagTransactions))
 	if done.FollowsNone {
 		// Its lag against a dead primary reads 0, yet it has none of what
 		// the active site wrote since it stopped following.
