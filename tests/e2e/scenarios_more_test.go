@@ -9,6 +9,7 @@ import (
 
 	"github.com/drwatch/drwatch/pkg/checker"
 	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/tests/e2e/internal/writer"
 )
 
 // mailsSince are the mails received at or after since whose subject
@@ -77,6 +78,25 @@ func wantVIP(t *testing.T, p *Pair, want ...string) {
 	}
 }
 
+// waitVIPOn waits up to 10 s until site alone holds the VIP.
+func waitVIPOn(t *testing.T, p *Pair, site string) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "the VIP on "+site+" only", func() (bool, string) {
+		got := p.VIPHolders(t)
+		return slices.Equal(got, []string{site}), fmt.Sprint(got)
+	})
+}
+
+// waitWritesPast waits up to a minute until the client has had 20 more
+// writes acknowledged through the VIP than acked.
+func waitWritesPast(t *testing.T, w *writer.Writer, acked int64) {
+	t.Helper()
+	waitFor(t, time.Minute, "the client to write again through the VIP", func() (bool, string) {
+		st := w.Status()
+		return st.Acked > acked+20, fmt.Sprintf("%+v", st)
+	})
+}
+
 // Scenario 3: the link between the sites is cut and the active site also
 // loses its arbiters: it demotes itself (its database fenced, the VIP
 // gone from its namespace) and the standby takes over.
@@ -90,18 +110,12 @@ func TestScenario3ActiveIsolated(t *testing.T) {
 		aStandby := waitRole(t, p, "a", "standby", tm.Limit())
 		bActive := waitRole(t, p, "b", "active", tm.Limit())
 		// a's namespace no longer holds the address; b's does.
-		waitFor(t, 10*time.Second, "the VIP on b only", func() (bool, string) {
-			got := p.VIPHolders(t)
-			return slices.Equal(got, []string{"b"}), fmt.Sprint(got)
-		})
+		waitVIPOn(t, p, "b")
 		if ro := p.MariaDB(t, "a", "SELECT @@global.read_only"); ro != "1" {
 			t.Errorf("site a's MariaDB read_only = %s after it demoted itself, want 1", ro)
 		}
 		ackedAtActive := w.Status().Acked
-		waitFor(t, time.Minute, "the client to write again through the VIP", func() (bool, string) {
-			st := w.Status()
-			return st.Acked > ackedAtActive+20, fmt.Sprintf("%+v", st)
-		})
+		waitWritesPast(t, w, ackedAtActive)
 		logs := p.Logs(t)
 		assertNeverTwoActive(t, logs, nil, nil)
 		if !aStandby.Before(bActive) {
@@ -256,15 +270,9 @@ func scenarios5And6(t *testing.T, tm Timers) {
 		// The operator's failover waits for no timer: the peer is
 		// already known unreachable, and a manual takeover claims nothing.
 		bActive := waitRole(t, p, "b", "active", time.Minute)
-		waitFor(t, 10*time.Second, "the VIP on b", func() (bool, string) {
-			got := p.VIPHolders(t)
-			return slices.Equal(got, []string{"b"}), fmt.Sprint(got)
-		})
+		waitVIPOn(t, p, "b")
 		acked := w.Status().Acked
-		waitFor(t, time.Minute, "the client to write again through the VIP", func() (bool, string) {
-			st := w.Status()
-			return st.Acked > acked+20, fmt.Sprintf("%+v", st)
-		})
+		waitWritesPast(t, w, acked)
 		b := p.Logs(t)["b"]
 		logFigures(t, "5", tm, "%s, blocked decision %s after the power off, manual request → active %s",
 			readTakeover(b, "b", off).figures(off), since(blocked, off), since(bActive, req))
@@ -389,15 +397,9 @@ func scenarios5And6(t *testing.T, tm Timers) {
 		out := p.CLI(t, "a", "manualFailover", "-a", "--reason", "e2e scenario 6b: site b is down")
 		t.Logf("site a: %s", strings.TrimSpace(out))
 		aActive := waitRole(t, p, "a", "active", time.Minute)
-		waitFor(t, 10*time.Second, "the VIP on a", func() (bool, string) {
-			got := p.VIPHolders(t)
-			return slices.Equal(got, []string{"a"}), fmt.Sprint(got)
-		})
+		waitVIPOn(t, p, "a")
 		acked := w.Status().Acked
-		waitFor(t, time.Minute, "the client to write again through the VIP", func() (bool, string) {
-			st := w.Status()
-			return st.Acked > acked+20, fmt.Sprintf("%+v", st)
-		})
+		waitWritesPast(t, w, acked)
 		if n := p.MariaDB(t, "a", "SELECT count(*) FROM app.writes WHERE writer='s56' AND seq <= "+fmt.Sprint(acked)); n != fmt.Sprint(acked) {
 			t.Errorf("site a's MariaDB has %s of the %d rows acknowledged before it took over again", n, acked)
 		}
@@ -429,15 +431,9 @@ func TestScenario7PlannedSwitchover(t *testing.T) {
 		t.Logf("site b: %s", strings.TrimSpace(out))
 		bActive := waitRole(t, p, "b", "active", time.Minute)
 		aStandby := waitRole(t, p, "a", "standby", 10*time.Second)
-		waitFor(t, 10*time.Second, "the VIP on b", func() (bool, string) {
-			got := p.VIPHolders(t)
-			return slices.Equal(got, []string{"b"}), fmt.Sprint(got)
-		})
+		waitVIPOn(t, p, "b")
 		ackedAtActive := w.Status().Acked
-		waitFor(t, time.Minute, "the client to write again through the VIP", func() (bool, string) {
-			st := w.Status()
-			return st.Acked > ackedAtActive+20, fmt.Sprintf("%+v", st)
-		})
+		waitWritesPast(t, w, ackedAtActive)
 		samples := stop()
 		acked := w.Status().Acked
 		var present int64

@@ -60,10 +60,7 @@ func TestScenario1ActivePoweredOff(t *testing.T) {
 		if got := p.VIPHolders(t); !slices.Equal(got, []string{"b"}) {
 			t.Errorf("VIP holders %v, want [b]", got)
 		}
-		waitFor(t, time.Minute, "the client to write again through the VIP", func() (bool, string) {
-			st := w.Status()
-			return st.Acked > ackedAtOff+20, fmt.Sprintf("%+v", st)
-		})
+		waitWritesPast(t, w, ackedAtOff)
 		evs, err := p.ReadLog(t, "b")
 		if err != nil {
 			t.Fatal(err)
