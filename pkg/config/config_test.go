@@ -98,6 +98,16 @@ func TestBrokenFilesNameTheField(t *testing.T) {
 		{"monitor bad scope", minimal + "watchdog: {monitors: [{name: m, kind: cpu, threshold: 90, scope: everywhere}]}\n", `watchdog.monitors[0].scope: "everywhere" must be primary, standby or both`},
 		{"secret env missing", minimal + "core: {adminPass: env:DRWATCH_TEST_SURELY_UNSET}\n", "environment variable DRWATCH_TEST_SURELY_UNSET is not set"},
 		{"nats url not a url", minimal + "nats: {url: localhost}\n", `nats.url: "localhost" must be a URL`},
+		{"failover share NaN", minimal + "watchdog: {failureDetection: {threshold: {failover: .nan}}}\n", "watchdog.failureDetection.threshold.failover: NaN is not a number"},
+		{"warning share NaN", minimal + "watchdog: {failureDetection: {threshold: {warning: .NaN}}}\n", "watchdog.failureDetection.threshold.warning: NaN is not a number"},
+		{"adjustManaged share NaN", minimal + "watchdog: {failureDetection: {threshold: {adjustManaged: .nan}}}\n", "watchdog.failureDetection.threshold.adjustManaged: NaN is not a number"},
+		{"failover share +Inf", minimal + "watchdog: {failureDetection: {threshold: {failover: .inf}}}\n", "watchdog.failureDetection.threshold.failover: +Inf is not a number"},
+		{"warning share -Inf", minimal + "watchdog: {failureDetection: {threshold: {warning: -.inf}}}\n", "watchdog.failureDetection.threshold.warning: -Inf is not a number"},
+		{"failover share zero", minimal + "watchdog: {failureDetection: {threshold: {failover: 0, adjustManaged: 0}}}\n", "watchdog.failureDetection.threshold.failover: 0 would never fence an isolated active nor promote the standby"},
+		{"negative share", minimal + "watchdog: {failureDetection: {threshold: {warning: -0.1}}}\n", "watchdog.failureDetection.threshold.warning: -0.1 must be a share between 0 and 1"},
+		{"arbiter listed twice", minimal + "watchdog: {failureDetection: {arbiters: [{username: u, password: p, host: 10.0.0.1, knownHosts: /k}, {username: u, password: p, host: 10.0.0.2, knownHosts: /k}, {username: v, password: p, host: 10.0.0.1, port: 22, knownHosts: /k}]}}\n", "watchdog.failureDetection.arbiters[2]: 10.0.0.1:22 is arbiters[0] again"},
+		{"arbiter listed twice, host name case", minimal + "watchdog: {failureDetection: {arbiters: [{username: u, password: p, host: arb1.example.org, knownHosts: /k}, {username: u, password: p, host: ARB1.example.org., knownHosts: /k}]}}\n", "watchdog.failureDetection.arbiters[1]: ARB1.example.org.:22 is arbiters[0] again"},
+		{"arbiter listed twice, IPv6 spelling", minimal + "watchdog: {failureDetection: {arbiters: [{username: u, password: p, host: \"fd00::1\", port: 2222, knownHosts: /k}, {username: u, password: p, host: \"fd00:0::0:1\", port: 2222, knownHosts: /k}]}}\n", "watchdog.failureDetection.arbiters[1]: [fd00:0::0:1]:2222 is arbiters[0] again"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"regexp"
@@ -302,9 +303,20 @@ func (c *Config) validateWatchdog(p *problems) {
 		name string
 		v    float64
 	}{{"failover", t.Failover}, {"adjustManaged", t.AdjustManaged}, {"warning", t.Warning}} {
-		if s.v < 0 || s.v > 1 {
+		// Every comparison with NaN is false, so a NaN share would pass
+		// the range check below and then no share would ever be below it.
+		switch {
+		case math.IsNaN(s.v) || math.IsInf(s.v, 0):
+			p.add("watchdog.failureDetection.threshold."+s.name, "%g is not a number; a share is between 0 and 1, e.g. 0.5", s.v)
+		case s.v < 0 || s.v > 1:
 			p.add("watchdog.failureDetection.threshold."+s.name, "%g must be a share between 0 and 1", s.v)
 		}
+	}
+	if t.Failover == 0 {
+		// Nothing is below 0: the active would stay active with no
+		// arbiter left and the standby would never take over, with
+		// failover.automatic still saying true.
+		p.add("watchdog.failureDetection.threshold.failover", "0 would never fence an isolated active nor promote the standby; set a share such as 0.5, and failover.automatic: false to keep failover manual")
 	}
 	if t.AdjustManaged > t.Failover {
 		p.add("watchdog.failureDetection.threshold.adjustManaged", "%g must not exceed failover %g (seed 000)", t.AdjustManaged, t.Failover)
@@ -329,8 +341,17 @@ func (c *Config) validateWatchdog(p *problems) {
 	if len(fd.Arbiters) > 1000 {
 		p.add("watchdog.failureDetection.arbiters", "%d arbiters is more than 1000", len(fd.Arbiters))
 	}
+	// An arbiter listed twice counts twice in every share: one device
+	// would weigh as two in the verdict and in a claim.
+	seen := map[string]int{}
 	for i, a := range fd.Arbiters {
 		f := fmt.Sprintf("watchdog.failureDetection.arbiters[%d]", i)
+		k := arbiterKey(a)
+		if j, ok := seen[k]; ok {
+			p.add(f, "%s is arbiters[%d] again (same host and port); an arbiter listed twice counts twice in every share: remove one", net.JoinHostPort(a.Host, strconv.Itoa(arbiterPort(a))), j)
+		} else {
+			seen[k] = i
+		}
 		checkHost(p, f+".host", a.Host)
 		if a.Port < 1 || a.Port > 65535 {
 			p.add(f+".port", "%d must be 1-65535", a.Port)
@@ -381,6 +402,25 @@ func (c *Config) validateWatchdog(p *problems) {
 			p.add(f+".runOn", "%q must be active, standby or both", s.RunOn)
 		}
 	}
+}
+
+// arbiterKey is an arbiter's address spelled one way: an IP address in
+// its canonical form, a host name in lower case without the root dot.
+func arbiterKey(a Arbiter) string {
+	host := strings.ToLower(strings.TrimSuffix(a.Host, "."))
+	if ip, err := netip.ParseAddr(a.Host); err == nil {
+		host = ip.Unmap().String()
+	}
+	return net.JoinHostPort(host, strconv.Itoa(arbiterPort(a)))
+}
+
+// arbiterPort is the arbiter's SSH port, 22 when unset (as Parse defaults
+// it), so that a Config built in code compares the same way.
+func arbiterPort(a Arbiter) int {
+	if a.Port == 0 {
+		return 22
+	}
+	return a.Port
 }
 
 func checkProbe(p *problems, field, probe string, port int) {
