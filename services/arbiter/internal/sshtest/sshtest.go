@@ -102,3 +102,19 @@ func KnownHosts(tb testing.TB, key ssh.PublicKey, servers ...*Server) string {
 	}
 	return path
 }
+
+// HostEntry is the server's known_hosts entry.
+func (s *Server) HostEntry() sshsim.HostEntry {
+	return sshsim.HostEntry{Addr: s.Addr, Key: s.HostKey.PublicKey()}
+}
+
+// KnownHostsOf writes a known_hosts file of entries (servers of either
+// kind) and returns its path.
+func KnownHostsOf(tb testing.TB, entries ...sshsim.HostEntry) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "known_hosts")
+	if err := sshsim.WriteKnownHosts(path, entries...); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
