@@ -27,6 +27,13 @@ const (
 	EventsStream = "EVENTS"
 	// PoisonStream keeps messages consumers could not decode or validate.
 	PoisonStream = "POISON"
+	// RolesStream keeps, with no age limit, the latest event of each
+	// subject whose loss with the log would be unsafe: each site's
+	// RoleChanged (its role and epoch) and AutomaticFailoverChanged (the
+	// pair-wide switch). It is sourced from the site's own EVENTS — its
+	// own events and the peer's sourced ones, whoever published them —
+	// and keeps one message per subject, as a KV bucket does.
+	RolesStream = "ROLES"
 )
 
 // Headers set on every event message besides trace context.
@@ -45,7 +52,8 @@ type Options struct {
 	Source events.Source
 	// Peer is the other site; its events are sourced into this site's log.
 	Peer events.SiteID
-	// MaxAge bounds how long the log keeps events (0: 90 days).
+	// MaxAge bounds how long the log keeps events (0: 90 days). The ROLES
+	// stream keeps what must outlive it.
 	MaxAge time.Duration
 	// Replicas of each stream (1 for a single-server site).
 	Replicas       int
@@ -141,8 +149,10 @@ func (b *Bus) EventsConfig() jetstream.StreamConfig {
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
 		MaxAge:      b.maxAge,
-		Duplicates:  2 * time.Minute,
-		Replicas:    b.repl,
+		// The server refuses a de-duplication window longer than the
+		// log's retention (a test shortens it to seconds).
+		Duplicates: min(2*time.Minute, b.maxAge),
+		Replicas:   b.repl,
 	}
 	if b.peer != "" {
 		cfg.Sources = []*jetstream.StreamSource{peerSource(b.peer)}
@@ -162,6 +172,9 @@ func peerSource(peer events.SiteID) *jetstream.StreamSource {
 func (b *Bus) EnsureStreams(ctx context.Context) error {
 	if _, err := b.js.CreateOrUpdateStream(ctx, b.EventsConfig()); err != nil {
 		return fmt.Errorf("create stream %s: %w", EventsStream, err)
+	}
+	if _, err := b.js.CreateOrUpdateStream(ctx, b.RolesConfig()); err != nil {
+		return fmt.Errorf("create stream %s: %w", RolesStream, err)
 	}
 	poison := jetstream.StreamConfig{
 		Name:        PoisonStream,

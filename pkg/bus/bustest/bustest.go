@@ -30,6 +30,9 @@ type Site struct {
 type SiteOptions struct {
 	// Listen for a peer's leafnode.
 	LeafListen bool
+	// LeafAddr is where to listen when LeafListen is set (a restarted site
+	// keeps its address); default a free port.
+	LeafAddr string
 	// LeafRemote dials this leafnode address.
 	LeafRemote string
 	// SyncAlways as in production (default false in tests for speed).
@@ -60,7 +63,10 @@ func RunSite(t testing.TB, name events.SiteID, opts SiteOptions) *Site {
 	}
 	s := &Site{Name: name}
 	if opts.LeafListen {
-		s.LeafAddr = FreeAddr(t)
+		s.LeafAddr = opts.LeafAddr
+		if s.LeafAddr == "" {
+			s.LeafAddr = FreeAddr(t)
+		}
 		so.LeafListen = s.LeafAddr
 	}
 	if opts.LeafRemote != "" {
@@ -95,10 +101,20 @@ func (s *Site) Connect(t testing.TB) *nats.Conn {
 // is set, and ensures the streams.
 func (s *Site) Bus(t testing.TB, service string, peer events.SiteID) *bus.Bus {
 	t.Helper()
-	b, err := bus.New(s.Connect(t), bus.Options{
-		Source: events.Source{Site: s.Name, Node: string(s.Name) + "-node", Service: service},
-		Peer:   peer,
-	})
+	return s.BusWith(t, bus.Options{Source: events.Source{Service: service}, Peer: peer})
+}
+
+// BusWith is Bus with explicit options (a shortened MaxAge, say); the
+// source's site and node default to this site's.
+func (s *Site) BusWith(t testing.TB, opts bus.Options) *bus.Bus {
+	t.Helper()
+	if opts.Source.Site == "" {
+		opts.Source.Site = s.Name
+	}
+	if opts.Source.Node == "" {
+		opts.Source.Node = string(s.Name) + "-node"
+	}
+	b, err := bus.New(s.Connect(t), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

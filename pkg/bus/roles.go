@@ -1,0 +1,176 @@
+package bus
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/drwatch/drwatch/pkg/events"
+)
+
+// durableTypes are the event types RolesStream keeps.
+var durableTypes = []events.Type{"RoleChanged", "AutomaticFailoverChanged"}
+
+// durableFilters are the subjects RolesStream keeps: per type, this site's
+// and the peer's.
+func (b *Bus) durableFilters() []string {
+	sites := []events.SiteID{b.src.Site}
+	if b.peer != "" {
+		sites = append(sites, b.peer)
+	}
+	var f []string
+	for _, t := range durableTypes {
+		for _, s := range sites {
+			f = append(f, events.SiteTypeFilter(s, t))
+		}
+	}
+	return f
+}
+
+// RolesConfig is the site's RolesStream: file storage, no MaxAge, one
+// message per subject, sourced from EVENTS through durableFilters. A new
+// ROLES (an upgrade) starts from the first event EVENTS still holds.
+func (b *Bus) RolesConfig() jetstream.StreamConfig {
+	var trs []jetstream.SubjectTransformConfig
+	for _, f := range b.durableFilters() {
+		trs = append(trs, jetstream.SubjectTransformConfig{Source: f})
+	}
+	return jetstream.StreamConfig{
+		Name:              RolesStream,
+		Description:       "latest role of each site of the pair and the automatic-failover switch, kept beyond the log's retention",
+		Storage:           jetstream.FileStorage,
+		Retention:         jetstream.LimitsPolicy,
+		Discard:           jetstream.DiscardOld,
+		MaxMsgsPerSubject: 1,
+		Replicas:          b.repl,
+		Sources:           []*jetstream.StreamSource{{Name: EventsStream, SubjectTransforms: trs}},
+	}
+}
+
+// Fact is the latest event of one durable subject (a site's role, say) in
+// a site's store.
+type Fact struct {
+	Env *events.Envelope
+	// InLog: the site's log (EVENTS) still holds the subject, so a replay
+	// of the log — or the peer source of the other site — carries this
+	// event too. Otherwise retention took it and only RolesStream has it.
+	InLog bool
+}
+
+// Facts returns the site's durable facts in log order: first those the
+// log no longer holds (from RolesStream), then those it does (from the
+// log itself, the newest copy). A projection applies the facts not InLog
+// before it replays the log; together they give what the whole history
+// would. An empty store has none.
+func (b *Bus) Facts(ctx context.Context) ([]Fact, error) {
+	return facts(ctx, b.js, b.durableFilters())
+}
+
+// peerAnswerTimeout bounds PeerFacts: the peer's JetStream answers over
+// the leafnode within milliseconds, or there is no link.
+const peerAnswerTimeout = 2 * time.Second
+
+// PeerFacts is Facts of the peer's store, read over the peer's JetStream
+// domain across the leafnode link. An error means the peer did not answer:
+// nothing is known of its store.
+func (b *Bus) PeerFacts(ctx context.Context) ([]Fact, error) {
+	if b.peer == "" {
+		return nil, errors.New("peer facts: this bus has no peer")
+	}
+	js, err := jetstream.NewWithDomain(b.nc, string(b.peer))
+	if err != nil {
+		return nil, fmt.Errorf("peer facts: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, peerAnswerTimeout)
+	defer cancel()
+	f, err := facts(ctx, js, b.durableFilters())
+	if err != nil {
+		return nil, fmt.Errorf("peer facts of %s: %w", b.peer, err)
+	}
+	return f, nil
+}
+
+func facts(ctx context.Context, js jetstream.JetStream, filters []string) ([]Fact, error) {
+	log, err := optionalStream(ctx, js, EventsStream)
+	if err != nil {
+		return nil, err
+	}
+	// A store from before RolesStream has only its log.
+	roles, err := optionalStream(ctx, js, RolesStream)
+	if err != nil {
+		return nil, err
+	}
+	type found struct {
+		Fact
+		seq uint64
+	}
+	var all []found
+	for _, f := range filters {
+		// Retention removes the oldest events first: while the log holds
+		// any of a subject, its latest is there, newer than RolesStream's
+		// copy may yet be.
+		m, err := lastFor(ctx, log, f)
+		inLog := m != nil
+		if err == nil && m == nil {
+			m, err = lastFor(ctx, roles, f)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("latest %s: %w", f, err)
+		}
+		if m == nil {
+			continue
+		}
+		env, err := events.Unmarshal(m.Data)
+		if err == nil {
+			_, err = events.Decode(env)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("latest %s (seq %d): %w", f, m.Sequence, err)
+		}
+		all = append(all, found{Fact{Env: env, InLog: inLog}, m.Sequence})
+	}
+	slices.SortFunc(all, func(x, y found) int {
+		if x.InLog != y.InLog {
+			if x.InLog {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Compare(x.seq, y.seq)
+	})
+	out := make([]Fact, len(all))
+	for i, f := range all {
+		out[i] = f.Fact
+	}
+	return out, nil
+}
+
+// optionalStream is the stream, or nil when the store has none.
+func optionalStream(ctx context.Context, js jetstream.JetStream, name string) (jetstream.Stream, error) {
+	s, err := js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", name, err)
+	}
+	return s, nil
+}
+
+// lastFor is the stream's last message matching filter, nil when it has
+// none (or there is no stream).
+func lastFor(ctx context.Context, s jetstream.Stream, filter string) (*jetstream.RawStreamMsg, error) {
+	if s == nil {
+		return nil, nil
+	}
+	m, err := s.GetLastMsgForSubject(ctx, filter)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	}
+	return m, err
+}
