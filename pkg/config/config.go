@@ -290,6 +290,11 @@ type FailureDetection struct {
 	SessionCommand string `yaml:"sessionCommand"`
 	// ArbiterProbe is how the active site reaches arbiters: icmp or tcp.
 	ArbiterProbe string `yaml:"arbiterProbe"`
+	// ArbiterSessionTimeout is how long an arbiter keeps listing the SSH
+	// session of a site that went silent: its sshd's ClientAliveInterval
+	// × ClientAliveCountMax. drwatch cannot read it from the arbiters; it
+	// is stated here so that the timing contract (Timing) can count it.
+	ArbiterSessionTimeout Duration `yaml:"arbiterSessionTimeout"`
 }
 
 // Threshold holds the shares of seed 000.
@@ -367,6 +372,11 @@ type Failover struct {
 	ObserveOnly bool `yaml:"observeOnly"`
 	// VetoHook runs before promotion; a non-zero exit aborts the failover.
 	VetoHook string `yaml:"vetoHook"`
+	// SelfFenceTimeout bounds how long an active site that lost its
+	// arbiters takes, once it has decided to stand down, to release the
+	// VIP and make its databases read-only, before any hook or service
+	// stop. It is a term of the self-fence bound (Timing.SelfFence).
+	SelfFenceTimeout Duration `yaml:"selfFenceTimeout"`
 }
 
 // Hooks are scripts run around a role change, per direction (seed 003):
@@ -444,6 +454,9 @@ func Defaults() Config {
 				WaitDuration:   Duration(8 * time.Hour),
 				SessionCommand: "who",
 				ArbiterProbe:   "icmp",
+				// ClientAliveInterval 10 × ClientAliveCountMax 3, the
+				// arbiter README's example.
+				ArbiterSessionTimeout: Duration(30 * time.Second),
 			},
 		},
 		Failover: Failover{
@@ -454,6 +467,9 @@ func Defaults() Config {
 			// Explicit: a MariaDB replica behind by even one transaction
 			// is not promoted automatically.
 			MaxLagTransactions: 0,
+			// dbmonitor's PostgreSQL fence alone may wait 5 s for its
+			// reload to reach new sessions; MariaDB's read_only is quick.
+			SelfFenceTimeout: Duration(10 * time.Second),
 		},
 		Hooks: Hooks{Timeout: Duration(60 * time.Second)},
 		HTTP:  HTTP{Listen: "127.0.0.1:8480"},

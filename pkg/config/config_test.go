@@ -248,14 +248,25 @@ deviceManagement: {peerNodes: 10.155.90.211, nodes: 10.155.90.222, ip: "10.155.9
 	}
 }
 
+// TestSampleConfigsAreValid loads every site file under deployments/ (local
+// and compose); each must validate, timing contract included.
 func TestSampleConfigsAreValid(t *testing.T) {
-	paths, _ := filepath.Glob("../../deployments/*/*.yaml")
+	one, _ := filepath.Glob("../../deployments/*/*.yaml")
+	two, _ := filepath.Glob("../../deployments/*/*/*.yaml")
+	paths := append(one, two...)
+	if len(paths) < 4 {
+		t.Fatalf("found %q; want the local and compose sites", paths)
+	}
 	for _, p := range paths {
-		if strings.Contains(p, "compose") {
+		cfg, err := Load(p)
+		if err != nil {
+			t.Errorf("%v", err)
 			continue
 		}
-		if _, err := Load(p); err != nil {
-			t.Errorf("%v", err)
+		for _, c := range cfg.Timing().Checks() {
+			if c.Required && !c.Holds {
+				t.Errorf("%s: %s does not hold", p, c.Inequality)
+			}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -39,6 +40,11 @@ func ParseDuration(s string) (time.Duration, error) {
 	if secs, err := strconv.ParseFloat(s, 64); err == nil {
 		if secs < 0 {
 			return 0, fmt.Errorf("duration %q is negative", s)
+		}
+		// A float beyond int64 converts to garbage, not an error; the
+		// timing contract sums these durations.
+		if secs*float64(time.Second) >= math.MaxInt64 || math.IsNaN(secs) {
+			return 0, fmt.Errorf("duration %q is too long (at most %s)", s, time.Duration(math.MaxInt64))
 		}
 		return time.Duration(secs * float64(time.Second)), nil
 	}

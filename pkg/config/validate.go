@@ -37,6 +37,11 @@ func (c *Config) Validate() error {
 	c.validateWatchdog(&p)
 	c.validateFailover(&p)
 	if len(p) == 0 {
+		// The figures are derived from the fields checked above; with
+		// any of them wrong they would only repeat the problem.
+		c.validateTiming(&p)
+	}
+	if len(p) == 0 {
 		return nil
 	}
 	return fmt.Errorf("%w:\n%w", ErrInvalid, errors.Join(p...))
@@ -247,6 +252,8 @@ func (c *Config) validateWatchdog(p *problems) {
 	hb := c.Watchdog.Heartbeat
 	if hb.Interval.D() <= 0 {
 		p.add("watchdog.heartbeat.interval", "must be positive (seed default 30s)")
+	} else if hb.Interval.D() > time.Hour {
+		p.add("watchdog.heartbeat.interval", "%s is longer than an hour; a lost peer would go unnoticed that long (seed default 30s)", hb.Interval.D())
 	}
 	if hb.Timeout.D() <= 0 {
 		p.add("watchdog.heartbeat.timeout", "must be positive (seed default 5s)")
@@ -326,6 +333,11 @@ func (c *Config) validateWatchdog(p *problems) {
 	}
 	if fd.ScriptTimeout.D() <= 0 {
 		p.add("watchdog.failureDetection.scriptTimeout", "must be positive")
+	} else if fd.ScriptTimeout.D() > time.Hour {
+		p.add("watchdog.failureDetection.scriptTimeout", "%s is longer than an hour; a hung script would hold an isolated active's self-fence that long (seed default 30s)", fd.ScriptTimeout.D())
+	}
+	if fd.ArbiterSessionTimeout.D() <= 0 {
+		p.add("watchdog.failureDetection.arbiterSessionTimeout", "must be positive: set the arbiters' sshd ClientAliveInterval × ClientAliveCountMax (default 30s, 10 × 3)")
 	}
 	if fd.WaitDuration.D() < 0 {
 		p.add("watchdog.failureDetection.waitDuration", "must not be negative (seed default 8h)")
@@ -449,10 +461,28 @@ func (c *Config) validateFailover(p *problems) {
 	if f.MaxLagTransactions < 0 {
 		p.add("failover.maxLagTransactions", "%d must be 0 or more", f.MaxLagTransactions)
 	}
+	switch sf := f.SelfFenceTimeout.D(); {
+	case sf <= 0:
+		p.add("failover.selfFenceTimeout", "must be positive (default 10s)")
+	case sf > dbTimeout:
+		p.add("failover.selfFenceTimeout", "%s is longer than a demotion's own bound %s, so it bounds nothing; lower it (default 10s)", sf, dbTimeout)
+	case c.PgSQL.Enabled && sf <= pgFenceReloadWait:
+		p.add("failover.selfFenceTimeout", "%s is too short with pgsql.enabled: the PostgreSQL fence alone waits up to %s for its reload to reach new sessions; raise it above that (default 10s)", sf, pgFenceReloadWait)
+	}
 	if c.Hooks.Timeout.D() <= 0 {
 		p.add("hooks.timeout", "must be positive")
 	}
 	if c.Hooks.Timeout.D() > time.Hour {
 		p.add("hooks.timeout", "%s is longer than an hour; a hung hook would block failover that long", c.Hooks.Timeout.D())
+	}
+}
+
+// validateTiming checks the derived failover timings against each other
+// (Timing.Checks); a broken one names the key to change.
+func (c *Config) validateTiming(p *problems) {
+	for _, ch := range c.Timing().Checks() {
+		if ch.Required && !ch.Holds {
+			p.add(ch.Field, "the failover timing contract needs %s, which does not hold: %s", ch.Inequality, ch.Fix)
+		}
 	}
 }
