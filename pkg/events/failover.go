@@ -12,6 +12,11 @@ type FailoverRequested struct {
 	Force       bool   `json:"force"`
 	Reason      string `json:"reason" validate:"required,max=1024"`
 	RequestedBy string `json:"requestedBy" validate:"required,max=128"`
+	// Epoch is the highest epoch the issuer had seen when it asked. A
+	// request that reaches its target after a higher epoch was opened
+	// answers a pair that no longer exists (a fence sent during a cut
+	// arriving after the next takeover) and is discarded as stale.
+	Epoch Epoch `json:"epoch"`
 }
 
 // EventType implements Event.

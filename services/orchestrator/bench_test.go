@@ -24,7 +24,7 @@ func BenchmarkDecisionToRoleChanged(b *testing.B) {
 	to := events.RoleActive
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := h.other.Publish(ctx, events.FailoverRequested{Target: "a", ToRole: to, Manual: true, Reason: "bench", RequestedBy: "bench"}, nil); err != nil {
+		if _, err := h.other.Publish(ctx, events.FailoverRequested{Target: "a", ToRole: to, Manual: true, Reason: "bench", RequestedBy: "bench", Epoch: maxEpoch(b, h.bus)}, nil); err != nil {
 			b.Fatal(err)
 		}
 		h.waitFor("role change", func() bool {

@@ -712,10 +712,13 @@ func (r *runner) start(ctx context.Context, x *saga.Executor, st *state.State, d
 
 // claims reports whether the promotion d starts must first claim the
 // arbiters: a takeover on a verdict while the peer is unreachable, which
-// the peer cannot be asked about and may be deciding at the same moment.
-// An operator's failover and a takeover from a peer that answers (fenced
-// over the link) do not.
-func claims(d decide.Decision) bool { return d.Branch == decide.BranchTakeover }
+// the peer cannot be asked about and may be deciding at the same moment,
+// and the liveness rule's resume, whose "the peer answers" may be one-way.
+// Other promotions fence the peer first, and claim there when it turns
+// out unreachable (saga's fence step).
+func claims(d decide.Decision) bool {
+	return d.Branch == decide.BranchTakeover || d.Branch == decide.BranchResume
+}
 
 func clip(s string, n int) string {
 	if len(s) > n {

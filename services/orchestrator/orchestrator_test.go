@@ -310,7 +310,7 @@ func TestFailoverSagaEndToEnd(t *testing.T) {
 	}
 
 	// And back: an operator asks this site to stand down (m2s).
-	h.publish(events.FailoverRequested{Target: "a", ToRole: events.RoleStandby, Manual: true, Reason: "maintenance", RequestedBy: "root@a"})
+	h.publish(events.FailoverRequested{Target: "a", ToRole: events.RoleStandby, Manual: true, Reason: "maintenance", RequestedBy: "root@a", Epoch: maxEpoch(t, h.bus)})
 	rc = h.waitRole(events.RoleStandby, 1)
 	h.waitFor("second FailoverCompleted", func() bool { return len(decodeAll[events.FailoverCompleted](h)) == 2 })
 	if rc.Epoch != 1 {
@@ -453,7 +453,7 @@ func TestManualFailoverWithAndWithoutForce(t *testing.T) {
 	h.opts.Policy.Automatic = false
 	h.start()
 	h.publish(events.ReplicationLagHigh{Database: events.PgSQL, Server: "pg-a", LagBytes: 8 << 20, ThresholdBytes: 1 << 20})
-	req := h.publish(events.FailoverRequested{Target: "a", ToRole: events.RoleActive, Manual: true, Reason: "drill", RequestedBy: "root@a"})
+	req := h.publish(events.FailoverRequested{Target: "a", ToRole: events.RoleActive, Manual: true, Reason: "drill", RequestedBy: "root@a", Epoch: maxEpoch(t, h.bus)})
 	h.waitFor("the request answered", func() bool { return len(decodeAll[events.FailoverDecided](h)) == 1 })
 	d := decodeAll[events.FailoverDecided](h)[0]
 	if !d.Blocked || d.Branch != "guard.lag" || d.RequestID != req.ID || !strings.Contains(d.Reason, "force") {
@@ -462,7 +462,7 @@ func TestManualFailoverWithAndWithoutForce(t *testing.T) {
 	if len(decodeAll[events.FailoverStarted](h)) != 0 {
 		t.Fatal("a lagging replica was promoted without force")
 	}
-	req = h.publish(events.FailoverRequested{Target: "a", ToRole: events.RoleActive, Manual: true, Force: true, Reason: "site b burned", RequestedBy: "root@a"})
+	req = h.publish(events.FailoverRequested{Target: "a", ToRole: events.RoleActive, Manual: true, Force: true, Reason: "site b burned", RequestedBy: "root@a", Epoch: maxEpoch(t, h.bus)})
 	rc := h.waitRole(events.RoleActive, 1)
 	st := decodeAll[events.FailoverStarted](h)
 	if len(st) != 1 || !st[0].Force || !st[0].Manual || st[0].RequestID != req.ID || rc.Epoch != 1 {

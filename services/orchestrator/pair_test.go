@@ -15,6 +15,26 @@ import (
 	"github.com/drwatch/drwatch/services/orchestrator/internal/saga"
 )
 
+// maxEpoch is the highest epoch in b's log, as an operator's request
+// carries it (drwatch manualFailover).
+func maxEpoch(t testing.TB, b *bus.Bus) events.Epoch {
+	t.Helper()
+	var e events.Epoch
+	_, err := b.Replay(context.Background(), 0, []string{events.TypeFilter("RoleChanged"), events.TypeFilter("FailoverStarted")}, func(_ uint64, env *events.Envelope) error {
+		switch ev, _ := events.Decode(env); ev := ev.(type) {
+		case events.RoleChanged:
+			e = max(e, ev.Epoch)
+		case events.FailoverStarted:
+			e = max(e, ev.Epoch)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 func roleOf(t *testing.T, b *bus.Bus, site events.SiteID) (events.Role, events.Epoch) {
 	t.Helper()
 	var role events.Role
@@ -71,7 +91,7 @@ func TestManualFailoverAcrossSites(t *testing.T) {
 		return r == events.RoleActive && vips["a"].holds()
 	})
 	op := p.A.Bus(t, "operator", "b")
-	if _, err := op.Publish(ctx, events.FailoverRequested{Target: "b", ToRole: events.RoleActive, Manual: true, Reason: "planned switch", RequestedBy: "root@a"}, nil); err != nil {
+	if _, err := op.Publish(ctx, events.FailoverRequested{Target: "b", ToRole: events.RoleActive, Manual: true, Reason: "planned switch", RequestedBy: "root@a", Epoch: maxEpoch(t, op)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	bustest.WaitFor(t, 30*time.Second, "b active", func() bool {
@@ -163,7 +183,7 @@ func TestFormerActiveFollowsTheNewActive(t *testing.T) {
 	})
 	time.Sleep(300 * time.Millisecond) // rounds in which b must not re-point
 	op := p.B.Bus(t, "operator", "a")
-	if _, err := op.Publish(ctx, events.FailoverRequested{Target: "b", ToRole: events.RoleActive, Manual: true, Reason: "planned switch", RequestedBy: "root@b"}, nil); err != nil {
+	if _, err := op.Publish(ctx, events.FailoverRequested{Target: "b", ToRole: events.RoleActive, Manual: true, Reason: "planned switch", RequestedBy: "root@b", Epoch: maxEpoch(t, op)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	var got []events.DatabaseCommand

@@ -79,7 +79,7 @@ func TestCheckPositionAbortsALaggingFailoverUnlessForced(t *testing.T) {
 		}
 	}
 
-	h.publish(events.FailoverRequested{Target: "a", ToRole: events.RoleActive, Manual: true, Force: true, Reason: "site b is gone", RequestedBy: "root@a"})
+	h.publish(events.FailoverRequested{Target: "a", ToRole: events.RoleActive, Manual: true, Force: true, Reason: "site b is gone", RequestedBy: "root@a", Epoch: maxEpoch(t, h.bus)})
 	h.waitRole(events.RoleActive, 1)
 	var promote *events.DatabaseCommand
 	for _, c := range commands() {

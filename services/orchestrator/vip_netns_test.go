@@ -115,7 +115,7 @@ func TestVIPFollowsRoleChild(t *testing.T) {
 	h.waitFor("third VIPChanged held=true", func() bool { return changes(h, true) == 3 })
 
 	// Switched to standby: the demotion saga releases it.
-	h.publish(events.FailoverRequested{Target: "a", ToRole: events.RoleStandby, Manual: true, Reason: "maintenance", RequestedBy: "root@a"})
+	h.publish(events.FailoverRequested{Target: "a", ToRole: events.RoleStandby, Manual: true, Reason: "maintenance", RequestedBy: "root@a", Epoch: maxEpoch(t, h.bus)})
 	h.waitRole(events.RoleStandby, 1)
 	h.waitFor("the VIP gone on the standby", func() bool { return !held() })
 

@@ -41,22 +41,24 @@ func manualFailoverCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 	defer c.Close()
 	self := events.SiteID(cfg.Site.Name)
 
-	to := events.RoleActive
+	p, err := c.project(ctx)
+	if err != nil {
+		return fmt.Errorf("read the log: %w", err)
+	}
+	target, to := self, events.RoleActive
 	switch {
 	case *standby:
 		to = events.RoleStandby
 	case !*active:
 		// No option: the seed's "the standby becomes active, the active
-		// standby", seen from this site.
-		p, err := c.project(ctx)
-		if err != nil {
-			return fmt.Errorf("read the log: %w", err)
-		}
+		// standby", seen from this site. On the active site that is a
+		// hand-over: the peer is asked to become active, and its
+		// promotion fences this site first, so the pair is never left
+		// without an active site.
 		switch role := p.Sites[self].Role; role {
 		case events.RoleStandby:
-			to = events.RoleActive
 		case events.RoleActive:
-			to = events.RoleStandby
+			target = events.SiteID(cfg.Site.Peer)
 		default:
 			return fmt.Errorf("%w: site %s is %s: say -a (become active) or -s (become standby)", errUsage, self, role)
 		}
@@ -66,12 +68,12 @@ func manualFailoverCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return fmt.Errorf("%w: read the log position: %v", errUnreachable, err)
 	}
-	req := events.FailoverRequested{Target: self, ToRole: to, Manual: true, Force: *force, Reason: *reason, RequestedBy: operator()}
+	req := events.FailoverRequested{Target: target, ToRole: to, Manual: true, Force: *force, Reason: *reason, RequestedBy: operator(), Epoch: p.MaxEpoch}
 	env, err := c.bus.Publish(ctx, req, nil)
 	if err != nil {
 		return fmt.Errorf("record the failover request: %w", err)
 	}
-	fmt.Fprintf(stdout, "requested: site %s to become %s%s (request %s)\n", self, to, map[bool]string{true: " with force"}[*force], env.ID)
+	fmt.Fprintf(stdout, "requested: site %s to become %s%s (request %s)\n", target, to, map[bool]string{true: " with force"}[*force], env.ID)
 	if *wait == 0 {
 		return nil
 	}
@@ -83,7 +85,11 @@ func manualFailoverCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 func followOutcome(ctx context.Context, c *client, from uint64, req *events.Envelope, wait time.Duration, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	site := req.Site
+	r, err := events.DecodeInto[events.FailoverRequested](req)
+	if err != nil {
+		return fmt.Errorf("read back the request: %w", err)
+	}
+	site := r.Target // the site that answers, this one or the peer
 	var filters []string
 	for _, t := range []events.Type{"FailoverDecided", "FailoverStarted", "FailoverStepDone", "FailoverCompleted", "FailoverAborted", "RoleChanged"} {
 		filters = append(filters, events.SiteTypeFilter(site, t))
@@ -126,7 +132,7 @@ func followOutcome(ctx context.Context, c *client, from uint64, req *events.Enve
 					continue
 				}
 				fmt.Fprintf(stdout, "%s  %s\n", stamp(env), line)
-				if e.Blocked {
+				if e.Blocked || e.Branch == "request.stale" {
 					return fmt.Errorf("refused by site %s: %s (%s)", site, e.Reason, e.Branch)
 				}
 				return nil

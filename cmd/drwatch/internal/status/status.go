@@ -128,6 +128,10 @@ type Projection struct {
 	Self, Peer events.SiteID
 	Sites      map[events.SiteID]*Site
 	Automatic  Automatic
+	// MaxEpoch is the highest epoch either site announced or opened a
+	// failover at: an operator's request carries it, and a target that
+	// knows a higher one discards the request as stale.
+	MaxEpoch events.Epoch
 	LastSeq    uint64
 	cfg        *config.Config
 }
@@ -182,6 +186,7 @@ func (p *Projection) Apply(env *events.Envelope) {
 	switch e := ev.(type) {
 	case events.RoleChanged:
 		s.Role, s.Epoch, s.RoleFromLog = e.To, e.Epoch, true
+		p.MaxEpoch = max(p.MaxEpoch, e.Epoch)
 		if t := transition(e.From, e.To); t != "" {
 			s.LastTransition = t
 		}
@@ -237,6 +242,7 @@ func (p *Projection) Apply(env *events.Envelope) {
 		ok := e.OK
 		s.ConfigOK, s.ConfigIssues = &ok, slices.Clone(e.Problems)
 	case events.FailoverStarted:
+		p.MaxEpoch = max(p.MaxEpoch, e.Epoch)
 		s.LastFailover = &Saga{ID: e.FailoverID, From: string(e.From), To: string(e.To), Manual: e.Manual, State: "running", Reason: e.Reason, StartedAt: env.Time}
 	case events.FailoverStepDone:
 		if f := s.LastFailover; f != nil && f.ID == e.FailoverID {

@@ -6,6 +6,7 @@ package decide
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/drwatch/drwatch/pkg/events"
@@ -138,8 +139,16 @@ func decide(s *state.State, p Policy, now time.Time) Decision {
 	return nothing("role."+string(s.Role), "a standalone site has no peer to fail over with")
 }
 
-// BranchTakeover is a standby's promotion on a beActive verdict.
-const BranchTakeover = "standby.takeover"
+// Branches the orchestrator acts on by name.
+const (
+	// BranchTakeover is a standby's promotion on a beActive verdict.
+	BranchTakeover = "standby.takeover"
+	// BranchResume is the liveness rule: both sites standby and in touch,
+	// the site active at the highest epoch becomes active again.
+	BranchResume = "standby.resume"
+	// BranchRequestStale discards a request older than the pair's epoch.
+	BranchRequestStale = "request.stale"
+)
 
 func act(a events.Action, branch, reason string) Decision {
 	return Decision{Action: a, Act: true, Branch: branch, Reason: reason}
@@ -154,6 +163,11 @@ func blocked(a events.Action, branch, reason string) Decision {
 func request(s *state.State, p Policy, r *state.Request, now time.Time) Decision {
 	var d Decision
 	switch {
+	case s.Stale(r):
+		// A fence sent during a cut must not demote the active that took
+		// over after it; an operator's request must not act on a pair
+		// that changed since it was typed.
+		d = nothing(BranchRequestStale, fmt.Sprintf("request %s was issued at epoch %d; epoch %d has been opened since, so it is discarded", r.ID, r.Epoch, s.MaxEpoch))
 	case r.ToRole == s.Role:
 		d = nothing("request.already", "already "+string(s.Role))
 	case r.ToRole == events.RoleStandby:
@@ -197,8 +211,8 @@ func decideStandby(s *state.State, p Policy, now time.Time) Decision {
 	bothStandby := s.PeerRole == events.RoleStandby
 	switch {
 	case v != nil && v.Action == events.ActionBeActive && (peerDown || bothStandby):
-	case !peerDown && bothStandby && !s.StoodDownAt.IsZero() && s.LastActive == s.Site:
-		return resumeAfterRestart(s, p, now)
+	case !peerDown && bothStandby && s.LastActive == s.Site:
+		return resume(s, p, now)
 	case !peerDown && s.PeerRole == events.RoleActive && p.Home && s.LastActive == s.Peer:
 		return failback(s, p, now)
 	case v != nil && v.Action == events.ActionWait:
@@ -267,23 +281,43 @@ func guards(s *state.State, p Policy, now time.Time) (Decision, bool) {
 	return Decision{}, true
 }
 
-// resumeAfterRestart: this site stood down on restart because it could not
-// hear the peer; now it does, and the peer is standby too. The heartbeat
-// no longer asks the arbiters, so without this rule nobody would become
-// active. The site active last takes over again once the peer had
-// RestartYield to announce a takeover of its own, and as long again since
-// the peer answers: "standby" may be the stale copy of a peer that took
-// over behind the cut, until the source brings its log across.
-func resumeAfterRestart(s *state.State, p Policy, now time.Time) Decision {
-	if until := later(s.StoodDownAt, s.ReachableAt).Add(p.RestartYield); now.Before(until) {
-		return nothing("standby.restart-yield",
-			"both sites standby and the peer answers; this site stood down on restart and waits until "+until.UTC().Format(time.RFC3339)+" for any takeover of the peer to reach its log")
+// resume is the pair's liveness rule: both sites are standby and hear
+// each other, so no verdict will ever come (the heartbeat asks the arbiters
+// only when it loses the peer), and without this rule nobody would be
+// active. It happens after a switchover that aborted past the fence, a
+// demotion asked by an operator, or a restart stand-down. The site active
+// at the highest epoch becomes active again: both sites compute the same
+// answer from the same facts, its databases hold the latest history, and
+// the takeover claims the arbiters like any other. It waits RestartYield
+// after the pair became both standby, or the peer was heard again, and for
+// any saga of the peer to end: "standby" may be the stale copy of a peer
+// taking over behind a cut, until the source brings its log across.
+//
+// The block window and the lag guard do not apply (this is no failover:
+// the service returns where it was); automatic failover off does, since
+// then nothing automatic acts.
+func resume(s *state.State, p Policy, now time.Time) Decision {
+	if s.PeerSagaRunning() {
+		return nothing("standby.resume-wait", "both sites standby; the peer's failover "+s.PeerSaga.ID+" is in progress")
 	}
-	if d, ok := guards(s, p, now); !ok {
-		return d
+	since := later(later(s.BothStandbySince, s.ReachableAt), s.StoodDownAt)
+	if until := since.Add(p.RestartYield); now.Before(until) {
+		return nothing("standby.resume-wait",
+			"both sites standby and the peer answers; this site was active last and becomes active again at "+until.UTC().Format(time.RFC3339)+" unless the peer's log shows a takeover first")
 	}
-	return act(events.ActionBeActive, "standby.restart-resume",
-		"both sites standby and the peer answers; this site was active last and stood down only because it restarted without its peer")
+	if !s.AutomaticOn(p.Automatic, now) {
+		return blocked(events.ActionBeActive, "guard.automatic-off",
+			"both sites standby and this site was active last, but automatic failover is off: run a manual failover to make a site active")
+	}
+	if g := s.Saga; g != nil && g.Aborted && g.To == events.RoleActive && now.Sub(g.AbortedAt) < p.RestartYield {
+		return blocked(events.ActionBeActive, "guard.aborted",
+			"failover "+g.ID+" aborted ("+g.AbortReason+"); the liveness rule retries at "+g.AbortedAt.Add(p.RestartYield).UTC().Format(time.RFC3339))
+	}
+	reason := "both sites standby and the peer answers; this site was active last (epoch " + strconv.FormatUint(uint64(s.ActiveEpoch), 10) + ")"
+	if !s.StoodDownAt.IsZero() {
+		reason += " and stood down only because it restarted without its peer"
+	}
+	return act(events.ActionBeActive, BranchResume, reason)
 }
 
 func later(a, b time.Time) time.Time {

@@ -64,7 +64,7 @@ func mysqlLagHigh(seconds float64) events.ReplicationLagHigh {
 }
 
 func manual(target events.SiteID, to events.Role, force bool) events.FailoverRequested {
-	return events.FailoverRequested{Target: target, ToRole: to, Manual: true, Force: force, Reason: "operator", RequestedBy: "root"}
+	return events.FailoverRequested{Target: target, ToRole: to, Manual: true, Force: force, Reason: "operator", RequestedBy: "root", Epoch: 1}
 }
 
 const (
@@ -82,6 +82,20 @@ func initial() []logEntry {
 }
 
 func with(entries ...logEntry) []logEntry { return append(initial(), entries...) }
+
+type decideCase struct {
+	name    string
+	self    events.SiteID
+	role    events.Role
+	policy  Policy
+	log     []logEntry
+	now     time.Duration
+	action  events.Action
+	act     bool
+	branch  string
+	epoch   events.Epoch
+	blocked bool
+}
 
 func TestDecide(t *testing.T) {
 	def := Policy{Automatic: true, BlockWindow: 8 * time.Hour, MaxLagBytes: 1 << 20, WaitDuration: 8 * time.Hour}
@@ -102,19 +116,7 @@ func TestDecide(t *testing.T) {
 		return with(append(entries, logEntry{B, time.Minute, unreachable(A)}, logEntry{B, 2 * time.Minute, verdict(standby, events.ActionBeActive, "x")})...)
 	}
 
-	tests := []struct {
-		name    string
-		self    events.SiteID
-		role    events.Role
-		policy  Policy
-		log     []logEntry
-		now     time.Duration
-		action  events.Action
-		act     bool
-		branch  string
-		epoch   events.Epoch
-		blocked bool
-	}{
+	tests := []decideCase{
 		// Junos scenarios.
 		{name: "active down: standby takes over", self: B, role: standby, policy: def,
 			log: with(logEntry{B, time.Minute, unreachable(A)}, logEntry{B, 2 * time.Minute, verdict(standby, events.ActionBeActive, "standby.managed+unreachable<failover")}),
@@ -296,8 +298,19 @@ func TestDecide(t *testing.T) {
 			log: with(logEntry{A, time.Minute, manual(A, standby, false)}),
 			now: 2 * time.Minute, action: events.ActionBeStandby, act: true, branch: "request.manual", epoch: 1},
 		{name: "fenced by the peer", self: A, role: active, policy: manualOff,
-			log: with(logEntry{B, time.Minute, events.FailoverRequested{Target: A, ToRole: standby, Reason: "fence", RequestedBy: "orchestrator@b"}}),
+			log: with(logEntry{B, time.Minute, events.FailoverRequested{Target: A, ToRole: standby, Reason: "fence", RequestedBy: "orchestrator@b", Epoch: 2}}),
 			now: 2 * time.Minute, action: events.ActionBeStandby, act: true, branch: "request.fenced", epoch: 1},
+		// A fence sent by b's takeover at epoch 2 during a cut reaches a
+		// only after a became active again at epoch 3: it must not
+		// demote the site that is active now.
+		{name: "a stale fence does not demote the active that took over after it", self: A, role: active, policy: def,
+			log: with(logEntry{A, time.Minute, role(active, standby, 1)}, logEntry{A, 2 * time.Minute, role(standby, active, 3)},
+				logEntry{B, time.Minute, events.FailoverRequested{Target: A, ToRole: standby, Reason: "fence", RequestedBy: "orchestrator@b", Epoch: 2}}),
+			now: 3 * time.Minute, action: events.ActionNothing, branch: "request.stale"},
+		{name: "an operator's request typed before the last takeover is discarded", self: B, role: standby, policy: def,
+			log: with(logEntry{A, time.Minute, role(active, standby, 1)}, logEntry{A, 2 * time.Minute, role(standby, active, 3)},
+				logEntry{A, 3 * time.Minute, manual(B, active, false)}),
+			now: 4 * time.Minute, action: events.ActionNothing, branch: "request.stale"},
 		{name: "request for the role already held", self: B, role: standby, policy: def,
 			log: with(logEntry{B, time.Minute, manual(B, standby, false)}),
 			now: 2 * time.Minute, action: events.ActionNothing, branch: "request.already"},
@@ -341,6 +354,7 @@ func TestDecide(t *testing.T) {
 				logEntry{B, time.Minute, unreachable(A)}, logEntry{B, 2 * time.Minute, verdict(standby, events.ActionBeActive, "x")}),
 			now: 3 * time.Minute, action: events.ActionNothing, branch: "saga.running"},
 	}
+	tests = append(tests, livenessCases(def)...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			peer := A
@@ -395,5 +409,47 @@ func TestNextEpochIsUniquePerSite(t *testing.T) {
 		if b[e] {
 			t.Fatalf("both sites took epoch %d", e)
 		}
+	}
+}
+
+// livenessCases: both sites standby while they hear each other, which no
+// verdict will ever change (the heartbeat asks the arbiters only when it
+// loses the peer). Before the liveness rule the pair stayed without an
+// active site for good unless one had stood down on restart.
+func livenessCases(def Policy) []decideCase {
+	yield := def
+	yield.RestartYield = time.Minute
+	off := yield
+	off.Automatic = false
+	// a was active at epoch 1; b's switchover at epoch 2 fenced it, then
+	// aborted at check-position: both standby, in touch.
+	aborted := with(
+		logEntry{B, time.Minute, events.FailoverStarted{FailoverID: "f2", From: standby, To: active, Epoch: 2, Reason: "switch", Steps: []string{"fence-peer", "check-position"}}},
+		logEntry{A, 2 * time.Minute, role(active, standby, 1)},
+		logEntry{B, 3 * time.Minute, events.FailoverAborted{FailoverID: "f2", Step: "check-position", Reason: "lag"}},
+	)
+	return []decideCase{
+		{name: "liveness: both standby and in touch, the last active waits RestartYield", self: A, role: standby, policy: yield,
+			log: aborted, now: 2*time.Minute + 30*time.Second, action: events.ActionNothing, branch: "standby.resume-wait"},
+		{name: "liveness: both standby and in touch, the last active becomes active again", self: A, role: standby, policy: yield,
+			log: aborted, now: 4 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.resume", epoch: 3},
+		{name: "liveness: the other site does not", self: B, role: standby, policy: yield,
+			log: aborted, now: 4 * time.Minute, action: events.ActionNothing, branch: "standby.no-verdict"},
+		{name: "liveness: not while the peer's failover runs", self: A, role: standby, policy: yield,
+			log: append(with(logEntry{A, 2 * time.Minute, role(active, standby, 1)}),
+				logEntry{B, 2 * time.Minute, events.FailoverStarted{FailoverID: "f2", From: standby, To: active, Epoch: 2, Reason: "switch", Steps: []string{"promote-pgsql"}}}),
+			now: 10 * time.Minute, action: events.ActionNothing, branch: "standby.resume-wait"},
+		{name: "liveness: the block window does not hold it back", self: B, role: standby, policy: yield,
+			log: with(logEntry{A, time.Minute, role(active, standby, 1)}, logEntry{B, 2 * time.Minute, role(standby, active, 2)},
+				logEntry{B, 2 * time.Minute, events.FailoverCompleted{FailoverID: "f1", Role: active, Epoch: 2}},
+				logEntry{B, 10 * time.Minute, role(active, standby, 2)}),
+			now: 12 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.resume", epoch: 4},
+		{name: "liveness: automatic off holds it, recorded", self: A, role: standby, policy: off,
+			log: aborted, now: 4 * time.Minute, action: events.ActionBeActive, blocked: true, branch: "guard.automatic-off"},
+		{name: "liveness: last active is the highest epoch, not the last event read", self: B, role: standby, policy: yield,
+			log: with(logEntry{B, time.Minute, role(standby, active, 2)}, logEntry{B, 2 * time.Minute, role(active, standby, 2)},
+				// a's old activation at epoch 1 arrives late through the source.
+				logEntry{A, 3 * time.Minute, role(standby, active, 1)}, logEntry{A, 3 * time.Minute, role(active, standby, 2)}),
+			now: 5 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.resume", epoch: 4},
 	}
 }

@@ -125,25 +125,25 @@ func TestDecideAfterRestartStandDown(t *testing.T) {
 		// and the peer answers, so the arbiters are no longer asked.
 		{name: "both standby and the peer answers, within the yield: waits",
 			self: A, policy: def, log: stoodDown(logEntry{A, 11 * time.Minute, reachable(B)}),
-			now: 11 * time.Minute, action: events.ActionNothing, branch: "standby.restart-yield"},
+			now: 11 * time.Minute, action: events.ActionNothing, branch: "standby.resume-wait"},
 		{name: "both standby and the peer answers, after the yield: the site active last resumes",
 			self: A, policy: def, log: stoodDown(logEntry{A, 11 * time.Minute, reachable(B)}),
-			now: 13 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.restart-resume", epoch: 3},
+			now: 13 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.resume", epoch: 3},
 		// The heartbeat hears b before the source brought b's log: b's
 		// "standby" may be stale for a while.
 		{name: "the peer answers again after the yield: waits as long again",
 			self: A, policy: def, log: stoodDown(logEntry{A, 20 * time.Minute, reachable(B)}),
-			now: 21 * time.Minute, action: events.ActionNothing, branch: "standby.restart-yield"},
+			now: 21 * time.Minute, action: events.ActionNothing, branch: "standby.resume-wait"},
 		{name: "the peer answers again after the yield, then the yield passes: resumes",
 			self: A, policy: def, log: stoodDown(logEntry{A, 20 * time.Minute, reachable(B)}),
-			now: 22 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.restart-resume", epoch: 3},
+			now: 22 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.resume", epoch: 3},
 		{name: "both standby and the peer answers, automatic off: blocked",
 			self: A, policy: off, log: stoodDown(logEntry{A, 11 * time.Minute, reachable(B)}),
 			now: 13 * time.Minute, action: events.ActionBeActive, blocked: true, branch: "guard.automatic-off"},
-		{name: "a later role change of its own ends the stand-down's rules",
-			self: A, policy: def, log: stoodDown(logEntry{A, 12 * time.Minute, role(standby, active, 2)}, logEntry{A, 13 * time.Minute, role(active, standby, 2)},
+		{name: "a later stand-down of any kind: the liveness rule still brings the last active back",
+			self: A, policy: def, log: stoodDown(logEntry{A, 12 * time.Minute, role(standby, active, 3)}, logEntry{A, 13 * time.Minute, role(active, standby, 3)},
 				logEntry{A, 14 * time.Minute, reachable(B)}),
-			now: 20 * time.Minute, action: events.ActionNothing, branch: "standby.no-verdict"},
+			now: 40 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.resume", epoch: 5},
 
 		// The other site (b).
 		{name: "b still sees a active (the stand-down is behind the cut): takes over on its verdict",

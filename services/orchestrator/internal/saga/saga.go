@@ -293,7 +293,7 @@ func (x *Executor) fence(ctx context.Context, s *state.Saga) (string, error) {
 	if st.PeerUnreachable() {
 		return "peer " + string(x.Peer) + " unreachable; proceeding as arbitration allowed, epoch " + strconv.FormatUint(uint64(s.Epoch), 10) + " fences it on return", nil
 	}
-	req := events.FailoverRequested{Target: x.Peer, ToRole: events.RoleStandby, Reason: clip1k("fenced by " + string(x.Site) + " failover " + s.ID), RequestedBy: "orchestrator@" + string(x.Site)}
+	req := events.FailoverRequested{Target: x.Peer, ToRole: events.RoleStandby, Reason: clip1k("fenced by " + string(x.Site) + " failover " + s.ID), RequestedBy: "orchestrator@" + string(x.Site), Epoch: s.Epoch}
 	if st.PeerRole != events.RoleActive {
 		// Not known active: ask anyway (a no-op there) and do not wait.
 		if err := x.publish(ctx, req); err != nil {

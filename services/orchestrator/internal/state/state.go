@@ -90,8 +90,23 @@ type State struct {
 
 	PeerRole  events.Role
 	PeerEpoch events.Epoch
-	// LastActive is the site that most recently became active.
+	// ActiveEpoch and PeerActiveEpoch are the highest epochs at which
+	// this site and the peer became active (0: never). Epochs are unique
+	// per site (decide.NextEpoch), so at most one site holds the highest.
+	ActiveEpoch, PeerActiveEpoch events.Epoch
+	// LastActive is the site that became active at the highest epoch, ""
+	// when neither ever did. Both sites compute it from the same facts
+	// whatever order their logs received them in.
 	LastActive events.SiteID
+	// PeerSaga is the peer's latest saga as its sourced log tells it.
+	PeerSaga *Saga
+	// Promoted is, per database, the epoch of this site's saga that last
+	// promoted its server; with ActiveEpoch it tells whether the server
+	// holds the pair's latest history (OwnsLineage).
+	Promoted map[events.Database]events.Epoch
+	// PeerPromoted is the highest epoch of a peer saga that promoted a
+	// database, whether or not that saga went on to announce active.
+	PeerPromoted events.Epoch
 	// BothStandbySince is when both sites became standby, zero otherwise.
 	BothStandbySince time.Time
 
@@ -196,6 +211,7 @@ func New(site, peer events.SiteID, role events.Role, lines []string) *State {
 		Lag:        map[events.Database]Lag{},
 		DBDone:     map[DBKey]events.DatabaseCommandDone{},
 		Follow:     map[events.Database]Follow{},
+		Promoted:   map[events.Database]events.Epoch{},
 	}
 }
 
@@ -207,6 +223,11 @@ func (s *State) Clone() *State {
 	c.Lag = maps.Clone(s.Lag)
 	c.DBDone = maps.Clone(s.DBDone)
 	c.Follow = maps.Clone(s.Follow)
+	c.Promoted = maps.Clone(s.Promoted)
+	if s.PeerSaga != nil {
+		g := *s.PeerSaga
+		c.PeerSaga = &g
+	}
 	if s.Verdict != nil {
 		v := *s.Verdict
 		c.Verdict = &v
@@ -243,6 +264,23 @@ func (s *State) PeerUnreachable() bool {
 // SagaRunning reports a started saga without Completed or Aborted.
 func (s *State) SagaRunning() bool { return s.Saga != nil && !s.Saga.Finished }
 
+// PeerSagaRunning reports a saga of the peer started and not yet ended,
+// as far as the sourced copy of its log tells.
+func (s *State) PeerSagaRunning() bool { return s.PeerSaga != nil && !s.PeerSaga.Finished }
+
+// OwnsLineage reports whether this site's server of db holds the pair's
+// latest history: this site became active, or promoted db, at an epoch
+// above any at which the peer became active since. Such a server follows
+// no primary and yet lacks nothing: a position check must not refuse it.
+func (s *State) OwnsLineage(db events.Database) bool {
+	own := max(s.ActiveEpoch, s.Promoted[db])
+	return own > 0 && own > max(s.PeerActiveEpoch, s.PeerPromoted)
+}
+
+// Stale reports whether request r was issued before the highest epoch
+// this site knows: it answers a pair that has changed since.
+func (s *State) Stale(r *Request) bool { return r.Epoch < s.MaxEpoch }
+
 // Types are the event types the projection folds.
 var Types = []events.Type{
 	"RoleChanged", "FailoverRequested", "FailoverStarted", "FailoverStepDone",
@@ -273,6 +311,8 @@ func (s *State) Apply(env *events.Envelope) {
 		}
 	case events.FailoverStarted:
 		if !own {
+			s.PeerSaga = &Saga{ID: e.FailoverID, From: e.From, To: e.To, Epoch: e.Epoch, Manual: e.Manual, Force: e.Force,
+				Reason: e.Reason, StartedAt: env.Time}
 			return
 		}
 		s.Saga = &Saga{
@@ -301,10 +341,16 @@ func (s *State) Apply(env *events.Envelope) {
 		if own && s.Saga != nil && s.Saga.ID == e.FailoverID {
 			s.Saga.Finished = true
 		}
+		if !own && s.PeerSaga != nil && s.PeerSaga.ID == e.FailoverID {
+			s.PeerSaga.Finished = true
+		}
 	case events.FailoverAborted:
 		if own && s.Saga != nil && s.Saga.ID == e.FailoverID {
 			s.Saga.Finished, s.Saga.Aborted = true, true
 			s.Saga.AbortedAt, s.Saga.AbortReason = env.Time, e.Reason
+		}
+		if !own && s.PeerSaga != nil && s.PeerSaga.ID == e.FailoverID {
+			s.PeerSaga.Finished, s.PeerSaga.Aborted = true, true
 		}
 	case events.FailoverDecided:
 		if !own {
@@ -360,6 +406,12 @@ func (s *State) Apply(env *events.Envelope) {
 	case events.DatabaseCommandDone:
 		if own && e.FailoverID != "" {
 			s.DBDone[DBKey{e.FailoverID, e.Command, e.Database}] = e
+		}
+		if own && e.OK && e.Command == "promote" && s.Saga != nil && s.Saga.ID == e.FailoverID {
+			s.Promoted[e.Database] = max(s.Promoted[e.Database], s.Saga.Epoch)
+		}
+		if !own && e.OK && e.Command == "promote" && s.PeerSaga != nil && s.PeerSaga.ID == e.FailoverID {
+			s.PeerPromoted = max(s.PeerPromoted, s.PeerSaga.Epoch)
 		}
 		if own && e.OK && e.Command == "position" {
 			l := s.Lag[e.Database]
@@ -421,8 +473,14 @@ func (s *State) applyRole(own bool, e events.RoleChanged, at time.Time) {
 	if e.To == events.RoleActive {
 		if own {
 			s.EverActive = true
-			s.LastActive = s.Site
+			s.ActiveEpoch = max(s.ActiveEpoch, e.Epoch)
 		} else {
+			s.PeerActiveEpoch = max(s.PeerActiveEpoch, e.Epoch)
+		}
+		switch {
+		case s.ActiveEpoch > s.PeerActiveEpoch:
+			s.LastActive = s.Site
+		case s.PeerActiveEpoch > s.ActiveEpoch:
 			s.LastActive = s.Peer
 		}
 	}
