@@ -132,8 +132,8 @@ type Projection struct {
 	// failover at: an operator's request carries it, and a target that
 	// knows a higher one discards the request as stale.
 	MaxEpoch events.Epoch
-	LastSeq    uint64
-	cfg        *config.Config
+	LastSeq  uint64
+	cfg      *config.Config
 }
 
 // New returns the projection before any event: both sites in their
