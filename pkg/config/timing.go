@@ -251,7 +251,7 @@ func (c *Config) Timing() Timing {
 	} else {
 		t.ActiveVerdict = fs.add("activeVerdict", 2*probe, verdictWhy, "2 × probeTimeout = 2 × %s", probe)
 	}
-	fs.add("decisionTick", t.DecisionTick, "the orchestrator acts on a verdict within one tick", "the orchestrator's tick")
+	fs.add("decisionTick", t.DecisionTick, "the orchestrator acts on a verdict within one tick", "fixed: the orchestrator's tick")
 	fs.add("selfFenceTimeout", t.SelfFenceTimeout, "the stand-down releases the VIP and makes the databases read-only within it, before hooks and service stops",
 		"failover.selfFenceTimeout")
 	t.SelfFence = fs.add("selfFence", t.DetectionWorst+t.ActiveVerdict+t.DecisionTick+t.SelfFenceTimeout,
@@ -282,7 +282,7 @@ func (c *Config) Timing() Timing {
 		t.ClaimTimeout = fs.add("claimTimeout", 0,
 			"this site cannot claim (no arbiter, or a custom script): takeovers rest on the verdict alone", "0")
 	}
-	fs.add("dbTimeout", t.DBTimeout, "bounds one promotion or demotion by dbmonitor", "the orchestrator's database timeout")
+	fs.add("dbTimeout", t.DBTimeout, "bounds one promotion or demotion by dbmonitor", "fixed: the orchestrator's database timeout")
 
 	y := max(interval, t.TakeoverHold) + 2*probe
 	terms := []string{"max(interval, takeoverHold) + 2 × probeTimeout"}

@@ -31,7 +31,8 @@ site process:
   run                     run every service of this site (embedded NATS unless nats.url is set)
   start | stop            start the site process in the background / stop it (pidfile)
   reset --yes             stop it and delete this site's DR data (log, file backups)
-  validate                check a site configuration file and print the problems
+  validate [--json]       check a site configuration file and print the problems, or
+                          the failover timing contract its timers add up to
   init [-a|-s]            write both sites' configs, TLS certificates, replication users
   vip release             remove this site's VIP after drwatch exited (systemd
                           ExecStopPost=): a dead process cannot release it
@@ -178,15 +179,49 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// validateCmd checks a file and prints its failover timing contract: every
+// derived figure with its formula and the inequalities Validate checked, so
+// that an operator sees what the timers add up to before a failover does.
 func validateCmd(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("validate", stderr)
 	cfgPath := configFlag(fs)
+	asJSON := fs.Bool("json", false, "print the result and the timing contract as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if _, err := config.Load(*cfgPath); err != nil {
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
 		return err
 	}
+	t := cfg.Timing()
+	if *asJSON {
+		return writeJSON(stdout, struct {
+			Config  string          `json:"config"`
+			OK      bool            `json:"ok"`
+			Figures []config.Figure `json:"figures"`
+			Checks  []config.Check  `json:"checks"`
+		}{*cfgPath, true, t.Figures, t.Checks()})
+	}
 	fmt.Fprintf(stdout, "%s: ok\n", *cfgPath)
+	printTiming(stdout, t)
 	return nil
+}
+
+func printTiming(w io.Writer, t config.Timing) {
+	fmt.Fprintln(w, "\nfailover timing contract, counted from the cut (no packet between the sites, nor between the active site and its arbiters):")
+	for _, f := range t.Figures {
+		fmt.Fprintf(w, "  %-17s %-8s %s\n  %-17s %-8s %s\n", f.Name, f.Value, f.Formula, "", "", f.Why)
+	}
+	fmt.Fprintln(w, "checks:")
+	for _, c := range t.Checks() {
+		switch {
+		case c.Holds:
+			fmt.Fprintf(w, "  ok   %s\n", c.Inequality)
+		case c.Required:
+			// Load rejects such a file; kept so the printer never hides one.
+			fmt.Fprintf(w, "  FAIL %s: %s\n", c.Inequality, c.Fix)
+		default:
+			fmt.Fprintf(w, "  no   %s (not required: %s)\n", c.Inequality, c.Fix)
+		}
+	}
 }
