@@ -78,29 +78,19 @@ type Options struct {
 	// site cannot claim (no arbiters, or a custom failure-detection
 	// script): its takeovers and restarts then rest on the verdict alone.
 	ClaimTimeout time.Duration
+	// TakeoverHold is how long after this site's last reply from the peer
+	// a takeover may complete its claim of the arbiters (config.Timing):
+	// an isolated active has released the VIP and fenced its databases
+	// by then. Counting it from anything later, such as the latest
+	// RemoteUnreachable.Since of the lines, holds longer and stays safe.
+	TakeoverHold time.Duration
+	// SelfFenceTimeout is failover.selfFenceTimeout: a stand-down releases
+	// the VIP and makes the databases read-only within it, before hooks
+	// and service stops; the takeover hold counts on it.
+	SelfFenceTimeout time.Duration
 
 	// afterPublish sees every event a saga stores (tests crash on it).
 	afterPublish func(*events.Envelope)
-}
-
-// restartYield bounds how long the peer needs, once its own verdict says
-// beActive, to show the arbiters it manages them: one arbitration round
-// (watchdog.heartbeat.interval), its failover saga (the database promotion
-// and the hooks on the way to active, each up to its timeout, when
-// configured) and the dial of its sessions (failureDetection.probeTimeout,
-// twice: the round's probes and the session's login). A site that stood
-// down on restart waits that long before a verdict may promote it again.
-func restartYield(cfg *config.Config, o Options) time.Duration {
-	y := cfg.Watchdog.Heartbeat.Interval.D() + 2*cfg.Watchdog.FailureDetection.ProbeTimeout.D()
-	if len(o.Databases) > 0 {
-		y += o.DBTimeout
-	}
-	for _, h := range []string{o.Hooks.Veto, o.Hooks.PreS2M, o.Hooks.PostS2M} {
-		if h != "" {
-			y += o.Hooks.Timeout
-		}
-	}
-	return y
 }
 
 // HostPort is a database server's address.
@@ -169,13 +159,13 @@ func OptionsFromConfig(cfg *config.Config) (Options, error) {
 			o.PeerDatabases[events.PgSQL] = hp
 		}
 	}
-	o.Policy.RestartYield = restartYield(cfg, o)
-	if fd := cfg.Watchdog.FailureDetection; len(fd.Arbiters) > 0 && !fd.IsCustom {
-		// The arbiter service waits up to one probe timeout (and a
-		// second) for its first dials, then looks for up to an interval
-		// and four more.
-		o.ClaimTimeout = cfg.Watchdog.Heartbeat.Interval.D() + 5*fd.ProbeTimeout.D() + 6*time.Second
-	}
+	// Timings that depend on others come from one derivation, checked
+	// there against each other (drwatch validate prints it).
+	t := cfg.Timing()
+	o.Tick, o.DBTimeout, o.StartupHold = t.DecisionTick, t.DBTimeout, t.StartupHold
+	o.Policy.RestartYield = t.RestartYield
+	o.ClaimTimeout = t.ClaimTimeout
+	o.TakeoverHold, o.SelfFenceTimeout = t.TakeoverHold, t.SelfFenceTimeout
 	return o, nil
 }
 
