@@ -34,6 +34,9 @@ const (
 	watchConsumer = "arbiter-watch"
 )
 
+// addressesField names Options.Addresses in errors.
+const addressesField = "site.addresses"
+
 // Options are the service's settings, taken from the site configuration.
 type Options struct {
 	Site, Peer events.SiteID
@@ -42,6 +45,12 @@ type Options struct {
 	Interval         time.Duration
 	FailureDetection config.FailureDetection
 	PeerAddresses    []string
+	// Addresses are this site's source addresses as arbiters list them,
+	// i.e. what the peer has in its site.peerAddresses. The active site
+	// counts an arbiter only when its session list names the managing
+	// session by one of them; empty, by the address the session leaves
+	// from (right unless NAT lies between the site and its arbiters).
+	Addresses []string
 	// Automatic is failover.automatic, until an AutomaticFailoverChanged
 	// says otherwise.
 	Automatic bool
@@ -53,7 +62,8 @@ type Options struct {
 	// ConfirmTimeout is how long an active role read from the log waits
 	// for the orchestrator to confirm it (RoleConfirmed, RoleChanged)
 	// before the managing sessions are held anyway; 0 holds them at once.
-	// It outlasts the orchestrator's startup hold (1 min).
+	// It outlasts the orchestrator's startup hold and the claim that may
+	// end it (config.Timing).
 	ConfirmTimeout time.Duration
 }
 
@@ -67,7 +77,7 @@ func OptionsFromConfig(cfg *config.Config) Options {
 		PeerAddresses:    cfg.Site.PeerAddresses,
 		Automatic:        cfg.Failover.Automatic,
 		Lines:            cfg.HeartbeatLineNames(),
-		ConfirmTimeout:   2 * time.Minute,
+		ConfirmTimeout:   cfg.Timing().ConfirmTimeout,
 	}
 }
 
@@ -104,6 +114,9 @@ func (o Options) validate() error {
 	if _, err := probe.ParsePeerSet(o.PeerAddresses); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := probe.ParseAddressSet(addressesField, "this site's", o.Addresses); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -111,6 +124,10 @@ func (o Options) validate() error {
 func (o Options) build(cfg *config.Config) (watchdog.Config, error) {
 	fd := o.FailureDetection
 	peers, err := probe.ParsePeerSet(o.PeerAddresses)
+	if err != nil {
+		return watchdog.Config{}, err
+	}
+	own, err := probe.ParseAddressSet(addressesField, "this site's", o.Addresses)
 	if err != nil {
 		return watchdog.Config{}, err
 	}
@@ -122,6 +139,7 @@ func (o Options) build(cfg *config.Config) (watchdog.Config, error) {
 		ArbiterProbe:   fd.ArbiterProbe,
 		SessionCommand: fd.SessionCommand,
 		Peers:          peers,
+		Own:            own,
 		Dialer:         o.Dialer,
 		ConfirmTimeout: o.ConfirmTimeout,
 		ConfigJSON: func(role events.Role) ([]byte, error) {

@@ -151,8 +151,9 @@ func TestRunActiveStaysActiveAndHoldsSessions(t *testing.T) {
 	cause := h.peerLost()
 	ev, env := waitEvent(t, h.heartbeat, "ArbitrationDecided", func(events.ArbitrationDecided) bool { return true })
 	if ev.Role != events.RoleActive || ev.Action != events.ActionNothing || ev.Branch != "active-quorum" ||
-		ev.N != 3 || ev.Reachable != 3 || ev.ReachableShare != 1 || ev.Thresholds.Failover != 0.5 || len(ev.Arbiters) != 3 {
-		t.Errorf("verdict %+v, want active-quorum with 3 of 3", ev)
+		ev.N != 3 || ev.Reachable != 3 || ev.ReachableShare != 1 || ev.Managed != 3 || ev.ManagedShare != 1 ||
+		ev.Thresholds.Failover != 0.5 || len(ev.Arbiters) != 3 {
+		t.Errorf("verdict %+v, want active-quorum with 3 of 3 answering and listing this site's session", ev)
 	}
 	if env.CausationID != cause.ID {
 		t.Errorf("verdict caused by %s, want the RemoteUnreachable %s", env.CausationID, cause.ID)
@@ -170,9 +171,11 @@ func TestRunActiveFencesWhenArbitersGone(t *testing.T) {
 	if low.N != 4 || low.Reachable != 1 || low.Share != 0.25 || len(low.Unreachable) != 3 {
 		t.Errorf("quorum low %+v", low)
 	}
+	h.publish(events.RoleChanged{From: events.RoleActive, To: events.RoleActive, Epoch: 1, Reason: "initial role from site.role"})
+	bustest.WaitFor(t, 10*time.Second, "the managing session on the arbiter left", func() bool { return len(h.servers[3].Sessions()) > 0 })
 	h.peerLost()
 	ev, _ := waitEvent(t, h.heartbeat, "beStandby", func(e events.ArbitrationDecided) bool { return true })
-	if ev.Action != events.ActionBeStandby || ev.Branch != "active-fence" || ev.Reachable != 1 {
+	if ev.Action != events.ActionBeStandby || ev.Branch != "active-fence" || ev.Reachable != 1 || ev.Managed != 1 {
 		t.Errorf("verdict %+v, want active-fence", ev)
 	}
 	// Automatic failover switched off by the operator: stay active and say so.

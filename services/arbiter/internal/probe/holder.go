@@ -2,7 +2,12 @@ package probe
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +29,11 @@ type Holder struct {
 	connected atomic.Int64
 	readyOnce sync.Once
 	ready     chan struct{}
+
+	mu      sync.Mutex
+	clients map[*SSHTarget]*ssh.Client
+	// lost is why each target's last session ended or never began.
+	lost map[*SSHTarget]error
 }
 
 // Ready is closed once every target's first dial has ended, with a
@@ -58,6 +68,12 @@ func (h *Holder) hold(ctx context.Context, t *SSHTarget, firstDone func()) {
 	pause := h.Timeout
 	for ctx.Err() == nil {
 		err := h.session(ctx, t, firstDone)
+		h.mu.Lock()
+		if h.lost == nil {
+			h.lost = map[*SSHTarget]error{}
+		}
+		h.lost[t] = err
+		h.mu.Unlock()
 		firstDone()
 		if ctx.Err() != nil {
 			return
@@ -96,6 +112,8 @@ func (h *Holder) session(ctx context.Context, t *SSHTarget, up func()) error {
 	}
 	h.connected.Add(1)
 	defer h.connected.Add(-1)
+	h.setClient(t, client)
+	defer h.setClient(t, nil)
 	up()
 
 	dead := make(chan error, 1)
@@ -135,4 +153,119 @@ func keepalive(ctx context.Context, c *ssh.Client, timeout time.Duration) error 
 		c.Close()
 		return ErrTimeout
 	}
+}
+
+func (h *Holder) setClient(t *SSHTarget, c *ssh.Client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.clients == nil {
+		h.clients = map[*SSHTarget]*ssh.Client{}
+	}
+	if c == nil {
+		delete(h.clients, t)
+		return
+	}
+	h.clients[t] = c
+}
+
+// client is the session held to t, or nil and why there is none.
+func (h *Holder) client(t *SSHTarget) (*ssh.Client, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c := h.clients[t]; c != nil {
+		return c, nil
+	}
+	if err := h.lost[t]; err != nil {
+		return nil, fmt.Errorf("%w to %s: %w", ErrNotHeld, t.Addr, err)
+	}
+	return nil, fmt.Errorf("%w to %s: not dialled yet", ErrNotHeld, t.Addr)
+}
+
+// ErrNotHeld says no managing session to the arbiter is up.
+var ErrNotHeld = errors.New("no managing session held")
+
+// ErrNotListed says the arbiter's session list does not name this site's
+// managing session by one of this site's addresses, so the peer, reading
+// the same list, does not count the arbiter as managed by this site.
+var ErrNotListed = errors.New("the session list does not name this site")
+
+// Verify runs command — the standby's session-list command — over the
+// managing session held to t, and reports in Managed whether the list
+// names that session by one of own: this site's addresses as arbiters see
+// them, or, when own is empty, the address the session leaves from. That
+// is the fact the peer's standby counts; an arbiter where it fails gets
+// an Err wrapping ErrNotHeld or ErrNotListed that says what the list shows.
+// Reachable says the command ran.
+func (h *Holder) Verify(ctx context.Context, t *SSHTarget, command string, own PeerSet) Result {
+	res := Result{Host: t.Host}
+	c, err := h.client(t)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	if len(own) == 0 {
+		if ta, ok := c.LocalAddr().(*net.TCPAddr); ok {
+			if a, ok := netip.AddrFromSlice(ta.IP); ok {
+				a = a.Unmap()
+				own = PeerSet{netip.PrefixFrom(a, a.BitLen())}
+			}
+		}
+	}
+	sess, err := c.NewSession()
+	if err != nil {
+		res.Err = fmt.Errorf("ssh %s: open a session beside the managing one: %w", t.Addr, err)
+		return res
+	}
+	defer sess.Close()
+	// A listing that stalls ends with the round; the managing session
+	// itself stays, its keepalives judge it.
+	stop := context.AfterFunc(ctx, func() { sess.Close() })
+	defer stop()
+	var out limitedBuffer
+	sess.Stdout = &out
+	if err := sess.Run(command); err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		res.Err = fmt.Errorf("ssh %s: run %q over the managing session: %w", t.Addr, command, err)
+		return res
+	}
+	res.Reachable = true
+	if _, ok := ManagedBy(out.String(), own); ok {
+		res.Managed = true
+		return res
+	}
+	res.Err = fmt.Errorf("%w: %s: %q %s, not this site's %s: %s", ErrNotListed, t.Addr, command, describeListing(out.String()), own, listingFix(out.String()))
+	return res
+}
+
+// listingFix says what usually makes a list miss a site's session.
+func listingFix(out string) string {
+	switch {
+	case strings.TrimSpace(out) == "":
+		return "who lists only sessions with a terminal; give the account one (sshd PermitTTY, no no-pty in authorized_keys) or set sessionCommand to one that lists connections (ss -tn)"
+	case len(SessionAddresses(out)) == 0:
+		return "the arbiter lists host names, not addresses; set UseDNS no in its sshd_config"
+	}
+	return "the arbiter sees this site from another address (NAT?); that address belongs in this site's site.addresses and in the peer's site.peerAddresses"
+}
+
+// describeListing says what a session list shows, briefly.
+func describeListing(out string) string {
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if l = strings.Join(strings.Fields(l), " "); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 {
+		return "lists no session"
+	}
+	const maxLines = 4
+	more := ""
+	if len(lines) > maxLines {
+		more = fmt.Sprintf(" and %d more", len(lines)-maxLines)
+		lines = lines[:maxLines]
+	}
+	return fmt.Sprintf("lists %q%s", strings.Join(lines, "; "), more)
 }

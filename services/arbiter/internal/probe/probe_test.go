@@ -3,6 +3,7 @@ package probe_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -158,6 +159,69 @@ func TestSSHCheck(t *testing.T) {
 		r := standby.Check(ctx, target(t, srv, probe.SSHTargetOptions{Password: "wrong"}), "who", peersA(t))
 		if r.Reachable || r.Err == nil || !strings.Contains(r.Err.Error(), "unable to authenticate") {
 			t.Fatalf("got %+v, want an authentication error", r)
+		}
+	})
+}
+
+// TestHolderVerify: the active site runs the standby's command over its
+// own managing session and counts the arbiter only when the list names
+// the session by one of this site's addresses.
+func TestHolderVerify(t *testing.T) {
+	srv := sshtest.New(t, sshtest.Options{Password: "s3cret"})
+	noTerminal := sshtest.NewWho(t, sshtest.WhoOptions{Password: "s3cret", NoTerminal: true})
+	useDNS := sshtest.NewWho(t, sshtest.WhoOptions{Password: "s3cret", Origin: func(string) string { return "site-a.example" }})
+	kh := sshtest.KnownHostsOf(t, srv.HostEntry(), noTerminal.HostEntry(), useDNS.HostEntry())
+	tg := target(t, srv, probe.SSHTargetOptions{Password: "s3cret", KnownHosts: kh})
+	at := func(host string, port int) *probe.SSHTarget {
+		tg, err := probe.NewSSHTarget(probe.SSHTargetOptions{Host: host, Port: port, Username: "arbiter", Password: "s3cret", KnownHosts: kh, Field: "arbiters[1]"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tg
+	}
+	noTerminalTarget, useDNSTarget := at(noTerminal.Host, noTerminal.Port), at(useDNS.Host, useDNS.Port)
+	h := &probe.Holder{Dialer: probe.Dialer{LocalAddr: siteA}, Targets: []*probe.SSHTarget{tg, noTerminalTarget, useDNSTarget},
+		Timeout: 2 * time.Second, Keepalive: time.Second, Log: slog.New(slog.DiscardHandler)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	<-h.Ready()
+	own := func(items ...string) probe.PeerSet {
+		ps, err := probe.ParseAddressSet("site.addresses", "this site's", items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ps
+	}
+	tests := []struct {
+		name    string
+		target  *probe.SSHTarget
+		own     probe.PeerSet
+		managed bool
+		err     error
+		says    string
+	}{
+		{"listed by the session's own address", tg, nil, true, nil, ""},
+		{"listed by a configured address", tg, own("127.0.0.0/29"), true, nil, ""},
+		{"listed by another address than the configured one", tg, own("10.20.0.1"), false, probe.ErrNotListed, "(127.0.0.2)"},
+		{"no terminal, so who lists nothing", noTerminalTarget, nil, false, probe.ErrNotListed, "lists no session"},
+		{"UseDNS lists a host name", useDNSTarget, nil, false, probe.ErrNotListed, "UseDNS no"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vctx, vcancel := context.WithTimeout(ctx, 2*time.Second)
+			defer vcancel()
+			r := h.Verify(vctx, tt.target, "who", tt.own)
+			if r.Managed != tt.managed || !errors.Is(r.Err, tt.err) || !strings.Contains(fmt.Sprint(r.Err), tt.says) {
+				t.Fatalf("Verify = %+v, want managed %v, error %v saying %q", r, tt.managed, tt.err, tt.says)
+			}
+		})
+	}
+	t.Run("not held", func(t *testing.T) {
+		other := at(srv.Host, srv.Port) // configured, but not one of the holder's targets
+		if r := h.Verify(ctx, other, "who", nil); r.Managed || !errors.Is(r.Err, probe.ErrNotHeld) {
+			t.Fatalf("Verify = %+v, want ErrNotHeld", r)
 		}
 	})
 }

@@ -17,6 +17,12 @@ type PeerSet []netip.Prefix
 
 // ParsePeerSet reads addresses ("10.0.0.1") and prefixes ("10.0.0.0/29").
 func ParsePeerSet(items []string) (PeerSet, error) {
+	return ParseAddressSet("site.peerAddresses", "the peer site's", items)
+}
+
+// ParseAddressSet reads a set of addresses and prefixes configured under
+// field; whose says whose source addresses they are, for the error.
+func ParseAddressSet(field, whose string, items []string) (PeerSet, error) {
 	var ps PeerSet
 	for i, s := range items {
 		s = strings.TrimSpace(s)
@@ -26,12 +32,26 @@ func ParsePeerSet(items []string) (PeerSet, error) {
 		}
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			return nil, fmt.Errorf("site.peerAddresses[%d]: %q is not an IP address or prefix (arbiters list sessions by address, so give the peer site's source addresses)", i, s)
+			return nil, fmt.Errorf("%s[%d]: %q is not an IP address or prefix (arbiters list sessions by address, so give %s source addresses)", field, i, s, whose)
 		}
 		a = a.Unmap()
 		ps = append(ps, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return ps, nil
+}
+
+// String lists the set as configured: addresses bare, prefixes with
+// their length.
+func (ps PeerSet) String() string {
+	parts := make([]string, 0, len(ps))
+	for _, p := range ps {
+		if p.IsSingleIP() {
+			parts = append(parts, p.Addr().String())
+		} else {
+			parts = append(parts, p.String())
+		}
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
 }
 
 // Contains reports whether a is one of the peer's addresses.

@@ -40,11 +40,16 @@ type Input struct {
 	Role events.Role
 	// N is the number of configured arbiters.
 	N int
-	// Reachable: active side, arbiters that answered a ping.
+	// Reachable: active side, arbiters that answered a ping; reported,
+	// not decided on.
 	Reachable int
-	// Managed and Unreachable: standby side, arbiters listing a session
-	// from the active site, and arbiters this site could not log in to.
-	Managed     int
+	// Managed: arbiters whose session list (sessionCommand) names the
+	// active site's managing session by an address the standby matches.
+	// Both sides decide on this one fact: the standby reads the lists over
+	// its own logins, the active over its managing sessions, each counting
+	// only lists that name the active site by its addresses.
+	Managed int
+	// Unreachable: standby side, arbiters this site could not log in to.
 	Unreachable int
 	Thresholds  Thresholds
 	Automatic   bool
@@ -93,24 +98,29 @@ func Decide(in Input) Verdict {
 	}
 }
 
+// decideActive judges the fact the standby judges: the arbiters that list
+// this site's managing session. One that answers a ping but does not list
+// it is, to the standby, not managed by this site.
 func decideActive(in Input) Verdict {
 	n := float64(in.N)
-	v := Verdict{ReachableShare: float64(in.Reachable) / n}
+	v := Verdict{ReachableShare: float64(in.Reachable) / n, ManagedShare: float64(in.Managed) / n}
+	m := v.ManagedShare
 	t := in.Thresholds.Failover
 	switch {
-	case v.ReachableShare >= t:
+	case m >= t:
 		v.Action, v.Branch = events.ActionNothing, BranchActiveQuorum
-		v.Description = fmt.Sprintf("%d of %d arbiters answer (%s >= failover %s): this site manages most arbiters and stays active",
-			in.Reachable, in.N, pct(v.ReachableShare), pct(t))
+		v.Description = fmt.Sprintf("%d of %d arbiters list this site's managing session (%s >= failover %s): this site manages most arbiters and stays active",
+			in.Managed, in.N, pct(m), pct(t))
 	case in.Automatic:
 		v.Action, v.Branch = events.ActionBeStandby, BranchActiveFence
-		v.Description = fmt.Sprintf("only %d of %d arbiters answer (%s < failover %s): this site may be the isolated one and becomes standby",
-			in.Reachable, in.N, pct(v.ReachableShare), pct(t))
+		v.Description = fmt.Sprintf("only %d of %d arbiters list this site's managing session (%s < failover %s; %d answer a ping): "+
+			"the standby sees as much and may take over, so this site becomes standby",
+			in.Managed, in.N, pct(m), pct(t), in.Reachable)
 	default:
 		v.Action, v.Branch = events.ActionNothing, BranchActiveAutoOff
-		v.Description = fmt.Sprintf("only %d of %d arbiters answer (%s < failover %s) but automatic failover is off: "+
+		v.Description = fmt.Sprintf("only %d of %d arbiters list this site's managing session (%s < failover %s; %d answer a ping) but automatic failover is off: "+
 			"this site stays active; automatic failover is disabled by connectivity problems",
-			in.Reachable, in.N, pct(v.ReachableShare), pct(t))
+			in.Managed, in.N, pct(m), pct(t), in.Reachable)
 	}
 	return v
 }

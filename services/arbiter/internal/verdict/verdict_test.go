@@ -30,13 +30,16 @@ func TestDecide(t *testing.T) {
 		{"standby no arbiters", Input{Role: events.RoleStandby, Automatic: true}, want{events.ActionNothing, BranchNoArbiters, 0, 0, 0}},
 		{"standalone", Input{Role: events.RoleStandalone, N: 3}, want{events.ActionNothing, BranchNotArbitrating, 0, 0, 0}},
 
-		// Active site: r = pingable/N against failover.
-		{"active all answer", Input{Role: events.RoleActive, N: 4, Reachable: 4, Automatic: true}, want{events.ActionNothing, BranchActiveQuorum, 1, 0, 0}},
-		{"active exactly 50%", Input{Role: events.RoleActive, N: 4, Reachable: 2, Automatic: true}, want{events.ActionNothing, BranchActiveQuorum, 0.5, 0, 0}},
-		{"active just below 50%", Input{Role: events.RoleActive, N: 5, Reachable: 2, Automatic: true}, want{events.ActionBeStandby, BranchActiveFence, 0.4, 0, 0}},
+		// Active site: m = arbiters listing this site's managing session / N
+		// against failover; pings are reported, not decided on.
+		{"active all list it", Input{Role: events.RoleActive, N: 4, Reachable: 4, Managed: 4, Automatic: true}, want{events.ActionNothing, BranchActiveQuorum, 1, 1, 0}},
+		{"active exactly 50%", Input{Role: events.RoleActive, N: 4, Reachable: 4, Managed: 2, Automatic: true}, want{events.ActionNothing, BranchActiveQuorum, 1, 0.5, 0}},
+		{"active just below 50%", Input{Role: events.RoleActive, N: 5, Reachable: 2, Managed: 2, Automatic: true}, want{events.ActionBeStandby, BranchActiveFence, 0.4, 0.4, 0}},
 		{"active none answer", Input{Role: events.RoleActive, N: 3, Reachable: 0, Automatic: true}, want{events.ActionBeStandby, BranchActiveFence, 0, 0, 0}},
-		{"active below, automatic off", Input{Role: events.RoleActive, N: 4, Reachable: 1}, want{events.ActionNothing, BranchActiveAutoOff, 0.25, 0, 0}},
-		{"active one of one", Input{Role: events.RoleActive, N: 1, Reachable: 1, Automatic: true}, want{events.ActionNothing, BranchActiveQuorum, 1, 0, 0}},
+		{"active all answer a ping, none lists it", Input{Role: events.RoleActive, N: 3, Reachable: 3, Automatic: true}, want{events.ActionBeStandby, BranchActiveFence, 1, 0, 0}},
+		{"active all answer a ping, 1 of 3 lists it", Input{Role: events.RoleActive, N: 3, Reachable: 3, Managed: 1, Automatic: true}, want{events.ActionBeStandby, BranchActiveFence, 1, 1.0 / 3, 0}},
+		{"active below, automatic off", Input{Role: events.RoleActive, N: 4, Reachable: 4, Managed: 1}, want{events.ActionNothing, BranchActiveAutoOff, 1, 0.25, 0}},
+		{"active one of one", Input{Role: events.RoleActive, N: 1, Reachable: 1, Managed: 1, Automatic: true}, want{events.ActionNothing, BranchActiveQuorum, 1, 1, 0}},
 
 		// Standby rule 1: m >= failover.
 		{"standby active manages all", Input{Role: events.RoleStandby, N: 4, Managed: 4, Automatic: true}, want{events.ActionNothing, BranchStandbyManaged, 1, 1, 0}},

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +37,10 @@ type Config struct {
 	SessionCommand string
 	Arbiters       []Arbiter
 	Peers          probe.PeerSet
+	// Own are this site's addresses as arbiters list them (what the peer
+	// has in its site.peerAddresses); empty: the address each managing
+	// session leaves from.
+	Own probe.PeerSet
 	// Script, when Path is set, replaces device arbitration.
 	Script script.Runner
 	// ConfigJSON renders the `api v1 config` sections for the script.
@@ -79,10 +84,17 @@ type Watchdog struct {
 	state *State
 	wake  chan struct{}
 
+	// held is the holder of the managing sessions while they are held.
+	held *probe.Holder
+
 	// quorumLow is the reachable count last reported low, -1 when not low;
 	// ArbiterQuorumLow is published on entering low or when the count
 	// changes, not every interval.
 	quorumLow int
+	// unlisted names the arbiters last reported (ConfigChecked) as not
+	// listing this site's managing session; a report is published when
+	// the set changes, not every interval.
+	unlisted string
 }
 
 // New returns a watchdog over state. pinger may be nil when arbiterProbe
@@ -125,6 +137,7 @@ func (w *Watchdog) Run(ctx context.Context) error {
 	)
 	stopHolder := func() {
 		if holderStop != nil {
+			w.setHeld(nil)
 			holderStop()
 			<-holderDone
 			holder, holderStop = nil, nil
@@ -145,6 +158,7 @@ func (w *Watchdog) Run(ctx context.Context) error {
 			h := w.holder()
 			holder = h
 			go func() { defer close(holderDone); h.Run(hctx) }()
+			w.setHeld(h)
 			w.log.Info("holding managing sessions to arbiters", "arbiters", len(h.Targets), "claim", w.claimHolds(claim))
 		case !hold:
 			stopHolder()
@@ -225,11 +239,16 @@ func (w *Watchdog) claim(ctx context.Context, id string, h *probe.Holder) {
 	}
 	pause := max(w.cfg.ProbeTimeout/4, 100*time.Millisecond)
 	for {
+		// A held session counts only when its arbiter lists it as the
+		// peer will read it.
+		listed := make(chan []probe.Result, 1)
+		go func() { listed <- w.verifyAll(ctx, h) }()
 		results := w.sshAll(ctx)
+		held := countManaged(<-listed)
 		if ctx.Err() != nil {
 			return
 		}
-		in := verdict.ClaimInput{N: len(w.cfg.Arbiters), Held: h.Connected(), Thresholds: w.cfg.Thresholds,
+		in := verdict.ClaimInput{N: len(w.cfg.Arbiters), Held: held, Thresholds: w.cfg.Thresholds,
 			WinsTie: w.state.site < w.state.peer, LastLook: time.Now().Add(pause + w.cfg.ProbeTimeout).After(deadline),
 			PeerHadItsRound: !time.Now().Before(peerRound)}
 		in.Managed, in.Unreachable = standbyCounts(results)
@@ -273,17 +292,35 @@ func (w *Watchdog) Round(ctx context.Context) {
 	w.mu.Unlock()
 
 	arbitrate := unreachable && (role == events.RoleActive || role == events.RoleStandby)
-	// The standby's SSH round runs beside the pings, not after them, so
-	// the verdict waits for one probeTimeout at most.
+	devices := len(w.cfg.Arbiters) > 0 && w.cfg.Script.Path == ""
+	// The standby's SSH round and the check of the lists of this site's
+	// managing sessions run beside the pings, not after them, so the
+	// verdict waits for one probeTimeout at most (two while the sessions
+	// are being opened).
 	var sshResults chan []probe.Result
 	if arbitrate && role == events.RoleStandby && w.cfg.Script.Path == "" {
 		sshResults = make(chan []probe.Result, 1)
 		go func() { sshResults <- w.sshAll(ctx) }()
 	}
+	w.mu.Lock()
+	held := w.held
+	w.mu.Unlock()
+	var listed chan []probe.Result
+	if devices && (held != nil || arbitrate && role == events.RoleActive) {
+		listed = make(chan []probe.Result, 1)
+		go func() { listed <- w.verifyAll(ctx, held) }()
+	}
 	var pings []probe.Result
 	if len(w.cfg.Arbiters) > 0 {
 		pings = w.pingAll(ctx)
 		w.checkQuorum(ctx, pings)
+	}
+	var lists []probe.Result
+	if listed != nil {
+		lists = <-listed
+		if held != nil && ctx.Err() == nil {
+			w.reportUnlisted(ctx, pings, lists)
+		}
 	}
 	if !arbitrate {
 		return
@@ -299,12 +336,20 @@ func (w *Watchdog) Round(ctx context.Context) {
 	var results []probe.Result
 	switch role {
 	case events.RoleActive:
-		results = pings
-		for _, r := range pings {
+		// Pings are reported; the verdict counts the arbiters listing
+		// this site's managing session, the fact the standby counts.
+		results = make([]probe.Result, len(pings))
+		for i, r := range pings {
 			if r.Reachable {
 				in.Reachable++
 			}
+			results[i] = r
+			results[i].Managed = lists[i].Managed
+			if r.Err == nil {
+				results[i].Err = lists[i].Err
+			}
 		}
+		in.Managed = countManaged(lists)
 	case events.RoleStandby:
 		results = <-sshResults
 		in.Managed, in.Unreachable = standbyCounts(results)
@@ -327,6 +372,71 @@ func (w *Watchdog) Round(ctx context.Context) {
 	if in.N == 0 {
 		w.publish(ctx, events.FailureDetectionFailed{Method: "arbiters", Reason: v.Description}, cause)
 	}
+}
+
+func (w *Watchdog) setHeld(h *probe.Holder) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.held = h
+}
+
+// verifyAll runs the standby's session-list command over each managing
+// session h holds and reports which arbiters list it by this site's
+// addresses (Result.Managed). With h nil no session is held and none
+// does. It waits up to one probeTimeout for the sessions' first dials.
+func (w *Watchdog) verifyAll(ctx context.Context, h *probe.Holder) []probe.Result {
+	arbs := w.cfg.Arbiters
+	if h == nil {
+		res := make([]probe.Result, len(arbs))
+		for i, a := range arbs {
+			res[i] = probe.Result{Host: a.Host, Err: fmt.Errorf("%w: this site holds its managing sessions only once its active role is confirmed", probe.ErrNotHeld)}
+		}
+		return res
+	}
+	select {
+	case <-h.Ready():
+	case <-ctx.Done():
+	case <-time.After(w.cfg.ProbeTimeout):
+	}
+	res := probe.All(ctx, len(arbs), w.cfg.ProbeTimeout, func(ctx context.Context, i int) probe.Result {
+		return h.Verify(ctx, arbs[i].SSH, w.cfg.SessionCommand, w.cfg.Own)
+	})
+	for i := range res {
+		res[i].Host = arbs[i].Host
+	}
+	return res
+}
+
+// reportUnlisted publishes a ConfigChecked naming each arbiter that
+// answers a ping but does not list this site's managing session as the
+// peer reads it (an arbiter that answers nothing is ArbiterQuorumLow's),
+// when that set changes; OK once it is empty again.
+func (w *Watchdog) reportUnlisted(ctx context.Context, pings, lists []probe.Result) {
+	var names, problems []string
+	for i, l := range lists {
+		if l.Managed || !pings[i].Reachable {
+			continue
+		}
+		names = append(names, w.cfg.Arbiters[i].SSH.Addr)
+		problems = append(problems, fmt.Sprintf("watchdog.failureDetection.arbiters[%d] does not count as managed by this site: %v", i, l.Err))
+	}
+	key := strings.Join(names, ",")
+	if key == w.unlisted {
+		return
+	}
+	w.unlisted = key
+	if len(problems) == 0 {
+		w.log.Info("every answering arbiter lists this site's managing session again")
+		w.publish(ctx, events.ConfigChecked{OK: true}, nil)
+		return
+	}
+	for _, p := range problems {
+		w.log.Warn("arbiter does not list this site's managing session", "problem", p)
+	}
+	for i := range problems {
+		problems[i] = truncate(problems[i], 1000)
+	}
+	w.publish(ctx, events.ConfigChecked{OK: false, Problems: problems}, nil)
 }
 
 func (w *Watchdog) pingAll(ctx context.Context) []probe.Result {
@@ -436,6 +546,16 @@ func standbyCounts(results []probe.Result) (managed, unreachable int) {
 		}
 	}
 	return managed, unreachable
+}
+
+func countManaged(rs []probe.Result) int {
+	n := 0
+	for _, r := range rs {
+		if r.Managed {
+			n++
+		}
+	}
+	return n
 }
 
 func arbiterResults(rs []probe.Result) []events.ArbiterResult {
