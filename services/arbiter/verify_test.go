@@ -155,3 +155,35 @@ func TestActiveCountsOnlyArbitersListingItsSession(t *testing.T) {
 		}
 	}
 }
+
+// TestClaimCountsOnlyListedSessions: a claim needs sessions the peer will
+// see. Two of three arbiters give site a's account no terminal, so `who`
+// lists none of its sessions: the claim holds 3 sessions but only 1 is
+// listed, fewer than threshold.failover, and fails.
+func TestClaimCountsOnlyListedSessions(t *testing.T) {
+	h := newHarness(t, "standby", 1)
+	fd := &h.cfg.Watchdog.FailureDetection
+	entries := []sshsim.HostEntry{h.servers[0].HostEntry()}
+	var unlisting []*sshtest.Who
+	for range 2 {
+		w := sshtest.NewWho(t, sshtest.WhoOptions{Password: "s3cret", NoTerminal: true})
+		unlisting = append(unlisting, w)
+		entries = append(entries, w.HostEntry())
+		fd.Arbiters = append(fd.Arbiters, config.Arbiter{Username: "arbiter", Password: config.NewSecret("s3cret"), Host: w.Host, Port: w.Port})
+	}
+	kh := sshtest.KnownHostsOf(t, entries...)
+	for i := range fd.Arbiters {
+		fd.Arbiters[i].KnownHosts = kh
+	}
+	h.run()
+	h.publish(events.ArbitersClaimRequested{ClaimID: "f6", Reason: "standby.takeover"})
+	ev, _ := waitEvent(t, h.heartbeat, "ArbitersClaimed", func(e events.ArbitersClaimed) bool { return e.ClaimID == "f6" })
+	if ev.Outcome != events.ClaimFailed || ev.Held != 1 || ev.Branch != "claim-too-few-sessions" {
+		t.Fatalf("claim %+v, want failed with 1 of 3 sessions listed", ev)
+	}
+	for _, w := range unlisting {
+		if cmds := w.Commands(); len(cmds) == 0 {
+			t.Errorf("arbiter %s was never asked for its session list", w.Addr)
+		}
+	}
+}

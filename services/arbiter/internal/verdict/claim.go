@@ -10,7 +10,8 @@ import (
 // own sessions are up, and the standby-side counts are taken again.
 type ClaimInput struct {
 	N int
-	// Held is how many arbiters hold a session of this site.
+	// Held is how many arbiters list a session of this site by an
+	// address the peer matches: sessions the peer cannot see do not count.
 	Held        int
 	Managed     int
 	Unreachable int
@@ -52,7 +53,7 @@ func JudgeClaim(in ClaimInput) Claim {
 	t := in.Thresholds
 	if held := float64(in.Held) / float64(in.N); held < t.Failover {
 		return Claim{Outcome: events.ClaimFailed, Done: true, Branch: "claim-too-few-sessions",
-			Description: fmt.Sprintf("this site holds sessions to %d of %d arbiters (%s < failover %s): the peer could miss the claim",
+			Description: fmt.Sprintf("%d of %d arbiters list this site's session (%s < failover %s): the peer could miss the claim",
 				in.Held, in.N, pct(held), pct(t.Failover))}
 	}
 	// The look is a standby verdict on fresh counts; the policy (automatic
