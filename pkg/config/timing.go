@@ -57,10 +57,12 @@ type Timing struct {
 	DetectionWorst time.Duration
 	// ActiveVerdict bounds the isolated active's arbitration once the peer
 	// is declared unreachable: the arbiter service runs one round at a
-	// time, so the round in flight ends first, then the one that decides;
-	// a round pings the arbiters within probeTimeout, and runs the custom
-	// script (scriptTimeout) when isCustom: 2 × (probeTimeout [+
-	// scriptTimeout]).
+	// time, so the round in flight ends first, then the one that decides.
+	// With device arbitration a round pings the arbiters and, beside the
+	// pings, lists this site's managing sessions on them: a probeTimeout
+	// each, two while the sessions are still being opened, so 2 × 2 ×
+	// probeTimeout. With isCustom it pings, then runs the script: 2 ×
+	// (probeTimeout + scriptTimeout).
 	ActiveVerdict time.Duration
 	// DecisionTick is the orchestrator's tick.
 	DecisionTick time.Duration
@@ -98,7 +100,8 @@ type Timing struct {
 	EarliestTakeover time.Duration
 	// ClaimTimeout bounds the orchestrator's wait for the arbiter
 	// service's answer to a claim: a round in flight in the service's loop
-	// (probeTimeout), then the claim's own deadline (interval + 4 ×
+	// (probeTimeout: a standby holds no sessions to list before it
+	// claims), then the claim's own deadline (interval + 4 ×
 	// probeTimeout), 6 s for the first dials' extra second and the answer
 	// to cross the log. 0 when this site cannot claim (no arbiters, or a
 	// custom script): takeovers then rest on the verdict alone.
@@ -246,10 +249,11 @@ func (c *Config) Timing() Timing {
 
 	verdictWhy := "the isolated active's verdict after detection: the arbiter service's round in flight, then the one that decides"
 	if fd.IsCustom {
-		t.ActiveVerdict = fs.add("activeVerdict", 2*(probe+fd.ScriptTimeout.D()), verdictWhy,
+		t.ActiveVerdict = fs.add("activeVerdict", 2*(probe+fd.ScriptTimeout.D()), verdictWhy+"; each pings, then runs the script",
 			"2 × (probeTimeout + scriptTimeout) = 2 × (%s + %s)", probe, fd.ScriptTimeout.D())
 	} else {
-		t.ActiveVerdict = fs.add("activeVerdict", 2*probe, verdictWhy, "2 × probeTimeout = 2 × %s", probe)
+		t.ActiveVerdict = fs.add("activeVerdict", 4*probe, verdictWhy+"; each lists this site's sessions on the arbiters, two probe timeouts while they are being opened",
+			"2 × 2 × probeTimeout = 4 × %s", probe)
 	}
 	fs.add("decisionTick", t.DecisionTick, "the orchestrator acts on a verdict within one tick", "fixed: the orchestrator's tick")
 	fs.add("selfFenceTimeout", t.SelfFenceTimeout, "the stand-down releases the VIP and makes the databases read-only within it, before hooks and service stops",

@@ -34,16 +34,16 @@ func TestTimingFormulas(t *testing.T) {
 			want: Timing{
 				DetectionBest:    20 * s,            // 4 × 5 s
 				DetectionWorst:   60 * s,            // 30 s + 6 × 5 s
-				ActiveVerdict:    10 * s,            // 2 × 5 s
+				ActiveVerdict:    20 * s,            // 4 × 5 s
 				DecisionTick:     s,                 //
 				SelfFenceTimeout: 10 * s,            // default
-				SelfFence:        81 * s,            // 60 + 10 + 1 + 10
-				TakeoverHold:     143 * s,           // 81 + 60 + 2
+				SelfFence:        91 * s,            // 60 + 20 + 1 + 10
+				TakeoverHold:     153 * s,           // 91 + 60 + 2
 				SessionEvidence:  25 * s,            // 30 − 5
-				EarliestTakeover: 83 * s,            // max(143 − 60, 20, 25)
+				EarliestTakeover: 93 * s,            // max(153 − 60, 20, 25)
 				ClaimTimeout:     61 * s,            // 30 + 25 + 6
 				DBTimeout:        2 * time.Minute,   //
-				RestartYield:     153 * s,           // max(30, 143) + 10
+				RestartYield:     163 * s,           // max(30, 153) + 10
 				StartupHold:      time.Minute,       // max(1 m, 60 s)
 				ConfirmTimeout:   (60 + 61 + 2) * s, //
 			},
@@ -52,18 +52,18 @@ func TestTimingFormulas(t *testing.T) {
 			name: "a line of nodes alone may fail at once: no best-case wait",
 			yaml: minimal + "core: {peerLoadBalancerNodes: [10.0.1.2]}\n",
 			want: Timing{
-				DetectionBest: 0, DetectionWorst: 35 * s, ActiveVerdict: 10 * s, DecisionTick: s, SelfFenceTimeout: 10 * s,
-				SelfFence: 56 * s, TakeoverHold: 93 * s, EarliestTakeover: 58 * s, DBTimeout: 2 * time.Minute,
-				RestartYield: 103 * s, StartupHold: time.Minute, ConfirmTimeout: 62 * s,
+				DetectionBest: 0, DetectionWorst: 35 * s, ActiveVerdict: 20 * s, DecisionTick: s, SelfFenceTimeout: 10 * s,
+				SelfFence: 66 * s, TakeoverHold: 103 * s, EarliestTakeover: 68 * s, DBTimeout: 2 * time.Minute,
+				RestartYield: 113 * s, StartupHold: time.Minute, ConfirmTimeout: 62 * s,
 			},
 		},
 		{
 			name: "a VIP alone: the slowest of two lines bounds the worst case, any VIP the best",
 			yaml: minimal + "core: {peerVip: 10.0.0.2}\nwatchdog: {heartbeat: {lines: [{name: wan2, nodes: [10.0.2.2]}]}}\n",
 			want: Timing{
-				DetectionBest: 20 * s, DetectionWorst: 55 * s, ActiveVerdict: 10 * s, DecisionTick: s, SelfFenceTimeout: 10 * s,
-				SelfFence: 76 * s, TakeoverHold: 133 * s, EarliestTakeover: 78 * s, DBTimeout: 2 * time.Minute,
-				RestartYield: 143 * s, StartupHold: time.Minute, ConfirmTimeout: 62 * s,
+				DetectionBest: 20 * s, DetectionWorst: 55 * s, ActiveVerdict: 20 * s, DecisionTick: s, SelfFenceTimeout: 10 * s,
+				SelfFence: 86 * s, TakeoverHold: 143 * s, EarliestTakeover: 88 * s, DBTimeout: 2 * time.Minute,
+				RestartYield: 153 * s, StartupHold: time.Minute, ConfirmTimeout: 62 * s,
 			},
 		},
 		{
@@ -84,19 +84,19 @@ hooks: {preS2M: /a, postS2M: /b, preM2S: /c, timeout: 30s}
 watchdog: {heartbeat: {interval: 60s, timeout: 10s, retries: 2}, failureDetection: {probeTimeout: 3s}}
 `,
 			want: Timing{
-				DetectionBest: 20 * s, DetectionWorst: 100 * s, ActiveVerdict: 6 * s, DecisionTick: s, SelfFenceTimeout: 20 * s,
-				SelfFence: 127 * s, TakeoverHold: 229 * s, EarliestTakeover: 129 * s, DBTimeout: 2 * time.Minute,
-				// max(60, 229) + 2 × 3 + 120 + 3 × 30 (preM2S is not on the way to active)
-				RestartYield: (229 + 6 + 120 + 90) * s, StartupHold: 100 * s, ConfirmTimeout: 102 * s,
+				DetectionBest: 20 * s, DetectionWorst: 100 * s, ActiveVerdict: 12 * s, DecisionTick: s, SelfFenceTimeout: 20 * s,
+				SelfFence: 133 * s, TakeoverHold: 235 * s, EarliestTakeover: 135 * s, DBTimeout: 2 * time.Minute,
+				// max(60, 235) + 2 × 3 + 120 + 3 × 30 (preM2S is not on the way to active)
+				RestartYield: (235 + 6 + 120 + 90) * s, StartupHold: 100 * s, ConfirmTimeout: 102 * s,
 			},
 		},
 		{
 			name: "no heartbeat line: the figures of the seed's default line",
 			yaml: minimal,
 			want: Timing{
-				DetectionBest: 20 * s, DetectionWorst: 60 * s, ActiveVerdict: 10 * s, DecisionTick: s, SelfFenceTimeout: 10 * s,
-				SelfFence: 81 * s, TakeoverHold: 143 * s, EarliestTakeover: 83 * s, DBTimeout: 2 * time.Minute,
-				RestartYield: 153 * s, StartupHold: time.Minute, ConfirmTimeout: 62 * s,
+				DetectionBest: 20 * s, DetectionWorst: 60 * s, ActiveVerdict: 20 * s, DecisionTick: s, SelfFenceTimeout: 10 * s,
+				SelfFence: 91 * s, TakeoverHold: 153 * s, EarliestTakeover: 93 * s, DBTimeout: 2 * time.Minute,
+				RestartYield: 163 * s, StartupHold: time.Minute, ConfirmTimeout: 62 * s,
 			},
 		},
 	}
@@ -133,8 +133,8 @@ func TestEveryFigureShowsItsFormula(t *testing.T) {
 	}
 	for name, formula := range map[string]string{
 		"detectionWorst": "interval + (retries + 2) × timeout = 30s + 6 × 5s",
-		"selfFence":      "detectionWorst + activeVerdict + decisionTick + selfFenceTimeout = 1m0s + 10s + 1s + 10s",
-		"takeoverHold":   "selfFence + detectionWorst + slack = 1m21s + 1m0s + 2s",
+		"selfFence":      "detectionWorst + activeVerdict + decisionTick + selfFenceTimeout = 1m0s + 20s + 1s + 10s",
+		"takeoverHold":   "selfFence + detectionWorst + slack = 1m31s + 1m0s + 2s",
 	} {
 		if got := byName[name].Formula; got != formula {
 			t.Errorf("%s formula = %q, want %q", name, got, formula)

@@ -111,13 +111,13 @@ func TestValidatePrintsTheTimingContract(t *testing.T) {
 	}
 	for _, want := range []string{
 		"detectionWorst    1m0s     interval + (retries + 2) × timeout = 30s + 6 × 5s",
-		"selfFence         1m21s    detectionWorst + activeVerdict + decisionTick + selfFenceTimeout = 1m0s + 10s + 1s + 10s",
-		"takeoverHold      2m23s    selfFence + detectionWorst + slack = 1m21s + 1m0s + 2s",
+		"selfFence         1m31s    detectionWorst + activeVerdict + decisionTick + selfFenceTimeout = 1m0s + 20s + 1s + 10s",
+		"takeoverHold      2m33s    selfFence + detectionWorst + slack = 1m31s + 1m0s + 2s",
 		"sessionEvidence   1s       arbiterSessionTimeout − probeTimeout = 6s − 5s",
 		"claimTimeout      1m1s     interval + 5 × probeTimeout + 6s = 30s + 5 × 5s + 6s",
-		"  ok   earliestTakeover 1m23s > selfFence 1m21s",
+		"  ok   earliestTakeover 1m33s > selfFence 1m31s",
 		"  ok   confirmTimeout 2m3s > startupHold 1m0s + claimTimeout 1m1s",
-		"  no   sessionEvidence 1s > selfFence 1m21s (not required: the takeover hold alone keeps the contract",
+		"  no   sessionEvidence 1s > selfFence 1m31s (not required: the takeover hold alone keeps the contract",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -154,7 +154,7 @@ func TestValidateJSON(t *testing.T) {
 			t.Errorf("figure %+v lacks a field", f)
 		}
 	}
-	for name, want := range map[string]float64{"selfFence": 81, "takeoverHold": 143, "earliestTakeover": 83, "restartYield": 153, "confirmTimeout": 123} {
+	for name, want := range map[string]float64{"selfFence": 91, "takeoverHold": 153, "earliestTakeover": 93, "restartYield": 163, "confirmTimeout": 123} {
 		if figures[name] != want {
 			t.Errorf("%s = %gs, want %gs", name, figures[name], want)
 		}
