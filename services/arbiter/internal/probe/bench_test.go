@@ -2,6 +2,8 @@ package probe_test
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -16,8 +18,10 @@ const benchArbiters = 1000
 
 var benchThresholds = verdict.Thresholds{Failover: 0.5, AdjustManaged: 0.5, Warning: 0.7}
 
-// BenchmarkVerdictTCP1000 is the active site's round against 1 000
-// arbiters, each a loopback TCP listener: probe all, then decide.
+// BenchmarkVerdictTCP1000 is the pings of the active site's round against
+// 1 000 arbiters, each a loopback TCP listener: probe all, then decide
+// (as if every arbiter listed the site; the lists, checked beside the
+// pings, are BenchmarkVerify's).
 // go test ./internal/probe -run '^$' -bench Verdict -benchtime 10x
 func BenchmarkVerdictTCP1000(b *testing.B) {
 	ports := make([]int, benchArbiters)
@@ -50,6 +54,7 @@ func BenchmarkVerdictTCP1000(b *testing.B) {
 				in.Reachable++
 			}
 		}
+		in.Managed = in.Reachable
 		if v := verdict.Decide(in); v.Branch != verdict.BranchActiveQuorum || in.Reachable != benchArbiters {
 			b.Fatalf("verdict %s with %d reachable", v.Branch, in.Reachable)
 		}
@@ -129,4 +134,49 @@ func BenchmarkVerdictICMP1000(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/verdict")
+}
+
+// BenchmarkVerify is the active site's check of its managing sessions: run
+// who over each held session (20 in-process SSH servers share the
+// arbiters) and count those listing this site, as every round does while
+// the sessions are held.
+func BenchmarkVerify(b *testing.B) {
+	for _, n := range []int{3, benchArbiters} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			servers := min(n, 20)
+			var targets []*probe.SSHTarget
+			for range servers {
+				srv := sshtest.New(b, sshtest.Options{Password: "s3cret"})
+				kh := sshtest.KnownHosts(b, nil, srv)
+				for range n / servers {
+					t, err := probe.NewSSHTarget(probe.SSHTargetOptions{Host: srv.Host, Port: srv.Port, Username: "arbiter", Password: "s3cret", KnownHosts: kh, Field: "bench"})
+					if err != nil {
+						b.Fatal(err)
+					}
+					targets = append(targets, t)
+				}
+			}
+			h := &probe.Holder{Targets: targets, Timeout: 30 * time.Second, Keepalive: time.Minute, Log: slog.New(slog.DiscardHandler)}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { h.Run(ctx); close(done) }()
+			b.Cleanup(func() { cancel(); <-done })
+			<-h.Ready()
+			if h.Connected() != len(targets) {
+				b.Fatalf("%d of %d sessions held", h.Connected(), len(targets))
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				res := probe.All(ctx, len(targets), 30*time.Second, func(ctx context.Context, i int) probe.Result {
+					return h.Verify(ctx, targets[i], "who", nil)
+				})
+				for _, r := range res {
+					if !r.Managed {
+						b.Fatalf("not listed: %v", r.Err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/round")
+		})
+	}
 }
