@@ -28,8 +28,9 @@ type Thresholds struct {
 type ArbiterResult struct {
 	Host      string `json:"host" validate:"required,max=256"`
 	Reachable bool   `json:"reachable"`
-	// ManagedByActive: the active site holds a session to this arbiter
-	// (standby side only).
+	// ManagedByActive: the arbiter's session list names the active site's
+	// managing session by an address the standby matches, as the standby
+	// read it over its own login or the active over that session.
 	ManagedByActive bool   `json:"managedByActive"`
 	Error           string `json:"error,omitempty" validate:"max=1024"`
 }
@@ -50,6 +51,7 @@ type ArbitrationDecided struct {
 	Unreachable int        `json:"unreachable" validate:"gte=0"`
 	Thresholds  Thresholds `json:"thresholds"`
 	// Shares as computed: r = reachable/N, m = managed/N, u = unreachable/N.
+	// Both roles decide on m; the active reports r (pings) beside it.
 	ReachableShare   float64 `json:"reachableShare"`
 	ManagedShare     float64 `json:"managedShare"`
 	UnreachableShare float64 `json:"unreachableShare"`
