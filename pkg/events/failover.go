@@ -34,6 +34,9 @@ type FailoverStarted struct {
 	Reason     string `json:"reason" validate:"required,max=1024"`
 	// RequestID is the FailoverRequested this saga answers, if any.
 	RequestID ID `json:"requestId,omitempty" validate:"max=64"`
+	// StandDown: a site restarted active without its peer demotes itself
+	// (decide.Restart); arbitration decides whether it takes over again.
+	StandDown bool `json:"standDown,omitempty"`
 	// Steps is the plan, in order.
 	Steps []string `json:"steps" validate:"required,min=1"`
 }
@@ -70,6 +73,14 @@ type FailoverAborted struct {
 	FailoverID string `json:"failoverId" validate:"required,max=64"`
 	Step       string `json:"step,omitempty" validate:"max=64"`
 	Reason     string `json:"reason" validate:"required,max=4096"`
+	// Interrupted: a restart cut the promotion short; nothing refused it.
+	// The decision is taken again at once (with a fresh claim and
+	// position) instead of waiting for a new verdict.
+	Interrupted bool `json:"interrupted,omitempty"`
+	// Undone lists the steps whose effect was reversed before the abort
+	// (a promoted database demoted again, the VIP released, services
+	// stopped), so a standby never keeps what a promotion took.
+	Undone []string `json:"undone,omitempty" validate:"max=32,dive,max=64"`
 }
 
 // EventType implements Event.

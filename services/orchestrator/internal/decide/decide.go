@@ -247,7 +247,8 @@ func decideStandby(s *state.State, p Policy, now time.Time) Decision {
 	}
 	// A saga that aborted is not retried on the verdict that started it:
 	// the next verdict (the arbiter's next round) or an operator retries.
-	if g := s.Saga; g != nil && g.Aborted && g.To == events.RoleActive && !v.At.After(g.AbortedAt) {
+	// One a restart interrupted is decided again at once.
+	if g := s.Saga; g != nil && g.Aborted && !g.Interrupted && g.To == events.RoleActive && !v.At.After(g.AbortedAt) {
 		return blocked(events.ActionBeActive, "guard.aborted",
 			"failover "+g.ID+" aborted ("+g.AbortReason+"); waiting for a new verdict or a manual failover")
 	}
@@ -309,7 +310,7 @@ func resume(s *state.State, p Policy, now time.Time) Decision {
 		return blocked(events.ActionBeActive, "guard.automatic-off",
 			"both sites standby and this site was active last, but automatic failover is off: run a manual failover to make a site active")
 	}
-	if g := s.Saga; g != nil && g.Aborted && g.To == events.RoleActive && now.Sub(g.AbortedAt) < p.RestartYield {
+	if g := s.Saga; g != nil && g.Aborted && !g.Interrupted && g.To == events.RoleActive && now.Sub(g.AbortedAt) < p.RestartYield {
 		return blocked(events.ActionBeActive, "guard.aborted",
 			"failover "+g.ID+" aborted ("+g.AbortReason+"); the liveness rule retries at "+g.AbortedAt.Add(p.RestartYield).UTC().Format(time.RFC3339))
 	}

@@ -86,7 +86,9 @@ func TestDecideAfterRestartStandDown(t *testing.T) {
 	stoodDown := func(entries ...logEntry) []logEntry {
 		return with(append([]logEntry{
 			{A, 9 * time.Minute, unreachable(B)},
-			{A, 10 * time.Minute, events.RoleChanged{From: active, To: standby, Epoch: 1, Reason: state.RestartStandDownReason}},
+			{A, 10 * time.Minute, events.FailoverStarted{FailoverID: "sd", From: active, To: standby, Epoch: 1, Reason: state.RestartStandDownReason, StandDown: true, Steps: []string{"release-vip"}}},
+			{A, 10 * time.Minute, events.RoleChanged{From: active, To: standby, Epoch: 1, Reason: state.RestartStandDownReason, FailoverID: "sd"}},
+			{A, 10 * time.Minute, events.FailoverCompleted{FailoverID: "sd", Role: standby, Epoch: 1}},
 		}, entries...)...)
 	}
 	beActive := verdict(standby, events.ActionBeActive, "standby.failover")

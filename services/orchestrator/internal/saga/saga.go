@@ -27,9 +27,13 @@ const (
 	StepVeto          = "veto"
 	StepPreS2M        = "pre-s2m"
 	StepFencePeer     = "fence-peer"
-	// StepCheckPosition asks each database for a fresh position right
-	// before promoting and aborts when a replica is too far behind.
+	// StepCheckPosition asks each database for a fresh position before
+	// anything is moved and aborts when a replica is too far behind: a
+	// switchover refused for lag leaves the active site as it was.
 	StepCheckPosition = "check-position"
+	// StepCatchUp waits, once a reachable peer is fenced, until the
+	// replicas have what its fenced primaries committed last.
+	StepCatchUp       = "catch-up"
 	StepTakeVIP       = "take-vip"
 	StepStartServices = "start-services"
 	StepPostS2M       = "post-s2m"
@@ -107,10 +111,11 @@ func (x *Executor) Plan(to events.Role, claim bool) []string {
 	}
 	if to == events.RoleActive {
 		add(claim && x.ClaimTimeout > 0, StepClaimArbiters)
+		add(len(x.Databases) > 0, StepCheckPosition)
 		add(x.Hooks.Veto != "", StepVeto)
 		add(x.Hooks.PreS2M != "", StepPreS2M)
 		add(x.Peer != "", StepFencePeer)
-		add(len(x.Databases) > 0, StepCheckPosition)
+		add(x.Peer != "" && len(x.Databases) > 0, StepCatchUp)
 		for _, db := range x.Databases {
 			p = append(p, promoteStep(db))
 		}
@@ -118,12 +123,15 @@ func (x *Executor) Plan(to events.Role, claim bool) []string {
 		add(len(x.Services) > 0, StepStartServices)
 		add(x.Hooks.PostS2M != "", StepPostS2M)
 	} else {
-		add(x.Hooks.PreM2S != "", StepPreM2S)
-		add(len(x.Services) > 0, StepStopServices)
+		// The fence first: the address goes and the databases turn
+		// read-only before any hook or service stop can delay it, so
+		// the self-fence bound (config.Timing) does not depend on them.
 		add(x.VIP != nil, StepReleaseVIP)
 		for _, db := range x.Databases {
 			p = append(p, demoteStep(db))
 		}
+		add(x.Hooks.PreM2S != "", StepPreM2S)
+		add(len(x.Services) > 0, StepStopServices)
 		add(x.Hooks.PostM2S != "", StepPostM2S)
 	}
 	if len(p) == 0 {
@@ -151,67 +159,154 @@ func (x *Executor) Run(ctx context.Context, s *state.Saga) error {
 	log := x.Log.With("failover", s.ID, "to", s.To)
 	start := x.Now()
 	// A demotion must end in standby: a failed step is recorded and the
-	// next one tried. A promotion stops at the first failure.
+	// next one tried, but a database is retried until it is read-only, for
+	// a standby whose database accepts writes is a second primary. A
+	// promotion stops at the first failure and undoes what it took.
 	demotion := s.To != events.RoleActive
-	if !demotion && s.Done[StepTakeVIP] && x.VIP != nil {
-		// A resumed promotion: the stop that interrupted it released
-		// the VIP (the orchestrator does on every stop, the supervisor
-		// after a kill), and its step will not run again.
-		if err := x.VIP.Take(ctx); err != nil {
-			log.Warn("resumed failover: taking the VIP again failed; the VIP monitor retries once the failover ends", "err", err)
-		} else {
-			log.Info("resumed failover: the VIP taken again")
-		}
-	}
 	for _, step := range s.Steps {
 		if s.Done[step] {
 			continue
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		t := time.Now()
-		out, err := x.step(ctx, s, step)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		done := events.FailoverStepDone{FailoverID: s.ID, Step: step, OK: err == nil, Output: clip(out), DurationSeconds: time.Since(t).Seconds()}
-		if err != nil {
-			done.Error = clip(err.Error())
-		}
-		if perr := x.publish(ctx, done); perr != nil {
-			return fmt.Errorf("record step %s: %w", step, perr)
-		}
-		if err != nil {
-			log.Warn("failover step failed", "step", step, "err", err)
-			if !demotion {
-				if perr := x.publish(ctx, events.FailoverAborted{FailoverID: s.ID, Step: step, Reason: clip(err.Error())}); perr != nil {
-					return fmt.Errorf("record abort: %w", perr)
-				}
-				return nil
+		for attempt := 1; ; attempt++ {
+			if err := ctx.Err(); err != nil {
+				return err
 			}
-		} else {
-			log.Info("failover step done", "step", step)
+			t := time.Now()
+			out, err := x.try(ctx, s, step, attempt)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			done := events.FailoverStepDone{FailoverID: s.ID, Step: step, OK: err == nil, Output: clip(out), DurationSeconds: time.Since(t).Seconds()}
+			if err != nil {
+				done.Error = clip(err.Error())
+			}
+			if perr := x.publish(ctx, done); perr != nil {
+				return fmt.Errorf("record step %s: %w", step, perr)
+			}
+			if err == nil {
+				log.Info("failover step done", "step", step)
+				s.Done[step] = true
+				break
+			}
+			log.Warn("failover step failed", "step", step, "attempt", attempt, "err", err)
+			if !demotion {
+				return x.abort(ctx, s, step, err.Error(), false)
+			}
+			if !isDemote(step) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(demoteRetry):
+			}
 		}
 	}
+	return x.complete(ctx, s, start)
+}
+
+// demoteRetry is the pause between tries of a failed demote step.
+const demoteRetry = time.Second
+
+func isDemote(step string) bool { return strings.HasPrefix(step, "demote-") }
+
+// Resume carries on a saga that a previous process left running. A
+// demotion goes on where it stopped: it must end in standby. A promotion
+// that had announced active completes (the restart hold of the process
+// decides whether the VIP and services come back). Any other promotion is
+// aborted as interrupted and undone: the claim, the position answers and
+// the fence it rested on are as old as the crash, so the decision is taken
+// again, with a fresh claim and position.
+func (x *Executor) Resume(ctx context.Context, s *state.Saga) error {
+	switch {
+	case s.To != events.RoleActive:
+		return x.Run(ctx, s)
+	case s.RoleChanged:
+		return x.complete(ctx, s, x.Now())
+	}
+	return x.abort(ctx, s, s.NextStep(), "interrupted by a restart before it announced active; the decision is taken again with a fresh claim and position", true)
+}
+
+func (x *Executor) complete(ctx context.Context, s *state.Saga, start time.Time) error {
 	if !s.RoleChanged {
 		rc := events.RoleChanged{From: s.From, To: s.To, Epoch: s.Epoch, Reason: clip1k(s.Reason), FailoverID: s.ID}
 		if err := x.publish(ctx, rc); err != nil {
 			return fmt.Errorf("announce role: %w", err)
 		}
 	}
-	d := x.Now().Sub(start).Seconds()
-	if d < 0 {
-		d = 0
-	}
+	d := max(x.Now().Sub(start).Seconds(), 0)
 	if err := x.publish(ctx, events.FailoverCompleted{FailoverID: s.ID, Role: s.To, Epoch: s.Epoch, DurationSeconds: d}); err != nil {
 		return fmt.Errorf("record completion: %w", err)
 	}
-	log.Info("failover completed", "epoch", s.Epoch)
+	x.Log.Info("failover completed", "failover", s.ID, "to", s.To, "epoch", s.Epoch)
 	return nil
 }
 
+// abort undoes what the promotion s took and records FailoverAborted.
+func (x *Executor) abort(ctx context.Context, s *state.Saga, step, reason string, interrupted bool) error {
+	undone, problems := x.undo(ctx, s)
+	if len(problems) > 0 {
+		reason += "; undoing it failed: " + strings.Join(problems, "; ")
+	}
+	ev := events.FailoverAborted{FailoverID: s.ID, Step: step, Reason: clip(reason), Interrupted: interrupted, Undone: undone}
+	if err := x.publish(ctx, ev); err != nil {
+		return fmt.Errorf("record abort: %w", err)
+	}
+	x.Log.Warn("failover aborted", "failover", s.ID, "step", step, "undone", undone, "why", reason)
+	return nil
+}
+
+// undo reverses, latest first, the steps of promotion s that took
+// something — done, or in flight when it stopped (its effect may have
+// happened unrecorded): services stop, the VIP goes, promoted databases
+// turn read-only again. A fenced peer is not asked back: the liveness
+// rule (decide) makes the site active at the highest epoch active again.
+func (x *Executor) undo(ctx context.Context, s *state.Saga) (undone, problems []string) {
+	inFlight := s.NextStep()
+	for i := len(s.Steps) - 1; i >= 0; i-- {
+		step := s.Steps[i]
+		if !s.Done[step] && step != inFlight {
+			continue
+		}
+		var err error
+		switch {
+		case step == StepStartServices:
+			err = x.eachService(ctx, events.RoleStandby)
+		case step == StepTakeVIP:
+			err = x.VIP.Release(ctx)
+		case strings.HasPrefix(step, "promote-"):
+			_, err = x.database(ctx, s, "demote", events.Database(strings.TrimPrefix(step, "promote-")))
+		default:
+			continue
+		}
+		done := events.FailoverStepDone{FailoverID: s.ID, Step: clip64("undo-" + step), OK: err == nil}
+		if err != nil {
+			done.Error = clip(err.Error())
+			problems = append(problems, step+": "+err.Error())
+		} else {
+			undone = append(undone, step)
+		}
+		if perr := x.publish(ctx, done); perr != nil {
+			problems = append(problems, "record undo-"+step+": "+perr.Error())
+		}
+	}
+	return undone, problems
+}
+
+func clip64(s string) string {
+	if len(s) > 64 {
+		return s[:64]
+	}
+	return s
+}
+
 func (x *Executor) step(ctx context.Context, s *state.Saga, step string) (string, error) {
+	return x.try(ctx, s, step, 1)
+}
+
+// try carries out one attempt of step; a database command retried asks
+// dbmonitor afresh rather than reading the failed answer again.
+func (x *Executor) try(ctx context.Context, s *state.Saga, step string, attempt int) (string, error) {
 	switch step {
 	case "announce":
 		return "", nil
@@ -235,6 +330,8 @@ func (x *Executor) step(ctx context.Context, s *state.Saga, step string) (string
 		return x.fence(ctx, s)
 	case StepCheckPosition:
 		return x.checkPosition(ctx, s)
+	case StepCatchUp:
+		return x.catchUp(ctx, s)
 	case StepTakeVIP:
 		return "", x.VIP.Take(ctx)
 	case StepReleaseVIP:
@@ -249,7 +346,11 @@ func (x *Executor) step(ctx context.Context, s *state.Saga, step string) (string
 		case promoteStep(db):
 			return x.database(ctx, s, "promote", db)
 		case demoteStep(db):
-			return x.database(ctx, s, "demote", db)
+			id := s.ID
+			if attempt > 1 {
+				id += "/" + strconv.Itoa(attempt)
+			}
+			return x.databaseAs(ctx, s, id, "demote", db)
 		}
 	}
 	return "", fmt.Errorf("unknown step %q in the plan of failover %s", step, s.ID)
@@ -286,12 +387,13 @@ func (x *Executor) eachService(ctx context.Context, role events.Role) error {
 }
 
 // fence asks a peer that may still be active to stand down and waits for
-// it. An unreachable peer cannot be asked: arbitration (or the operator)
-// already allowed the takeover, and the epoch fences it when it returns.
+// it. A peer that cannot be asked — unreachable from the start, or gone
+// while being fenced — may be active behind the cut: the promotion goes on
+// only with the arbiters claimed (fenceUnreachable).
 func (x *Executor) fence(ctx context.Context, s *state.Saga) (string, error) {
 	st, _ := x.Wait(ctx, func(*state.State) bool { return true }, 0)
 	if st.PeerUnreachable() {
-		return "peer " + string(x.Peer) + " unreachable; proceeding as arbitration allowed, epoch " + strconv.FormatUint(uint64(s.Epoch), 10) + " fences it on return", nil
+		return x.fenceUnreachable(ctx, s, "unreachable")
 	}
 	req := events.FailoverRequested{Target: x.Peer, ToRole: events.RoleStandby, Reason: clip1k("fenced by " + string(x.Site) + " failover " + s.ID), RequestedBy: "orchestrator@" + string(x.Site), Epoch: s.Epoch}
 	if st.PeerRole != events.RoleActive {
@@ -313,7 +415,33 @@ func (x *Executor) fence(ctx context.Context, s *state.Saga) (string, error) {
 	if st.PeerRole != events.RoleActive {
 		return "peer " + string(x.Peer) + " is " + string(st.PeerRole), nil
 	}
-	return "peer " + string(x.Peer) + " became unreachable while fencing; proceeding", nil
+	return x.fenceUnreachable(ctx, s, "became unreachable while being fenced")
+}
+
+// fenceUnreachable lets a promotion over a peer that cannot be asked go on
+// only when the arbiters say the peer does not hold them: claimed earlier
+// in this saga, or claimed now. A site that cannot claim (no arbiters, or
+// a custom failure-detection script) goes on with an automatic takeover,
+// which its verdict authorised, and with an operator's only when forced.
+func (x *Executor) fenceUnreachable(ctx context.Context, s *state.Saga, how string) (string, error) {
+	what := "peer " + string(x.Peer) + " " + how
+	switch {
+	case s.Done[StepClaimArbiters]:
+		return what + "; the arbiters were claimed (" + StepClaimArbiters + "); epoch " + strconv.FormatUint(uint64(s.Epoch), 10) + " fences it on return", nil
+	case x.ClaimTimeout > 0:
+		c, err := x.Claim(ctx, s.ID+"/fence", what+": "+s.Reason)
+		if err != nil {
+			return "", fmt.Errorf("%s and it may be active behind the cut: %w", what, err)
+		}
+		return fmt.Sprintf("%s; the arbiters claimed: %d of %d held, %d managed by the peer", what, c.Held, c.N, c.Managed), nil
+	case !s.Manual:
+		// A custom failure-detection script's verdict is the only
+		// authority such a site has; it started this takeover.
+		return what + "; no arbiters to claim: proceeding on the failure-detection verdict", nil
+	case s.Force:
+		return what + "; no arbiters to claim: forced, proceeding on the operator's word", nil
+	}
+	return "", fmt.Errorf("%s and this site has no arbiters to claim (none configured, or a custom failure-detection script): only a forced failover proceeds", what)
 }
 
 // Claim asks this site's arbiter service to claim the arbiters and waits
@@ -343,11 +471,17 @@ func (x *Executor) Claim(ctx context.Context, id, reason string) (events.Arbiter
 // ask sends this site's dbmonitor command for db and waits for its
 // answer; an answer already in the log (a resumed saga) is used as is.
 func (x *Executor) ask(ctx context.Context, s *state.Saga, command string, db events.Database) (events.DatabaseCommandDone, error) {
-	key := state.DBKey{FailoverID: s.ID, Command: command, Database: db}
+	return x.askAs(ctx, s, s.ID, command, db)
+}
+
+// askAs is ask with the command's FailoverID given: a step asking the
+// same question more than once tells its rounds apart by it.
+func (x *Executor) askAs(ctx context.Context, s *state.Saga, id, command string, db events.Database) (events.DatabaseCommandDone, error) {
+	key := state.DBKey{FailoverID: id, Command: command, Database: db}
 	has := func(st *state.State) bool { _, ok := st.DBDone[key]; return ok }
 	st, _ := x.Wait(ctx, has, 0)
 	if !has(st) {
-		cmd := events.DatabaseCommand{Command: command, Database: db, Target: x.Site, FailoverID: s.ID}
+		cmd := events.DatabaseCommand{Command: command, Database: db, Target: x.Site, FailoverID: id}
 		// A forced failover accepts losing what the replica received and
 		// could not apply; dbmonitor refuses that otherwise.
 		cmd.Force = command == "promote" && s.Force
@@ -365,7 +499,11 @@ func (x *Executor) ask(ctx context.Context, s *state.Saga, command string, db ev
 
 // database carries out command on db and reports its answer.
 func (x *Executor) database(ctx context.Context, s *state.Saga, command string, db events.Database) (string, error) {
-	done, err := x.ask(ctx, s, command, db)
+	return x.databaseAs(ctx, s, s.ID, command, db)
+}
+
+func (x *Executor) databaseAs(ctx context.Context, s *state.Saga, id, command string, db events.Database) (string, error) {
+	done, err := x.askAs(ctx, s, id, command, db)
 	if err != nil {
 		return "", err
 	}
@@ -379,25 +517,23 @@ func (x *Executor) database(ctx context.Context, s *state.Saga, command string, 
 	return out, nil
 }
 
-// checkPosition asks for every database's position right before the
-// promotion: the decision's in-sync guard read whatever figure the log
-// held (perhaps none, perhaps an old one), and promoting a replica that
-// is behind loses what it has not got. A forced failover goes on and
-// records what it overrode.
+// checkPosition asks for every database's position before the promotion
+// moves anything: the decision's in-sync guard read whatever figure the
+// log held (perhaps none, perhaps an old one), and promoting a replica
+// that is behind loses what it has not got. While the peer is active and
+// writing, a replica is a few transactions behind at any instant, so the
+// question is asked again for up to positionPatience before refusing. A
+// forced failover goes on and records what it overrode.
 func (x *Executor) checkPosition(ctx context.Context, s *state.Saga) (string, error) {
-	var lines, problems []string
-	for _, db := range x.Databases {
-		done, err := x.ask(ctx, s, "position", db)
-		if ctx.Err() != nil {
-			return "", ctx.Err()
-		}
-		line, problem := JudgePosition(db, done, err, x.LagLimits)
-		lines = append(lines, line)
-		if problem != "" {
-			problems = append(problems, problem)
-		}
+	st, _ := x.Wait(ctx, func(*state.State) bool { return true }, 0)
+	patience := time.Duration(0)
+	if !st.PeerUnreachable() && st.PeerRole == events.RoleActive {
+		patience = positionPatience
 	}
-	out := strings.Join(lines, "; ")
+	out, problems, err := x.positions(ctx, s, StepCheckPosition, x.LagLimits, patience)
+	if err != nil {
+		return "", err
+	}
 	if len(problems) == 0 {
 		return out, nil
 	}
@@ -407,10 +543,79 @@ func (x *Executor) checkPosition(ctx context.Context, s *state.Saga) (string, er
 	return out, fmt.Errorf("not promoting: %s; a forced failover promotes anyway", strings.Join(problems, "; "))
 }
 
+// positionPatience bounds how long check-position asks again while an
+// active peer writes, and catch-up waits for a fenced peer's last writes.
+const positionPatience = 3 * time.Second
+
+// catchUp waits until the replicas have everything a fenced peer's
+// primaries committed before turning read-only: a switchover loses
+// nothing. After positionPatience the configured limits decide, as
+// check-position's. An unreachable peer was not fenced over the link and
+// its primaries cannot be asked: nothing to wait for.
+func (x *Executor) catchUp(ctx context.Context, s *state.Saga) (string, error) {
+	st, _ := x.Wait(ctx, func(*state.State) bool { return true }, 0)
+	if st.PeerUnreachable() {
+		return "peer " + string(x.Peer) + " unreachable: its primaries cannot be asked; check-position judged the replicas", nil
+	}
+	out, problems, err := x.positions(ctx, s, StepCatchUp, state.LagLimits{}, positionPatience)
+	if err != nil {
+		return "", err
+	}
+	if len(problems) == 0 {
+		return out, nil
+	}
+	// Not caught up in time: the configured limits decide.
+	_, over, err := x.positions(ctx, s, StepCatchUp+"/limits", x.LagLimits, 0)
+	if err != nil {
+		return "", err
+	}
+	if len(over) == 0 {
+		return out + "; within the configured limits after " + positionPatience.String(), nil
+	}
+	if s.Force {
+		return out + "; forced: promoting despite " + strings.Join(over, "; "), nil
+	}
+	return out, fmt.Errorf("not promoting: the fenced peer's last writes did not arrive: %s; a forced failover promotes anyway", strings.Join(over, "; "))
+}
+
+// positions asks every database for its position (tag tells the rounds
+// apart in the log) and judges the answers against lim, asking again
+// every 200 ms for up to patience while any is out of line. It returns
+// the record's lines and what is still wrong.
+func (x *Executor) positions(ctx context.Context, s *state.Saga, tag string, lim state.LagLimits, patience time.Duration) (string, []string, error) {
+	deadline := time.Now().Add(patience)
+	for round := 1; ; round++ {
+		var lines, problems []string
+		st, _ := x.Wait(ctx, func(*state.State) bool { return true }, 0)
+		for _, db := range x.Databases {
+			done, err := x.askAs(ctx, s, s.ID+"/"+tag+"/"+strconv.Itoa(round), "position", db)
+			if ctx.Err() != nil {
+				return "", nil, ctx.Err()
+			}
+			line, problem := JudgePosition(db, done, err, lim, st.OwnsLineage(db))
+			lines = append(lines, line)
+			if problem != "" {
+				problems = append(problems, problem)
+			}
+		}
+		if len(problems) == 0 || !time.Now().Before(deadline) {
+			return strings.Join(lines, "; "), problems, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 // JudgePosition reads one database's position answer (or the error of
 // waiting for it) against the limits: a line for the record and, when the
 // promotion must not go on, the problem.
-func JudgePosition(db events.Database, done events.DatabaseCommandDone, waitErr error, lim state.LagLimits) (line, problem string) {
+//
+// ownsLineage (state.OwnsLineage): this site's server holds the pair's
+// latest history, so following no primary is what it should do.
+func JudgePosition(db events.Database, done events.DatabaseCommandDone, waitErr error, lim state.LagLimits, ownsLineage bool) (line, problem string) {
 	if waitErr != nil {
 		return string(db) + ": no position", "no fresh position of " + string(db) + ": " + waitErr.Error()
 	}
@@ -419,6 +624,9 @@ func JudgePosition(db events.Database, done events.DatabaseCommandDone, waitErr 
 	}
 	l := state.Lag{Bytes: done.LagBytes, Transactions: done.LagTransactions}
 	line = fmt.Sprintf("%s: position %s, %s", db, done.Position, db.Behind(done.LagBytes, done.LagTransactions))
+	if done.FollowsNone && ownsLineage {
+		return line + ", follows no primary: it holds the latest history (this site was active, or promoted it, last)", ""
+	}
 	if done.FollowsNone {
 		// Its lag against a dead primary reads 0, yet it has none of what
 		// the active site wrote since it stopped following.

@@ -42,8 +42,9 @@ type world struct {
 	// (else OK, in sync); positionSilent: no answer at all.
 	position       *events.DatabaseCommandDone
 	positionSilent bool
-	// peerStandsDown: the peer answers a fence with a standby RoleChanged.
-	peerStandsDown bool
+	// peerStandsDown: the peer answers a fence with a standby RoleChanged;
+	// peerVanishes: the heartbeat loses it instead.
+	peerStandsDown, peerVanishes bool
 	// claim, when set, is the arbiter service's answer to a claim (its
 	// ClaimID filled in); nil: no answer.
 	claim *events.ArbitersClaimed
@@ -93,6 +94,9 @@ func (w *world) Publish(_ context.Context, ev events.Event, _ *events.Envelope) 
 	case events.FailoverRequested:
 		if w.peerStandsDown && e.Target == siteB {
 			w.apply(siteB, events.RoleChanged{From: active, To: standby, Epoch: w.st.PeerEpoch, Reason: "fenced"})
+		}
+		if w.peerVanishes && e.Target == siteB {
+			w.apply(siteA, events.RemoteUnreachable{Peer: siteB, Line: "default", Since: t0, Failed: []events.ProbeResult{{Target: "vip", Kind: "icmp"}}})
 		}
 	}
 	return env, nil
@@ -246,11 +250,11 @@ func TestPlan(t *testing.T) {
 			x: Executor{Peer: siteB, VIP: &fakeVIP{}, Services: []svcmon.Service{{Name: "web"}},
 				Databases: []events.Database{events.MySQL, events.PgSQL},
 				Hooks:     Hooks{Veto: someHook, PreS2M: someHook, PostS2M: someHook, PreM2S: someHook, PostM2S: someHook}},
-			s2m: []string{"veto", "pre-s2m", "fence-peer", "check-position", "promote-mysql", "promote-pgsql", "take-vip", "start-services", "post-s2m"},
-			m2s: []string{"pre-m2s", "stop-services", "release-vip", "demote-mysql", "demote-pgsql", "post-m2s"}},
+			s2m: []string{"check-position", "veto", "pre-s2m", "fence-peer", "catch-up", "promote-mysql", "promote-pgsql", "take-vip", "start-services", "post-s2m"},
+			m2s: []string{"release-vip", "demote-mysql", "demote-pgsql", "pre-m2s", "stop-services", "post-m2s"}},
 		{name: "one database only",
 			x:   Executor{Peer: siteB, Databases: []events.Database{events.PgSQL}},
-			s2m: []string{"fence-peer", "check-position", "promote-pgsql"}, m2s: []string{"demote-pgsql"}},
+			s2m: []string{"check-position", "fence-peer", "catch-up", "promote-pgsql"}, m2s: []string{"demote-pgsql"}},
 		{name: "VIP only",
 			x:   Executor{Peer: siteB, VIP: &fakeVIP{}},
 			s2m: []string{"fence-peer", "take-vip"}, m2s: []string{"release-vip"}},
@@ -294,8 +298,9 @@ func TestPlan(t *testing.T) {
 	}
 }
 
-// TestRunResumes gives Run a saga with some steps already recorded done,
-// as a restart finds it, and checks that only the rest runs.
+// TestRunResumes gives Run a saga with some steps already recorded done
+// (a step retried after an error in the same process) and checks that only
+// the rest runs, and that nothing taken earlier is taken again unasked.
 func TestRunResumes(t *testing.T) {
 	allS2M := []string{"veto veto s2m", "pre-s2m pre s2m", "take-vip", "start web", "post-s2m post s2m"}
 	tests := []struct {
@@ -307,24 +312,25 @@ func TestRunResumes(t *testing.T) {
 		ops         []string
 		log         []string
 	}{
-		{name: "fresh promotion runs every step", to: active,
+		{name: "fresh promotion runs every step, the position first", to: active,
 			ops: allS2M,
-			log: []string{"StepDone:veto:true", "StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true", "DatabaseCommand", "StepDone:check-position:true", "DatabaseCommand", "StepDone:promote-pgsql:true",
+			log: []string{"DatabaseCommand", "StepDone:check-position:true", "StepDone:veto:true", "StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true",
+				"DatabaseCommand", "StepDone:catch-up:true", "DatabaseCommand", "StepDone:promote-pgsql:true",
 				"StepDone:take-vip:true", "StepDone:start-services:true", "StepDone:post-s2m:true", "RoleChanged", "FailoverCompleted"}},
-		{name: "resumed after the fence", to: active, done: []string{"veto", "pre-s2m", "fence-peer"},
+		{name: "carried on after the fence", to: active, done: []string{"check-position", "veto", "pre-s2m", "fence-peer"},
 			ops: []string{"take-vip", "start web", "post-s2m post s2m"},
-			log: []string{"DatabaseCommand", "StepDone:check-position:true", "DatabaseCommand", "StepDone:promote-pgsql:true", "StepDone:take-vip:true", "StepDone:start-services:true", "StepDone:post-s2m:true", "RoleChanged", "FailoverCompleted"}},
-		{name: "a done step out of order is still skipped; the VIP released by the stop is taken again first", to: active, done: []string{"veto", "take-vip"},
-			ops: []string{"take-vip", "pre-s2m pre s2m", "start web", "post-s2m post s2m"},
-			log: []string{"StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true", "DatabaseCommand", "StepDone:check-position:true", "DatabaseCommand", "StepDone:promote-pgsql:true",
-				"StepDone:start-services:true", "StepDone:post-s2m:true", "RoleChanged", "FailoverCompleted"}},
-		{name: "every step done: the VIP again, the role and the completion", to: active, done: []string{"veto", "pre-s2m", "fence-peer", "check-position", "promote-pgsql", "take-vip", "start-services", "post-s2m"},
-			ops: []string{"take-vip"}, log: []string{"RoleChanged", "FailoverCompleted"}},
-		{name: "role already announced: the VIP again and the completion", to: active, done: []string{"veto", "pre-s2m", "fence-peer", "check-position", "promote-pgsql", "take-vip", "start-services", "post-s2m"},
-			roleChanged: true, ops: []string{"take-vip"}, log: []string{"FailoverCompleted"}},
-		{name: "demotion resumed after the VIP", to: standby, done: []string{"pre-m2s", "stop-services", "release-vip"},
-			ops: []string{"post-m2s post m2s"},
-			log: []string{"DatabaseCommand", "StepDone:demote-pgsql:true", "StepDone:post-m2s:true", "RoleChanged", "FailoverCompleted"}},
+			log: []string{"DatabaseCommand", "StepDone:catch-up:true", "DatabaseCommand", "StepDone:promote-pgsql:true", "StepDone:take-vip:true", "StepDone:start-services:true", "StepDone:post-s2m:true", "RoleChanged", "FailoverCompleted"}},
+		{name: "a done step out of order is still skipped", to: active, done: []string{"veto", "take-vip"},
+			ops: []string{"pre-s2m pre s2m", "start web", "post-s2m post s2m"},
+			log: []string{"DatabaseCommand", "StepDone:check-position:true", "StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true", "DatabaseCommand", "StepDone:catch-up:true",
+				"DatabaseCommand", "StepDone:promote-pgsql:true", "StepDone:start-services:true", "StepDone:post-s2m:true", "RoleChanged", "FailoverCompleted"}},
+		{name: "every step done: the role and the completion", to: active, done: []string{"check-position", "veto", "pre-s2m", "fence-peer", "catch-up", "promote-pgsql", "take-vip", "start-services", "post-s2m"},
+			log: []string{"RoleChanged", "FailoverCompleted"}},
+		{name: "role already announced: the completion", to: active, done: []string{"check-position", "veto", "pre-s2m", "fence-peer", "catch-up", "promote-pgsql", "take-vip", "start-services", "post-s2m"},
+			roleChanged: true, log: []string{"FailoverCompleted"}},
+		{name: "demotion carried on after the VIP: databases first, then hooks and services", to: standby, done: []string{"release-vip"},
+			ops: []string{"pre-m2s pre m2s", "stop web", "post-m2s post m2s"},
+			log: []string{"DatabaseCommand", "StepDone:demote-pgsql:true", "StepDone:pre-m2s:true", "StepDone:stop-services:true", "StepDone:post-m2s:true", "RoleChanged", "FailoverCompleted"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -349,6 +355,106 @@ func TestRunResumes(t *testing.T) {
 	}
 }
 
+// TestResume: a saga an earlier process left running. Before, a promotion
+// carried on from its claim and position answers as old as the crash, and
+// took the VIP back before any check (safety-core path 4); now it is
+// aborted as interrupted and undone, and the decision is taken again.
+func TestResume(t *testing.T) {
+	tests := []struct {
+		name        string
+		to          events.Role
+		done        []string
+		roleChanged bool
+		ops         []string
+		log         []string
+		undone      []string
+	}{
+		{name: "promotion stopped while taking the VIP: the VIP goes, the database turns read-only, aborted as interrupted", to: active,
+			done:   []string{"check-position", "veto", "pre-s2m", "fence-peer", "catch-up", "promote-pgsql"},
+			ops:    []string{"release-vip"},
+			log:    []string{"StepDone:undo-take-vip:true", "DatabaseCommand", "StepDone:undo-promote-pgsql:true", "Aborted:take-vip"},
+			undone: []string{"take-vip", "promote-pgsql"}},
+		{name: "promotion stopped before anything was taken: aborted, nothing to undo", to: active,
+			done: []string{"check-position", "veto"},
+			log:  []string{"Aborted:pre-s2m"}},
+		{name: "promotion that announced active: completed; the restart hold decides on the VIP", to: active,
+			done:        []string{"check-position", "veto", "pre-s2m", "fence-peer", "catch-up", "promote-pgsql", "take-vip", "start-services", "post-s2m"},
+			roleChanged: true, log: []string{"FailoverCompleted"}},
+		{name: "demotion: carried on", to: standby, done: []string{"release-vip"},
+			ops: []string{"pre-m2s pre m2s", "stop web", "post-m2s post m2s"},
+			log: []string{"DatabaseCommand", "StepDone:demote-pgsql:true", "StepDone:pre-m2s:true", "StepDone:stop-services:true", "StepDone:post-m2s:true", "RoleChanged", "FailoverCompleted"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, standby)
+			w.apply(siteB, events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "peer active"})
+			x, o := full(t, w)
+			s := start(w, x, tt.to, tt.done...)
+			if tt.roleChanged {
+				w.apply(siteA, events.RoleChanged{From: s.From, To: s.To, Epoch: 2, Reason: "test", FailoverID: "f1"})
+				s = w.st.Clone().Saga
+			}
+			if err := x.Resume(context.Background(), s); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.ops, o.lines()); diff != "" {
+				t.Errorf("actions (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.log, w.types()); diff != "" {
+				t.Errorf("log (-want +got):\n%s", diff)
+			}
+			for _, ev := range w.log {
+				if a, ok := ev.(events.FailoverAborted); ok {
+					if !a.Interrupted || !cmp.Equal(a.Undone, tt.undone) {
+						t.Errorf("abort %+v, want interrupted with %v undone", a, tt.undone)
+					}
+				}
+			}
+			if st := w.st.Clone(); tt.to == active && !tt.roleChanged && (!st.Saga.Interrupted || st.Role != standby) {
+				t.Errorf("projection: saga %+v, role %s; want an interrupted abort, still standby", st.Saga, st.Role)
+			}
+		})
+	}
+}
+
+// TestDemotionRetriesTheDatabaseUntilReadOnly: a demotion whose database
+// refuses to turn read-only records each failure and tries again; it never
+// announces standby while the database may accept writes (before, the
+// failure was skipped and standby recorded: safety-core path 3).
+func TestDemotionRetriesTheDatabaseUntilReadOnly(t *testing.T) {
+	w := newWorld(t, active)
+	w.dbOK = false
+	x, _ := full(t, w)
+	s := start(w, x, standby)
+	done := make(chan error, 1)
+	go func() { done <- x.Run(context.Background(), s) }()
+	time.Sleep(2500 * time.Millisecond)
+	w.mu.Lock()
+	failures, roles := 0, 0
+	for _, ev := range w.log {
+		switch e := ev.(type) {
+		case events.FailoverStepDone:
+			if e.Step == "demote-pgsql" && !e.OK {
+				failures++
+			}
+		case events.RoleChanged:
+			roles++
+		}
+	}
+	w.dbOK = true
+	w.mu.Unlock()
+	if failures < 2 || roles != 0 {
+		t.Errorf("%d failed demote tries and %d RoleChanged while the database refused; want ≥ 2 and 0 (log %v)", failures, roles, w.types())
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := w.types()
+	if got[len(got)-2] != "RoleChanged" || !slices.Contains(got, "StepDone:demote-pgsql:true") {
+		t.Errorf("log %v: want the demote done, then standby announced", got)
+	}
+}
+
 // TestFailurePolicy: a promotion stops at its first failing step and
 // records FailoverAborted; a demotion records the failure and goes on, for
 // it must end in standby whatever fails.
@@ -366,41 +472,46 @@ func TestFailurePolicy(t *testing.T) {
 				x.Hooks.Veto = script(t, t.TempDir(), "veto", o, "exit 1")
 			},
 			ops: []string{"veto veto s2m"},
-			log: []string{"StepDone:veto:false", "Aborted:veto"}},
+			log: []string{"DatabaseCommand", "StepDone:check-position:true", "StepDone:veto:false", "Aborted:veto"}},
 		{name: "pre hook fails", to: active,
 			break_: func(t *testing.T, w *world, x *Executor, o ops) {
 				x.Hooks.PreS2M = script(t, t.TempDir(), "pre", o, "exit 3")
 			},
 			ops: []string{"veto veto s2m", "pre pre s2m"},
-			log: []string{"StepDone:veto:true", "StepDone:pre-s2m:false", "Aborted:pre-s2m"}},
+			log: []string{"DatabaseCommand", "StepDone:check-position:true", "StepDone:veto:true", "StepDone:pre-s2m:false", "Aborted:pre-s2m"}},
 		{name: "the peer does not stand down", to: active,
 			break_: func(t *testing.T, w *world, x *Executor, o ops) { w.peerStandsDown = false },
 			ops:    []string{"veto veto s2m", "pre-s2m pre s2m"},
-			log:    []string{"StepDone:veto:true", "StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:false", "Aborted:fence-peer"}},
-		{name: "the database refuses promotion", to: active,
+			log:    []string{"DatabaseCommand", "StepDone:check-position:true", "StepDone:veto:true", "StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:false", "Aborted:fence-peer"}},
+		// A promote that fails may have half happened: the database is
+		// asked to turn read-only again (here it refuses too, and the
+		// abort says so).
+		{name: "the database refuses promotion: demoted back", to: active,
 			break_: func(t *testing.T, w *world, x *Executor, o ops) { w.dbOK = false },
 			ops:    []string{"veto veto s2m", "pre-s2m pre s2m"},
-			log: []string{"StepDone:veto:true", "StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true", "DatabaseCommand", "StepDone:check-position:true", "DatabaseCommand",
-				"StepDone:promote-pgsql:false", "Aborted:promote-pgsql"}},
-		{name: "the VIP cannot be taken", to: active,
+			log: []string{"DatabaseCommand", "StepDone:check-position:true", "StepDone:veto:true", "StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true",
+				"DatabaseCommand", "StepDone:catch-up:true", "DatabaseCommand", "StepDone:promote-pgsql:false", "DatabaseCommand", "StepDone:undo-promote-pgsql:false", "Aborted:promote-pgsql"}},
+		// Before, this left a promoted, writable database under a standby
+		// role (safety-core path 7).
+		{name: "the VIP cannot be taken: the promoted database is demoted back", to: active,
 			break_: func(t *testing.T, w *world, x *Executor, o ops) { x.VIP.(*fakeVIP).takeErr = boom },
-			ops:    []string{"veto veto s2m", "pre-s2m pre s2m", "take-vip"},
-			log: []string{"StepDone:veto:true", "StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true", "DatabaseCommand", "StepDone:check-position:true", "DatabaseCommand",
-				"StepDone:promote-pgsql:true", "StepDone:take-vip:false", "Aborted:take-vip"}},
-		{name: "demotion: pre hook, VIP and database fail, the rest still runs", to: standby,
+			ops:    []string{"veto veto s2m", "pre-s2m pre s2m", "take-vip", "release-vip"},
+			log: []string{"DatabaseCommand", "StepDone:check-position:true", "StepDone:veto:true", "StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true",
+				"DatabaseCommand", "StepDone:catch-up:true", "DatabaseCommand", "StepDone:promote-pgsql:true", "StepDone:take-vip:false",
+				"StepDone:undo-take-vip:true", "DatabaseCommand", "StepDone:undo-promote-pgsql:true", "Aborted:take-vip"}},
+		{name: "demotion: the fence first; pre hook and VIP fail, the rest still runs", to: standby,
 			break_: func(t *testing.T, w *world, x *Executor, o ops) {
 				x.Hooks.PreM2S = script(t, t.TempDir(), "pre", o, "exit 1")
 				x.VIP.(*fakeVIP).relseErr = boom
-				w.dbOK = false
 			},
-			ops: []string{"pre pre m2s", "stop web", "release-vip", "post-m2s post m2s"},
-			log: []string{"StepDone:pre-m2s:false", "StepDone:stop-services:true", "StepDone:release-vip:false", "DatabaseCommand",
-				"StepDone:demote-pgsql:false", "StepDone:post-m2s:true", "RoleChanged", "FailoverCompleted"}},
+			ops: []string{"release-vip", "pre pre m2s", "stop web", "post-m2s post m2s"},
+			log: []string{"StepDone:release-vip:false", "DatabaseCommand", "StepDone:demote-pgsql:true", "StepDone:pre-m2s:false", "StepDone:stop-services:true",
+				"StepDone:post-m2s:true", "RoleChanged", "FailoverCompleted"}},
 		{name: "demotion: services fail to stop", to: standby,
 			break_: func(t *testing.T, w *world, x *Executor, o ops) { x.Control.(*fakeServices).err = boom },
-			ops:    []string{"pre-m2s pre m2s", "stop web", "release-vip", "post-m2s post m2s"},
-			log: []string{"StepDone:pre-m2s:true", "StepDone:stop-services:false", "StepDone:release-vip:true", "DatabaseCommand",
-				"StepDone:demote-pgsql:true", "StepDone:post-m2s:true", "RoleChanged", "FailoverCompleted"}},
+			ops:    []string{"release-vip", "pre-m2s pre m2s", "stop web", "post-m2s post m2s"},
+			log: []string{"StepDone:release-vip:true", "DatabaseCommand", "StepDone:demote-pgsql:true", "StepDone:pre-m2s:true", "StepDone:stop-services:false",
+				"StepDone:post-m2s:true", "RoleChanged", "FailoverCompleted"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -521,7 +632,7 @@ func TestCrashInsideAStep(t *testing.T) {
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted Run returned %v, want context.Canceled", err)
 	}
-	if diff := cmp.Diff([]string{"StepDone:veto:true"}, w.types()); diff != "" {
+	if diff := cmp.Diff([]string{"DatabaseCommand", "StepDone:check-position:true", "StepDone:veto:true"}, w.types()); diff != "" {
 		t.Fatalf("log after the crash (-want +got); nothing may be recorded for the interrupted step:\n%s", diff)
 	}
 	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
@@ -534,7 +645,8 @@ func TestCrashInsideAStep(t *testing.T) {
 		}
 	}
 
-	// The restart: the saga as the log now tells it.
+	// Run again on the saga as the log now tells it (a restarted process
+	// would abort a promotion instead: TestResume).
 	if err := x.Run(context.Background(), w.st.Clone().Saga); err != nil {
 		t.Fatal(err)
 	}
@@ -542,8 +654,8 @@ func TestCrashInsideAStep(t *testing.T) {
 	if diff := cmp.Diff(wantOps, o.lines()); diff != "" {
 		t.Errorf("actions (-want +got); the interrupted hook runs twice, the rest once:\n%s", diff)
 	}
-	wantLog := []string{"StepDone:veto:true", "StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true", "DatabaseCommand", "StepDone:check-position:true", "DatabaseCommand",
-		"StepDone:promote-pgsql:true", "StepDone:take-vip:true", "StepDone:start-services:true", "StepDone:post-s2m:true", "RoleChanged", "FailoverCompleted"}
+	wantLog := []string{"DatabaseCommand", "StepDone:check-position:true", "StepDone:veto:true", "StepDone:pre-s2m:true", "FailoverRequested", "StepDone:fence-peer:true",
+		"DatabaseCommand", "StepDone:catch-up:true", "DatabaseCommand", "StepDone:promote-pgsql:true", "StepDone:take-vip:true", "StepDone:start-services:true", "StepDone:post-s2m:true", "RoleChanged", "FailoverCompleted"}
 	if diff := cmp.Diff(wantLog, w.types()); diff != "" {
 		t.Errorf("log (-want +got):\n%s", diff)
 	}
@@ -560,9 +672,14 @@ func TestFenceStep(t *testing.T) {
 		own       []events.Event // this site's heartbeat events
 		lines     []string       // configured heartbeat lines; nil: default
 		standDown bool
-		ok        bool
-		requested bool
-		output    string
+		// claimed: the saga claimed the arbiters already; claim: the
+		// arbiter service's answer to a claim made by the fence (nil:
+		// this site cannot claim); force: a forced failover.
+		claimed, force, vanishes, manual bool
+		claim                            *events.ArbitersClaimed
+		ok                               bool
+		requested                        bool
+		output                           string
 	}{
 		{name: "role unknown, no heartbeat events: asked, not waited for", requested: true, ok: true, output: "not active ()"},
 		{name: "standby: asked, not waited for", peer: []events.Event{events.RoleChanged{From: standby, To: standby, Reason: "x"}},
@@ -571,9 +688,30 @@ func TestFenceStep(t *testing.T) {
 			standDown: true, requested: true, ok: true, output: "is standby"},
 		{name: "active and does not stand down: the promotion must not go on", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
 			requested: true, ok: false},
-		{name: "unreachable: not asked", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
+		// Before, an unreachable peer let every promotion through on the
+		// operator's word or the verdict alone (safety-core path 5).
+		{name: "unreachable, no claim possible, an operator's failover: refused", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
+			own:    []events.Event{events.RemoteUnreachable{Peer: siteB, Line: "default", Since: t0, Failed: []events.ProbeResult{{Target: "vip", Kind: "icmp"}}}},
+			manual: true, ok: false},
+		{name: "unreachable, no claim possible, a takeover on a script's verdict: goes on", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
 			own: []events.Event{events.RemoteUnreachable{Peer: siteB, Line: "default", Since: t0, Failed: []events.ProbeResult{{Target: "vip", Kind: "icmp"}}}},
-			ok:  true, output: "unreachable"},
+			ok:  true, output: "proceeding on the failure-detection verdict"},
+		{name: "unreachable, claimed earlier in the saga: not asked, goes on", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
+			own:     []events.Event{events.RemoteUnreachable{Peer: siteB, Line: "default", Since: t0, Failed: []events.ProbeResult{{Target: "vip", Kind: "icmp"}}}},
+			claimed: true, ok: true, output: "the arbiters were claimed"},
+		{name: "unreachable: the fence claims the arbiters", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
+			own:   []events.Event{events.RemoteUnreachable{Peer: siteB, Line: "default", Since: t0, Failed: []events.ProbeResult{{Target: "vip", Kind: "icmp"}}}},
+			claim: &events.ArbitersClaimed{Outcome: events.ClaimClear, N: 3, Held: 3}, ok: true, output: "the arbiters claimed: 3 of 3 held"},
+		{name: "unreachable: the claim conflicts, refused", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
+			own:   []events.Event{events.RemoteUnreachable{Peer: siteB, Line: "default", Since: t0, Failed: []events.ProbeResult{{Target: "vip", Kind: "icmp"}}}},
+			claim: &events.ArbitersClaimed{Outcome: events.ClaimConflict, N: 3, Held: 3, Managed: 2}, ok: false},
+		{name: "unreachable, no claim possible, forced: goes on", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
+			own:    []events.Event{events.RemoteUnreachable{Peer: siteB, Line: "default", Since: t0, Failed: []events.ProbeResult{{Target: "vip", Kind: "icmp"}}}},
+			manual: true, force: true, ok: true, output: "forced"},
+		{name: "active, lost while being fenced, no claim possible: refused", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
+			vanishes: true, manual: true, requested: true, ok: false},
+		{name: "active, lost while being fenced: the fence claims the arbiters", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
+			vanishes: true, claim: &events.ArbitersClaimed{Outcome: events.ClaimClear, N: 3, Held: 3}, requested: true, ok: true, output: "became unreachable while being fenced; the arbiters claimed"},
 		{name: "one line of two still answers: reachable, asked", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
 			own: []events.Event{
 				events.RemoteUnreachable{Peer: siteB, Line: "wan1", Since: t0, Failed: []events.ProbeResult{{Target: "vip", Kind: "icmp"}}},
@@ -595,7 +733,7 @@ func TestFenceStep(t *testing.T) {
 				events.RemoteReachable{Peer: siteB, Line: "removed", Target: "vip"},
 				events.RemoteUnreachable{Peer: siteB, Line: "default", Since: t0, Failed: []events.ProbeResult{{Target: "vip", Kind: "icmp"}}},
 			},
-			ok: true, output: "unreachable"},
+			claimed: true, ok: true, output: "unreachable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -610,9 +748,13 @@ func TestFenceStep(t *testing.T) {
 			for _, ev := range tt.own {
 				w.apply(siteA, ev)
 			}
+			w.claim, w.peerVanishes = tt.claim, tt.vanishes
 			x := &Executor{Site: siteA, Peer: siteB, Bus: w, FenceTimeout: 50 * time.Millisecond,
 				Wait: w.Wait, Now: func() time.Time { return t0 }, Log: slog.New(slog.DiscardHandler)}
-			s := &state.Saga{ID: "f1", From: standby, To: active, Epoch: 2, Reason: "x", Steps: []string{StepFencePeer}, Done: map[string]bool{}}
+			if tt.claim != nil {
+				x.ClaimTimeout = time.Second
+			}
+			s := &state.Saga{ID: "f1", From: standby, To: active, Epoch: 2, Reason: "x", Force: tt.force, Manual: tt.manual, Steps: []string{StepFencePeer}, Done: map[string]bool{StepClaimArbiters: tt.claimed}}
 			out, err := x.step(context.Background(), s, StepFencePeer)
 			if (err == nil) != tt.ok {
 				t.Fatalf("err %v, want ok=%v", err, tt.ok)
@@ -646,11 +788,13 @@ func TestCheckPosition(t *testing.T) {
 		return &events.DatabaseCommandDone{OK: ok, Position: "0-1-42", LagBytes: bytes, LagTransactions: txns, Error: err}
 	}
 	tests := []struct {
-		name     string
-		db       events.Database
-		answer   *events.DatabaseCommandDone
-		silent   bool
-		force    bool
+		name   string
+		db     events.Database
+		answer *events.DatabaseCommandDone
+		silent bool
+		force  bool
+		// lineage: this site was active last (epoch 1, then stood down).
+		lineage  bool
 		aborted  string // "" = promoted; else a substring of the abort reason
 		recorded string // a substring of check-position's output when promoted
 	}{
@@ -673,6 +817,11 @@ func TestCheckPosition(t *testing.T) {
 			aborted: "mysql replicates from no primary"},
 		{name: "follows no primary, forced", db: events.MySQL, answer: &events.DatabaseCommandDone{OK: true, Position: "0-1-42", FollowsNone: true}, force: true,
 			recorded: "mysql: position 0-1-42, 0 transactions behind, follows no primary; forced: promoting despite mysql replicates from no primary"},
+		// Before, a site whose own attempt (or activation) left its server
+		// a primary could never be promoted again (safety-core path 7).
+		{name: "follows no primary, but holds the latest history: promoted", db: events.PgSQL, lineage: true,
+			answer:   &events.DatabaseCommandDone{OK: true, Position: "0/3000060", FollowsNone: true},
+			recorded: "follows no primary: it holds the latest history"},
 		{name: "no answer", db: events.PgSQL, silent: true, aborted: "no fresh position of pgsql: position pgsql: no answer from dbmonitor within"},
 		{name: "no answer, forced", db: events.PgSQL, silent: true, force: true, recorded: "forced: promoting despite no fresh position of pgsql"},
 	}
@@ -680,6 +829,10 @@ func TestCheckPosition(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t, standby)
 			w.position, w.positionSilent = tt.answer, tt.silent
+			if tt.lineage {
+				w.apply(siteA, events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"})
+				w.apply(siteA, events.RoleChanged{From: active, To: standby, Epoch: 1, Reason: "x"})
+			}
 			x, _ := full(t, w)
 			x.Databases, x.LagLimits = []events.Database{tt.db}, lim
 			x.Hooks, x.VIP, x.Services = Hooks{Timeout: time.Second}, nil, nil

@@ -41,6 +41,10 @@ type Saga struct {
 	Aborted     bool
 	AbortedAt   time.Time
 	AbortReason string
+	// Interrupted: a restart cut the promotion short (not a refusal).
+	Interrupted bool
+	// StandDown: the demotion of a site restarted active without its peer.
+	StandDown bool
 }
 
 // NextStep is the first planned step not yet done, or "" when all are.
@@ -167,9 +171,9 @@ type State struct {
 	ReachableAt time.Time
 }
 
-// RestartStandDownReason is the reason of the RoleChanged active→standby
-// a site records when it restarts active without its peer
-// (decide.Restart). The projection recognises the stand-down by it.
+// RestartStandDownReason is the reason of the demotion a site runs when
+// it restarts active without its peer (decide.Restart); the projection
+// recognises the stand-down by FailoverStarted.StandDown.
 const RestartStandDownReason = "restarted without its peer: stands down; arbitration decides whether it takes over again"
 
 // Follow is the last re-pointing of one database at the active peer.
@@ -317,7 +321,7 @@ func (s *State) Apply(env *events.Envelope) {
 		}
 		s.Saga = &Saga{
 			ID: e.FailoverID, From: e.From, To: e.To, Epoch: e.Epoch, Manual: e.Manual,
-			Force: e.Force, Reason: e.Reason, RequestID: e.RequestID,
+			Force: e.Force, Reason: e.Reason, RequestID: e.RequestID, StandDown: e.StandDown,
 			Steps: slices.Clone(e.Steps), Done: map[string]bool{}, StartedAt: env.Time,
 		}
 		s.answer(e.RequestID)
@@ -347,7 +351,7 @@ func (s *State) Apply(env *events.Envelope) {
 	case events.FailoverAborted:
 		if own && s.Saga != nil && s.Saga.ID == e.FailoverID {
 			s.Saga.Finished, s.Saga.Aborted = true, true
-			s.Saga.AbortedAt, s.Saga.AbortReason = env.Time, e.Reason
+			s.Saga.AbortedAt, s.Saga.AbortReason, s.Saga.Interrupted = env.Time, e.Reason, e.Interrupted
 		}
 		if !own && s.PeerSaga != nil && s.PeerSaga.ID == e.FailoverID {
 			s.PeerSaga.Finished, s.PeerSaga.Aborted = true, true
@@ -458,7 +462,7 @@ func (s *State) applyRole(own bool, e events.RoleChanged, at time.Time) {
 		}
 		s.Role, s.Epoch, s.RoleKnown = e.To, e.Epoch, true
 		s.StoodDownAt = time.Time{}
-		if e.From == events.RoleActive && e.To == events.RoleStandby && e.FailoverID == "" && e.Reason == RestartStandDownReason {
+		if s.Saga != nil && e.FailoverID == s.Saga.ID && s.Saga.StandDown && e.To == events.RoleStandby {
 			s.StoodDownAt = at
 		}
 		if s.Saga != nil && e.FailoverID == s.Saga.ID {

@@ -146,3 +146,53 @@ func repeat(ev events.Event, n int) []events.Event {
 	}
 	return out
 }
+
+// TestOwnsLineage: whether this site's server holds the pair's latest
+// history, so that following no primary is not a reason to refuse it.
+func TestOwnsLineage(t *testing.T) {
+	t0 := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	type entry struct {
+		site events.SiteID
+		ev   events.Event
+	}
+	role := func(to events.Role, epoch events.Epoch, id string) events.Event {
+		return events.RoleChanged{From: events.RoleStandby, To: to, Epoch: epoch, Reason: "x", FailoverID: id}
+	}
+	started := func(id string, epoch events.Epoch) events.Event {
+		return events.FailoverStarted{FailoverID: id, From: events.RoleStandby, To: events.RoleActive, Epoch: epoch, Reason: "x", Steps: []string{"promote-pgsql"}}
+	}
+	promoted := func(id string) events.Event {
+		return events.DatabaseCommandDone{Command: "promote", Database: events.PgSQL, OK: true, Position: "0/1", FailoverID: id}
+	}
+	aborted := func(id string) events.Event {
+		return events.FailoverAborted{FailoverID: id, Step: "take-vip", Reason: "x"}
+	}
+	tests := []struct {
+		name string
+		log  []entry
+		want bool
+	}{
+		{"never active", []entry{{"b", role(events.RoleActive, 2, "")}}, false},
+		{"active last", []entry{{"b", role(events.RoleActive, 2, "")}, {"a", role(events.RoleActive, 3, "f")}}, true},
+		{"the peer active since", []entry{{"a", role(events.RoleActive, 1, "")}, {"b", role(events.RoleActive, 2, "")}}, false},
+		{"own aborted promotion promoted it, no activation since", []entry{{"b", role(events.RoleActive, 2, "")},
+			{"a", started("f3", 3)}, {"a", promoted("f3")}, {"a", aborted("f3")}}, true},
+		{"own aborted promotion, the peer promoted at a higher epoch since", []entry{{"b", role(events.RoleActive, 2, "")},
+			{"a", started("f3", 3)}, {"a", promoted("f3")}, {"a", aborted("f3")}, {"b", started("f4", 4)}, {"b", promoted("f4")}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New("a", "b", events.RoleStandby, []string{"default"})
+			for _, e := range tt.log {
+				env, err := events.New(events.Source{Site: e.site, Node: "n", Service: "orchestrator"}, e.ev, t0, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.Apply(env)
+			}
+			if got := s.OwnsLineage(events.PgSQL); got != tt.want {
+				t.Errorf("OwnsLineage = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
