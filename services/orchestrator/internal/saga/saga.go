@@ -97,6 +97,13 @@ type Executor struct {
 	// claim; 0: this site cannot claim (no arbiters, or a custom
 	// failure-detection script) and plans never hold the step.
 	ClaimTimeout time.Duration
+	// TakeoverHold (config.Timing) is how long after this site last heard
+	// the peer a claim over an unreachable peer may be made: by then an
+	// isolated active has released the VIP and fenced its databases.
+	TakeoverHold time.Duration
+	// SelfFenceTimeout bounds one try of a demotion's database step
+	// (failover.selfFenceTimeout); 0: DBTimeout.
+	SelfFenceTimeout time.Duration
 }
 
 // Plan lists the steps of a change to role to, leaving out what is not
@@ -311,11 +318,15 @@ func (x *Executor) try(ctx context.Context, s *state.Saga, step string, attempt 
 	case "announce":
 		return "", nil
 	case StepClaimArbiters:
+		held, err := x.holdTakeover(ctx)
+		if err != nil {
+			return held, err
+		}
 		c, err := x.Claim(ctx, s.ID, s.Reason)
 		if err != nil {
-			return "", err
+			return held, err
 		}
-		return fmt.Sprintf("%d of %d arbiters held, %d managed by the peer: %s", c.Held, c.N, c.Managed, c.Description), nil
+		return held + fmt.Sprintf("%d of %d arbiters held, %d managed by the peer: %s", c.Held, c.N, c.Managed, c.Description), nil
 	case StepVeto:
 		return x.hook(ctx, s, x.Hooks.Veto, "veto", "s2m")
 	case StepPreS2M:
@@ -429,6 +440,11 @@ func (x *Executor) fenceUnreachable(ctx context.Context, s *state.Saga, how stri
 	case s.Done[StepClaimArbiters]:
 		return what + "; the arbiters were claimed (" + StepClaimArbiters + "); epoch " + strconv.FormatUint(uint64(s.Epoch), 10) + " fences it on return", nil
 	case x.ClaimTimeout > 0:
+		held, err := x.holdTakeover(ctx)
+		if err != nil {
+			return held, err
+		}
+		what = held + what
 		c, err := x.Claim(ctx, s.ID+"/fence", what+": "+s.Reason)
 		if err != nil {
 			return "", fmt.Errorf("%s and it may be active behind the cut: %w", what, err)
@@ -442,6 +458,33 @@ func (x *Executor) fenceUnreachable(ctx context.Context, s *state.Saga, how stri
 		return what + "; no arbiters to claim: forced, proceeding on the operator's word", nil
 	}
 	return "", fmt.Errorf("%s and this site has no arbiters to claim (none configured, or a custom failure-detection script): only a forced failover proceeds", what)
+}
+
+// holdTakeover waits, when the peer is unreachable, until TakeoverHold has
+// passed since this site last heard it (the heartbeat's Since, the latest
+// of its lines): an active cut off at that moment has by then released the
+// VIP and made its databases read-only on its own (the self-fence bound
+// of config.Timing), so the claim that follows cannot complete beside a
+// writable primary. It reports the wait for the step's record.
+func (x *Executor) holdTakeover(ctx context.Context) (string, error) {
+	st, _ := x.Wait(ctx, func(*state.State) bool { return true }, 0)
+	if x.TakeoverHold <= 0 || !st.PeerUnreachable() || st.UnreachableSince.IsZero() {
+		return "", nil
+	}
+	until := st.UnreachableSince.Add(x.TakeoverHold)
+	wait := until.Sub(x.Now())
+	if wait <= 0 {
+		return "", nil
+	}
+	x.Log.Info("holding the takeover until an isolated peer has fenced itself", "until", until, "hold", x.TakeoverHold)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case <-t.C:
+	}
+	return fmt.Sprintf("held %s until %s (takeover hold after the peer was last heard); ", wait.Round(time.Millisecond), until.UTC().Format(time.RFC3339)), nil
 }
 
 // Claim asks this site's arbiter service to claim the arbiters and waits
@@ -488,10 +531,14 @@ func (x *Executor) askAs(ctx context.Context, s *state.Saga, id, command string,
 		if err := x.publish(ctx, cmd); err != nil {
 			return events.DatabaseCommandDone{}, err
 		}
+		timeout := x.DBTimeout
+		if command == "demote" && x.SelfFenceTimeout > 0 {
+			timeout = x.SelfFenceTimeout // the demotion tries again
+		}
 		var err error
-		st, err = x.Wait(ctx, has, x.DBTimeout)
+		st, err = x.Wait(ctx, has, timeout)
 		if err != nil {
-			return events.DatabaseCommandDone{}, fmt.Errorf("%s %s: no answer from dbmonitor within %s: %w", command, db, x.DBTimeout, err)
+			return events.DatabaseCommandDone{}, fmt.Errorf("%s %s: no answer from dbmonitor within %s: %w", command, db, timeout, err)
 		}
 	}
 	return st.DBDone[key], nil

@@ -923,3 +923,42 @@ func TestClaimStepGatesThePromotion(t *testing.T) {
 		})
 	}
 }
+
+// TestTakeoverHold: a claim over an unreachable peer is made no sooner
+// than TakeoverHold after the peer was last heard (the self-fence
+// contract of config.Timing); before, the claim went out at once.
+func TestTakeoverHold(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		heard     time.Duration // before now
+		hold      time.Duration
+		wantWait  bool
+		wantAbove time.Duration
+	}{
+		{name: "heard just now: held", heard: 0, hold: 400 * time.Millisecond, wantWait: true, wantAbove: 350 * time.Millisecond},
+		{name: "heard long ago: no wait", heard: time.Minute, hold: 400 * time.Millisecond},
+		{name: "no hold configured", heard: 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, standby)
+			w.claim = &events.ArbitersClaimed{Outcome: events.ClaimClear, N: 3, Held: 3}
+			now := time.Now()
+			w.apply(siteA, events.RemoteUnreachable{Peer: siteB, Line: "default", Since: now.Add(-tt.heard), Failed: []events.ProbeResult{{Target: "vip", Kind: "icmp"}}})
+			x := &Executor{Site: siteA, Peer: siteB, Bus: w, ClaimTimeout: time.Second, TakeoverHold: tt.hold,
+				Wait: w.Wait, Now: time.Now, Log: slog.New(slog.DiscardHandler)}
+			s := &state.Saga{ID: "f1", From: standby, To: active, Epoch: 2, Reason: "x", Steps: []string{StepClaimArbiters}, Done: map[string]bool{}}
+			start := time.Now()
+			out, err := x.step(context.Background(), s, StepClaimArbiters)
+			if err != nil {
+				t.Fatal(err)
+			}
+			took := time.Since(start)
+			if strings.Contains(out, "held ") != tt.wantWait || took < tt.wantAbove {
+				t.Errorf("claim after %s, output %q; want held=%v, at least %s", took, out, tt.wantWait, tt.wantAbove)
+			}
+			if !tt.wantWait && took > 200*time.Millisecond {
+				t.Errorf("claim took %s with nothing to hold for", took)
+			}
+		})
+	}
+}
