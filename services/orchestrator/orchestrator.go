@@ -9,7 +9,6 @@ package orchestrator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,7 +21,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/drwatch/drwatch/pkg/bus"
 	"github.com/drwatch/drwatch/pkg/config"
@@ -341,10 +339,7 @@ func (r *runner) wait(ctx context.Context, cond func(*state.State) bool, timeout
 }
 
 func (r *runner) run(ctx context.Context) error {
-	last, err := r.deps.Bus.Replay(ctx, 0, filters(), func(_ uint64, env *events.Envelope) error {
-		r.apply(env)
-		return nil
-	})
+	last, err := r.rebuild(ctx)
 	if err != nil {
 		return fmt.Errorf("orchestrator: rebuild state: %w", err)
 	}
@@ -378,18 +373,18 @@ func (r *runner) run(ctx context.Context) error {
 		}()
 	}
 	if !st.RoleKnown {
-		// A first start announces the configured role so the peer knows
-		// it; an active site opens its first epoch.
-		epoch := st.MaxEpoch
-		if st.Role == events.RoleActive {
-			epoch = decide.NextEpoch(st.MaxEpoch, r.opts.Site, r.opts.Peer)
-		}
-		rc := events.RoleChanged{From: st.Role, To: st.Role, Epoch: epoch, Reason: "initial role from site.role"}
-		if _, err := r.deps.Bus.Publish(ctx, rc, nil); err != nil {
+		// No role of its own in the log nor in ROLES: site.role applies
+		// only to the pair's first start (role.go).
+		awaiting, err := r.announceInitialRole(ctx)
+		if err != nil {
 			return fmt.Errorf("orchestrator: announce the initial role: %w", err)
 		}
-		if _, err := r.wait(ctx, func(s *state.State) bool { return s.RoleKnown }, 10*time.Second); err != nil {
-			return fmt.Errorf("orchestrator: announce the initial role: %w", err)
+		if awaiting {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r.awaitPeer(ctx)
+			}()
 		}
 	}
 
@@ -508,10 +503,6 @@ func (r *runner) confirmPeer(ctx context.Context) {
 		}
 	}
 	deadline := time.Now().Add(r.opts.StartupHold)
-	var peerJS jetstream.JetStream
-	if nc := r.deps.Bus.Conn(); nc != nil {
-		peerJS, _ = jetstream.NewWithDomain(nc, string(r.opts.Peer))
-	}
 	var want *events.RoleChanged
 	noRole := false
 	for {
@@ -550,8 +541,8 @@ func (r *runner) confirmPeer(ctx context.Context) {
 			}
 			r.log.Error("restarted active: standing down failed; retrying", "err", err)
 		}
-		if want == nil && !noRole && peerJS != nil {
-			rc, found, err := peerRole(ctx, peerJS, r.opts.Peer)
+		if want == nil && !noRole {
+			rc, found, err := r.peerRole(ctx)
 			switch {
 			case err == nil && !found:
 				noRole = true
@@ -600,29 +591,6 @@ func (r *runner) standDown(ctx context.Context, st *state.State, why string) err
 	}
 	_, err := r.wait(ctx, func(s *state.State) bool { return s.Role != events.RoleActive }, 10*time.Second)
 	return err
-}
-
-// peerRole reads the peer's latest RoleChanged from its own log.
-func peerRole(ctx context.Context, peerJS jetstream.JetStream, peer events.SiteID) (events.RoleChanged, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	stream, err := peerJS.Stream(ctx, bus.EventsStream)
-	if err != nil {
-		return events.RoleChanged{}, false, err
-	}
-	msg, err := stream.GetLastMsgForSubject(ctx, events.SiteTypeFilter(peer, "RoleChanged"))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return events.RoleChanged{}, false, nil
-	}
-	if err != nil {
-		return events.RoleChanged{}, false, err
-	}
-	var env events.Envelope
-	if err := json.Unmarshal(msg.Data, &env); err != nil {
-		return events.RoleChanged{}, false, fmt.Errorf("peer's last RoleChanged: %w", err)
-	}
-	rc, err := events.DecodeInto[events.RoleChanged](&env)
-	return rc, err == nil, err
 }
 
 // follow applies every new event of the log from seq on, in order, until

@@ -106,7 +106,9 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 func newHarness(t testing.TB, role events.Role) *harness {
 	t.Helper()
-	site := bustest.RunJetStream(t)
+	// The peer's server runs with an empty store and no orchestrator: it
+	// answers that it records no role, so site.role applies (role.go).
+	site := bustest.RunPair(t).A
 	h := &harness{t: t, site: site, clock: &clock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}, vip: &fakeVIP{}, dir: t.TempDir()}
 	h.bus = site.Bus(t, "orchestrator", "b")
 	h.other = site.Bus(t, "operator", "b")
