@@ -247,6 +247,7 @@ func RunWith(ctx context.Context, deps service.Deps, o Options) error {
 		st:      state.New(o.Site, o.Peer, o.InitialRole, o.Lines),
 		changed: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
+		started: map[string]bool{},
 	}
 	return r.run(ctx)
 }
@@ -268,6 +269,15 @@ type runner struct {
 	// held: a site restarted active has not yet learned the peer's latest
 	// role; the VIP and service monitors stand back (confirmPeer).
 	held bool
+	// started holds the sagas this process started; any other running
+	// saga was left by an earlier process.
+	started map[string]bool
+}
+
+func (r *runner) ownSaga(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.started[id]
 }
 
 // lockedVIP is the saga's view of the VIP: each move holds the runner's
@@ -407,9 +417,8 @@ func (r *runner) run(ctx context.Context) error {
 		}, r.log.With("component", "serviceMonitor"))
 	}()
 
-	var sagaVIP saga.VIP
+	sagaVIP := r.sagaVIP()
 	if r.opts.VIP != nil {
-		sagaVIP = lockedVIP{mu: &r.vipMu, vip: r.opts.VIP}
 		m := &vipmon.Monitor{
 			VIP: r.opts.VIP, Lock: &r.vipMu, Log: r.log.With("component", "vipMonitor"),
 			Publish: func(ctx context.Context, ev events.VIPChanged) error {
@@ -433,7 +442,7 @@ func (r *runner) run(ctx context.Context) error {
 		Hooks: r.opts.Hooks, Databases: r.opts.Databases,
 		DBTimeout: r.opts.DBTimeout, FenceTimeout: r.opts.FenceTimeout, LagLimits: r.opts.Policy.LagLimits(),
 		Wait: r.wait, Now: r.deps.Now, Log: r.log, AfterPublish: r.opts.afterPublish,
-		ClaimTimeout: r.opts.ClaimTimeout,
+		ClaimTimeout: r.opts.ClaimTimeout, TakeoverHold: r.opts.TakeoverHold, SelfFenceTimeout: r.opts.SelfFenceTimeout,
 	}
 	tick := time.NewTicker(r.opts.Tick)
 	defer tick.Stop()
@@ -578,19 +587,36 @@ func (r *runner) claimOnRestart(ctx context.Context, d decide.RestartDecision) d
 		Reason: fmt.Sprintf("%s; the arbiters confirm it: %d of %d held, %d managed by the peer", d.Reason, c.Held, c.N, c.Managed)}
 }
 
-// standDown records the stand-down of a site restarted active without its
-// peer and waits until the projection has it, so the hold is lifted on a
-// standby site: the VIP and services, held back since the restart, are
-// never taken back (and the monitors remove a VIP the host kept).
+// standDown demotes a site restarted active without its peer: a
+// demotion saga like any other (the VIP goes, the databases turn
+// read-only, then hooks and services), marked StandDown so the projection
+// knows the site was active last. It returns once the saga has ended, so
+// the hold is lifted on a standby site whose databases accept no writes.
 func (r *runner) standDown(ctx context.Context, st *state.State, why string) error {
 	epoch := max(st.Epoch, st.MaxEpoch)
 	r.log.Warn("restarted active without its peer: standing down", "epoch", epoch, "why", why)
-	rc := events.RoleChanged{From: events.RoleActive, To: events.RoleStandby, Epoch: epoch, Reason: state.RestartStandDownReason}
-	if _, err := r.deps.Bus.Publish(ctx, rc, nil); err != nil {
+	id := uuid.Must(uuid.NewV7()).String()
+	plan := (&saga.Executor{Peer: r.opts.Peer, VIP: r.sagaVIP(), Services: r.opts.Services, Hooks: r.opts.Hooks, Databases: r.opts.Databases}).Plan(events.RoleStandby, false)
+	ev := events.FailoverStarted{FailoverID: id, From: events.RoleActive, To: events.RoleStandby, Epoch: epoch,
+		Reason: state.RestartStandDownReason, StandDown: true, Steps: plan}
+	r.mu.Lock()
+	r.started[id] = true
+	r.mu.Unlock()
+	if _, err := r.deps.Bus.Publish(ctx, ev, nil); err != nil {
 		return fmt.Errorf("record the stand-down: %w", err)
 	}
-	_, err := r.wait(ctx, func(s *state.State) bool { return s.Role != events.RoleActive }, 10*time.Second)
+	_, err := r.wait(ctx, func(s *state.State) bool {
+		return s.Saga != nil && s.Saga.ID == id && s.Saga.Finished && s.Role != events.RoleActive
+	}, 30*time.Minute)
 	return err
+}
+
+// sagaVIP is the VIP as sagas move it, nil when none is configured.
+func (r *runner) sagaVIP() saga.VIP {
+	if r.opts.VIP == nil {
+		return nil
+	}
+	return lockedVIP{mu: &r.vipMu, vip: r.opts.VIP}
 }
 
 // follow applies every new event of the log from seq on, in order, until
@@ -613,7 +639,13 @@ func (r *runner) step(ctx context.Context, x *saga.Executor) error {
 			r.mu.Unlock()
 		}()
 		id := st.Saga.ID
-		if err := x.Run(ctx, st.Saga); err != nil {
+		run := x.Run
+		if !r.ownSaga(id) {
+			// Left running by an earlier process: a promotion is
+			// decided again rather than carried on (saga.Resume).
+			run = x.Resume
+		}
+		if err := run(ctx, st.Saga); err != nil {
 			return err
 		}
 		// Let the projection catch up with the saga's end before deciding.
@@ -655,6 +687,9 @@ func (r *runner) start(ctx context.Context, x *saga.Executor, st *state.State, d
 		Reason: clip(d.Branch+": "+d.Reason, 1024), RequestID: d.RequestID, Steps: x.Plan(to, claims(d)),
 	}
 	r.log.Info("failover decided", "failover", id, "from", st.Role, "to", to, "epoch", d.Epoch, "branch", d.Branch, "reason", d.Reason)
+	r.mu.Lock()
+	r.started[id] = true
+	r.mu.Unlock()
 	env, err := r.deps.Bus.Publish(ctx, ev, nil)
 	if err != nil {
 		return fmt.Errorf("start failover: %w", err)

@@ -54,6 +54,12 @@ func TestRestartedActiveWithoutItsPeer(t *testing.T) {
 			o.Policy = decide.Policy{Automatic: tt.automatic, BlockWindow: 8 * time.Hour, MaxLagBytes: 1 << 20, RestartYield: time.Hour}
 			o.Hooks = saga.Hooks{Timeout: 5 * time.Second}
 			o.VIP = vip
+			// The stand-down demotes the database too: before, it only
+			// recorded standby and left the primary writable (safety-core
+			// path 9).
+			o.Databases = []events.Database{events.MySQL}
+			seen := make(chan events.DatabaseCommand, 16)
+			fakeDBMonitor(ctx, t, p.A.Bus(t, "dbmonitor", "b"), "a", seen)
 			o.Tick = 20 * time.Millisecond
 			o.VIPInterval = 20 * time.Millisecond
 			o.KeepPeerSource = false // the link stays cut
@@ -97,6 +103,13 @@ func TestRestartedActiveWithoutItsPeer(t *testing.T) {
 			}
 			if len(confirmed) != 1 || confirmed[0].Role != tt.wantRole || confirmed[0].Epoch != 1 {
 				t.Errorf("RoleConfirmed %+v, want one with %s at epoch 1", confirmed, tt.wantRole)
+			}
+			var cmds []string
+			for len(seen) > 0 {
+				cmds = append(cmds, (<-seen).Command)
+			}
+			if want := map[bool][]string{true: {"demote"}}[tt.wantRole == events.RoleStandby]; !cmp.Equal(cmds, want) {
+				t.Errorf("database commands %v, want %v", cmds, want)
 			}
 			if got := vip.opsSeen(); !cmp.Equal(got, tt.wantOps) || vip.holds() != tt.wantHeld {
 				t.Errorf("VIP ops %v held=%v, want %v held=%v", got, vip.holds(), tt.wantOps, tt.wantHeld)
