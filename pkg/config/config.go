@@ -46,6 +46,11 @@ type Site struct {
 	// PeerAddresses are the peer site's source addresses, as arbiters see
 	// them in their session lists.
 	PeerAddresses List `yaml:"peerAddresses"`
+	// Addresses are this site's source addresses as arbiters see them
+	// (what the peer lists in its peerAddresses). The active counts an
+	// arbiter only when its session list names one of them; empty: the
+	// address each managing session leaves from, which is wrong behind NAT.
+	Addresses List `yaml:"addresses"`
 }
 
 // NATS says which NATS server the services use. With URL empty drwatch runs

@@ -77,6 +77,7 @@ func TestBrokenFilesNameTheField(t *testing.T) {
 		{"no site name", "site: {peer: b}\n", "site.name: is required"},
 		{"bad site name", "site: {name: Site-A, peer: b}\n", `site.name: "Site-A" must be lower-case`},
 		{"peer is self", "site: {name: a, peer: a}\n", `site.peer: "a" is this site's own name`},
+		{"site address a host name", "site: {name: a, peer: b, addresses: [site-a]}\n", `site.addresses[0]: "site-a" is not an IP address`},
 		{"timeout not below interval", minimal + "watchdog: {heartbeat: {interval: 5s, timeout: 5s}}\n", "watchdog.heartbeat.timeout: must be less than interval (5s >= 5s)"},
 		{"negative retries", minimal + "watchdog: {heartbeat: {retries: -1}}\n", "watchdog.heartbeat.retries: -1 must be 0-100"},
 		{"unknown probe", minimal + "watchdog: {heartbeat: {probe: udp}}\n", `watchdog.heartbeat.probe: "udp" must be icmp or tcp`},

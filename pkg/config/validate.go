@@ -65,9 +65,14 @@ func (c *Config) validateSite(p *problems) {
 	if !slices.Contains([]string{"active", "standby", "standalone"}, c.Site.Role) {
 		p.add("site.role", "%q must be active, standby or standalone", c.Site.Role)
 	}
-	for i, a := range c.Site.PeerAddresses {
-		if _, err := netip.ParseAddr(a); err != nil {
-			p.add(fmt.Sprintf("site.peerAddresses[%d]", i), "%q is not an IP address", a)
+	for _, l := range []struct {
+		field string
+		addrs List
+	}{{"site.peerAddresses", c.Site.PeerAddresses}, {"site.addresses", c.Site.Addresses}} {
+		for i, a := range l.addrs {
+			if _, err := netip.ParseAddr(a); err != nil {
+				p.add(fmt.Sprintf("%s[%d]", l.field, i), "%q is not an IP address", a)
+			}
 		}
 	}
 }

@@ -75,6 +75,7 @@ func OptionsFromConfig(cfg *config.Config) Options {
 		Interval:         cfg.Watchdog.Heartbeat.Interval.D(),
 		FailureDetection: cfg.Watchdog.FailureDetection,
 		PeerAddresses:    cfg.Site.PeerAddresses,
+		Addresses:        cfg.Site.Addresses,
 		Automatic:        cfg.Failover.Automatic,
 		Lines:            cfg.HeartbeatLineNames(),
 		ConfirmTimeout:   cfg.Timing().ConfirmTimeout,

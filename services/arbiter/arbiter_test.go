@@ -291,6 +291,7 @@ func TestRunRejectsBadOptions(t *testing.T) {
 	}{
 		{"hostname peer address", func(c *config.Config) { c.Site.PeerAddresses = config.List{"site-a"} }, "site.peerAddresses[0]"},
 		{"no peer addresses", func(c *config.Config) { c.Site.PeerAddresses = nil }, "site.peerAddresses: is required with arbiters"},
+		{"hostname own address", func(c *config.Config) { c.Site.Addresses = config.List{"site-b"} }, "site.addresses"},
 		{"missing known hosts", func(c *config.Config) { c.Watchdog.FailureDetection.Arbiters[0].KnownHosts = "/nonexistent/kh" }, "arbiters[0].knownHosts"},
 		{"custom without script", func(c *config.Config) {
 			c.Watchdog.FailureDetection.IsCustom = true
