@@ -277,7 +277,22 @@ func (b *Bus) park(ctx context.Context, consumer string, m jetstream.Msg, seq ui
 // envelope matching filters. Invalid messages are counted and skipped, never
 // fatal. It returns the last stream sequence read, from which a live
 // consumer can continue. fn returning an error stops the replay.
+//
+// From the beginning (from 0 or 1), the facts RolesStream keeps that the
+// log's retention took come first, with seq 0: a projection rebuilt from
+// the log knows every site's latest role however long ago it changed.
 func (b *Bus) Replay(ctx context.Context, from uint64, filters []string, fn func(seq uint64, env *events.Envelope) error) (uint64, error) {
+	if from <= 1 {
+		kept, err := b.outlived(ctx, filters)
+		if err != nil {
+			return 0, fmt.Errorf("replay: %w", err)
+		}
+		for _, env := range kept {
+			if err := fn(0, env); err != nil {
+				return 0, err
+			}
+		}
+	}
 	stream, err := b.js.Stream(ctx, EventsStream)
 	if err != nil {
 		return 0, fmt.Errorf("replay: %w", err)

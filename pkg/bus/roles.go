@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -105,24 +107,41 @@ func facts(ctx context.Context, js jetstream.JetStream, filters []string) ([]Fac
 	if err != nil {
 		return nil, err
 	}
-	type found struct {
-		Fact
-		seq uint64
+	// The filters catch what the log holds and RolesStream has not copied
+	// yet; RolesStream's own subjects catch what it keeps whatever sites
+	// this bus knows.
+	subjects := slices.Clone(filters)
+	if roles != nil {
+		info, err := roles.Info(ctx, jetstream.WithSubjectFilter(">"))
+		if err != nil {
+			return nil, fmt.Errorf("stream %s: %w", RolesStream, err)
+		}
+		for subj := range info.State.Subjects {
+			subjects = append(subjects, subj)
+		}
 	}
-	var all []found
-	for _, f := range filters {
+	type key struct {
+		inLog bool
+		seq   uint64
+	}
+	seen := map[key]Fact{}
+	for _, subj := range subjects {
 		// Retention removes the oldest events first: while the log holds
 		// any of a subject, its latest is there, newer than RolesStream's
 		// copy may yet be.
-		m, err := lastFor(ctx, log, f)
+		m, err := lastFor(ctx, log, subj)
 		inLog := m != nil
 		if err == nil && m == nil {
-			m, err = lastFor(ctx, roles, f)
+			m, err = lastFor(ctx, roles, subj)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("latest %s: %w", f, err)
+			return nil, fmt.Errorf("latest %s: %w", subj, err)
 		}
 		if m == nil {
+			continue
+		}
+		k := key{inLog, m.Sequence}
+		if _, ok := seen[k]; ok {
 			continue
 		}
 		env, err := events.Unmarshal(m.Data)
@@ -130,24 +149,59 @@ func facts(ctx context.Context, js jetstream.JetStream, filters []string) ([]Fac
 			_, err = events.Decode(env)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("latest %s (seq %d): %w", f, m.Sequence, err)
+			return nil, fmt.Errorf("latest %s (seq %d): %w", subj, m.Sequence, err)
 		}
-		all = append(all, found{Fact{Env: env, InLog: inLog}, m.Sequence})
+		seen[k] = Fact{Env: env, InLog: inLog}
 	}
-	slices.SortFunc(all, func(x, y found) int {
-		if x.InLog != y.InLog {
-			if x.InLog {
+	keys := slices.SortedFunc(maps.Keys(seen), func(x, y key) int {
+		if x.inLog != y.inLog {
+			if x.inLog {
 				return 1
 			}
 			return -1
 		}
 		return cmp.Compare(x.seq, y.seq)
 	})
-	out := make([]Fact, len(all))
-	for i, f := range all {
-		out[i] = f.Fact
+	out := make([]Fact, len(keys))
+	for i, k := range keys {
+		out[i] = seen[k]
 	}
 	return out, nil
+}
+
+// outlived are the facts the log no longer holds, oldest first, matching
+// filters (none: all): what Replay delivers before the log.
+func (b *Bus) outlived(ctx context.Context, filters []string) ([]*events.Envelope, error) {
+	fs, err := b.Facts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*events.Envelope
+	for _, f := range fs {
+		if f.InLog {
+			continue
+		}
+		subj := events.Subject(f.Env)
+		if len(filters) == 0 || slices.ContainsFunc(filters, func(flt string) bool { return subjectMatches(flt, subj) }) {
+			out = append(out, f.Env)
+		}
+	}
+	return out, nil
+}
+
+// subjectMatches reports whether subject matches filter, with NATS
+// wildcards: "*" one token, ">" the rest.
+func subjectMatches(filter, subject string) bool {
+	ft, st := strings.Split(filter, "."), strings.Split(subject, ".")
+	for i, f := range ft {
+		if f == ">" {
+			return len(st) > i
+		}
+		if i >= len(st) || (f != "*" && f != st[i]) {
+			return false
+		}
+	}
+	return len(ft) == len(st)
 }
 
 // optionalStream is the stream, or nil when the store has none.

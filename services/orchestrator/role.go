@@ -11,19 +11,11 @@ import (
 	"github.com/drwatch/drwatch/services/orchestrator/internal/state"
 )
 
-// rebuild folds the site's durable facts that the log's retention took
-// (bus.Facts: roles and the automatic-failover switch, kept in ROLES) and
-// then the log into the projection. It returns the log's last sequence.
+// rebuild folds the log into the projection and returns its last
+// sequence. bus.Replay delivers first the durable facts the log's
+// retention took (roles and the automatic-failover switch, kept in
+// ROLES), so a role outlives the log.
 func (r *runner) rebuild(ctx context.Context) (uint64, error) {
-	facts, err := r.deps.Bus.Facts(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("read the durable roles: %w", err)
-	}
-	for _, f := range facts {
-		if !f.InLog {
-			r.apply(f.Env)
-		}
-	}
 	return r.deps.Bus.Replay(ctx, 0, filters(), func(_ uint64, env *events.Envelope) error {
 		r.apply(env)
 		return nil
