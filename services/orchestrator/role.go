@@ -35,8 +35,8 @@ const awaitPeerInterval = time.Second
 // its own (a first start, or a store wiped or lost) and records it with
 // why. site.role applies only to the pair's first start, which only the
 // peer's store can confirm:
-//   - the peer answers and its store records an activation (any role at
-//     an epoch above 0): the pair ran before, and this site may have been
+//   - the peer answers and its store records an activation (a role at an
+//     epoch above 0, or active): the pair ran before, and this site may have been
 //     replaced; it starts standby at the highest epoch known and the
 //     ordinary rules (epoch fence, arbitration, failback) go on from there;
 //   - the peer answers and records none: the pair's first start, site.role;
@@ -74,7 +74,7 @@ func (r *runner) announceInitialRole(ctx context.Context) (awaiting bool, err er
 // Why a site with no role of its own started as it did (the initial
 // RoleChanged's reason).
 const (
-	reasonFirstStart = "initial role from site.role: the pair's first start (neither this site's store nor the peer's records a role)"
+	reasonFirstStart = "initial role from site.role: the pair's first start (no role of its own in this site's store, no activation in the peer's)"
 	reasonLateFirst  = "initial role from site.role: the pair's first start after all (the peer answered and records no activation)"
 	reasonNoAnswer   = "no role of its own in this site's store and the peer does not answer: starts standby until the peer answers or arbitration decides"
 	reasonNotFirst   = "no role of its own in this site's store, and not the pair's first start: the peer's store records "
