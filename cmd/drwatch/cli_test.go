@@ -954,7 +954,17 @@ func TestManualFailoverWithTheOrchestrator(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	r := runCLI(t, cfg, "manualFailover", "-s", "--timeout", "30s")
+	// A lone site with no role in its store starts standby (site.role
+	// applies only to the pair's first start, which only the peer could
+	// confirm); the operator makes it active.
+	if first := roles()[0]; first.To != events.RoleStandby {
+		t.Fatalf("a lone site announced %+v, want standby until the peer or an operator says otherwise", first)
+	}
+	r := runCLI(t, cfg, "manualFailover", "-a", "--timeout", "30s")
+	if r.code != 0 || !strings.Contains(r.stdout, "standby→active") {
+		t.Fatalf("manualFailover -a: %v\n%s", r, s.stderr)
+	}
+	r = runCLI(t, cfg, "manualFailover", "-s", "--timeout", "30s")
 	if r.code != 0 || !strings.Contains(r.stdout, "active→standby") {
 		t.Fatalf("manualFailover -s: %v\n%s", r, s.stderr)
 	}
@@ -985,7 +995,7 @@ func TestManualFailoverWithTheOrchestrator(t *testing.T) {
 		t.Fatalf("manualFailover -a --force: %v\n%s", r, s.stderr)
 	}
 	all := roles()
-	last, first := all[len(all)-1], all[0]
+	last, first := all[len(all)-1], all[1]
 	if last.To != events.RoleActive || last.Epoch <= first.Epoch {
 		t.Errorf("after --force: %+v (first %+v), want active at a higher epoch", last, first)
 	}
