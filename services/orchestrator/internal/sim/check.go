@@ -30,10 +30,10 @@ func (w *world) checkSafety() {
 		w.violate("two VIP holders")
 	case a.powered && a.db.writable && b.powered && b.db.writable:
 		if x := w.bootWindow(a, b); x != nil {
-			if !x.bootSeen {
-				x.bootSeen = true
-				w.bootPrimaries++
-				w.tracef("%s database booted writable beside %s's primary (tolerated while its restart hold keeps the VIP away)", x.id, x.other().id)
+			if !x.unfencedSeen {
+				x.unfencedSeen = true
+				w.unfenced++
+				w.tracef("%s database writable beside %s's primary while its process is down or held, without the VIP (tolerated)", x.id, x.other().id)
 			}
 			return
 		}
@@ -43,15 +43,18 @@ func (w *world) checkSafety() {
 	}
 }
 
-// bootWindow returns the site whose database booted writable and is
-// still in its restart hold without the VIP, nil when there is none or
-// Options.StrictBoot.
+// bootWindow returns the site whose writable database nothing can fence
+// now — its drwatch process is down or in its restart hold — and which
+// holds no VIP, so no client writes reach it; nil when there is none or
+// Options.StrictFence. Such a window is the crash's or the power cut's,
+// not a decision's: it ends when the process stands down or the epoch
+// fence demotes it.
 func (w *world) bootWindow(a, b *site) *site {
-	if w.opt.StrictBoot {
+	if w.opt.StrictFence {
 		return nil
 	}
 	for _, s := range []*site{a, b} {
-		if s.db.booted && !s.vip && (s.held || !s.proc) {
+		if !s.vip && (s.held || !s.proc) {
 			return s
 		}
 	}

@@ -37,8 +37,6 @@ func (t writeTree) lca(a, b int32) int32 {
 type database struct {
 	writable, follows bool
 	head              int32
-	// booted: writable since it booted, no command has set its mode.
-	booted bool
 }
 
 // writeTick: clients write through the VIP; a write is acknowledged by a
@@ -109,7 +107,7 @@ func (w *world) position(s *site) events.DatabaseCommandDone {
 // fenced peer's writes all there must lack none.
 func (w *world) promote(s *site, caughtUp bool) int {
 	lost := w.behind(w.lastAck, s.db.head)
-	s.db.writable, s.db.follows, s.db.booted = true, false, false
+	s.db.writable, s.db.follows = true, false
 	w.tracef("%s database promoted at %d writes; %d acknowledged writes missing", s.id, w.writes[s.db.head].depth, lost)
 	if caughtUp && lost > int(s.policy.MaxLagTransactions) {
 		w.violate(fmt.Sprintf("switchover to %s lost %d acknowledged writes after catch-up found none missing", s.id, lost))
@@ -119,7 +117,7 @@ func (w *world) promote(s *site, caughtUp bool) int {
 }
 
 func (w *world) demote(s *site) {
-	s.db.writable, s.db.booted = false, false
+	s.db.writable = false
 	w.tracef("%s database read-only", s.id)
 	w.kickReplication()
 }

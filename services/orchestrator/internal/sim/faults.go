@@ -32,7 +32,8 @@ const (
 	ClockJump
 	// FailStep makes the site's next saga step fail.
 	FailStep
-	// SlowDB adds Delta to every database command of the site for Dur.
+	// SlowDB stalls the site's database server for Dur: no command
+	// ends before the stall does.
 	SlowDB
 	// Operator publishes a manual FailoverRequested on site From aimed
 	// at site To, with the highest epoch From's log holds.
@@ -74,7 +75,7 @@ func (f Fault) String() string {
 	case FailStep:
 		return fmt.Sprintf("%s next saga step of %s fails", at, nodeNames[f.From])
 	case SlowDB:
-		return fmt.Sprintf("%s database of %s slow by %s for %s", at, nodeNames[f.From], f.Delta, f.Dur)
+		return fmt.Sprintf("%s database of %s stalls for %s", at, nodeNames[f.From], f.Dur)
 	case Operator:
 		return fmt.Sprintf("%s operator on %s asks %s to become %s (force %v)", at, nodeNames[f.From], nodeNames[f.To], f.Role, f.Force)
 	}
@@ -103,15 +104,17 @@ func Draw(seed uint64, o Options) []Fault {
 		case k < 52:
 			f.Kind, f.From, f.Dur = Power, r.IntN(2), dur(300)
 		case k < 60:
-			f.Kind, f.From, f.Dur = Pause, r.IntN(2), dur(60)
+			f.Kind, f.From, f.Dur = Pause, r.IntN(2), dur(20)
+			if o.LongPauses {
+				f.Dur = dur(60)
+			}
 		case k < 68:
 			f.Kind, f.From = ClockJump, r.IntN(2)
 			f.Delta = time.Duration(r.IntN(600)-300) * time.Second
 		case k < 78:
 			f.Kind, f.From = FailStep, r.IntN(2)
 		case k < 85:
-			f.Kind, f.From, f.Dur = SlowDB, r.IntN(2), dur(300)
-			f.Delta = time.Duration(r.IntN(150)) * time.Second
+			f.Kind, f.From, f.Dur = SlowDB, r.IntN(2), dur(150)
 		default:
 			f.Kind, f.From, f.To = Operator, r.IntN(2), r.IntN(2)
 			f.Role = events.RoleActive
@@ -174,7 +177,7 @@ func (w *world) inject(f Fault) {
 		w.sites[f.From].failNext = true
 	case SlowDB:
 		s := w.sites[f.From]
-		s.slowUntil, s.slowBy = w.now+f.Dur, f.Delta
+		s.slowUntil = max(s.slowUntil, w.now+f.Dur)
 	case Operator:
 		s := w.sites[f.From]
 		if !s.running() {

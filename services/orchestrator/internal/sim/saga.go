@@ -219,15 +219,15 @@ func (s *site) dbStep(command, id string, timeout time.Duration, effect func() s
 }
 
 // dbCommand queues one command on the site's database server: commands
-// run one at a time, each after the database latency (plus a SlowDB
-// fault's delay). It returns how long until this one ends.
+// run one at a time, each taking the database latency, none ending
+// before a stall (SlowDB) is over. It returns how long until this one
+// ends.
 func (s *site) dbCommand(effect func()) time.Duration {
-	d := s.w.dbLatency
-	if s.w.now < s.slowUntil {
-		d += s.slowBy
-	}
 	start := max(s.w.now, s.dbFree)
-	s.dbFree = start + d
+	if start < s.slowUntil {
+		start = s.slowUntil
+	}
+	s.dbFree = start + s.w.dbLatency
 	s.after(s.dbFree-s.w.now, effect)
 	return s.dbFree - s.w.now
 }

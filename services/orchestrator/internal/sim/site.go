@@ -59,7 +59,6 @@ type site struct {
 	sagaBusy bool
 	run      *sagaRun
 	failNext bool
-	slowBy   time.Duration
 	// slowUntil ends a SlowDB fault; dbFree is when the database's
 	// command queue is next free.
 	slowUntil, dbFree time.Duration
@@ -69,8 +68,8 @@ type site struct {
 
 	db  database
 	vip bool
-	// bootSeen: this boot's writable window was counted.
-	bootSeen bool
+	// unfencedSeen: this life's unfenced window was counted.
+	unfencedSeen bool
 }
 
 func newSite(w *world, idx int, id, peer events.SiteID, role events.Role) *site {
@@ -217,6 +216,7 @@ func (w *world) pump(from, to *site) {
 // orchestrator, the heartbeat and the arbiter service.
 func (s *site) start(initial bool) {
 	s.proc = true
+	s.unfencedSeen = false
 	s.gen++
 	s.own = map[string]bool{}
 	s.sagaBusy, s.run = false, nil
@@ -232,6 +232,13 @@ func (s *site) start(initial bool) {
 		s.held = s.st.RoleKnown && s.st.Role == events.RoleActive
 		if s.held {
 			s.holdStart, s.wantPeer, s.noPeerRole = s.clock(), nil, false
+		}
+		if !s.st.RoleKnown {
+			// role.go, simplified: the pair always has an activation
+			// on record here, so a site whose log lost every role of its
+			// own starts standby at the highest epoch it knows.
+			s.publish(&events.RoleChanged{From: events.RoleStandby, To: events.RoleStandby, Epoch: s.st.MaxEpoch,
+				Reason: "no role of its own in the log: starts standby"})
 		}
 	}
 	s.hbDown = false
@@ -287,7 +294,7 @@ func (s *site) powerOn() {
 	if s.w.opt.BootReadOnly {
 		s.db.writable = false
 	}
-	s.db.booted, s.bootSeen = s.db.writable, false
+	s.unfencedSeen = false
 	s.w.tracef("%s power on (database writable %v)", s.id, s.db.writable)
 	s.powered = true
 	s.start(false)

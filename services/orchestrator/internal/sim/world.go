@@ -57,12 +57,15 @@ type Options struct {
 	// default), it boots in the mode it had: a PostgreSQL primary stays a
 	// primary, its fence (default_transaction_read_only) persists.
 	BootReadOnly bool
-	// StrictBoot counts a database that booted writable, on a site still
-	// in its restart hold and without the VIP, as a second primary. Off,
-	// such a window is tolerated and counted (Result.BootPrimaries): the
-	// hold keeps the VIP away and the stand-down or the epoch fence
-	// demotes it.
-	StrictBoot bool
+	// StrictFence counts as a second primary a writable database that
+	// nothing can fence — its site's process down or in its restart hold
+	// — and that serves no client (no VIP). Off, such a window is
+	// tolerated and counted (Result.Unfenced): it ends when the restarted
+	// process stands down or the epoch fence demotes it.
+	StrictFence bool
+	// LongPauses draws process pauses up to a minute, past the arbiters'
+	// session timeout; by default they stay under it (20 s at most).
+	LongPauses bool
 }
 
 func (o Options) withDefaults() Options {
@@ -89,9 +92,9 @@ type Result struct {
 	// history (a takeover behind a cut loses what the old primary
 	// acknowledged and could not ship: asynchronous replication).
 	LostWrites int
-	// BootPrimaries counts the times a database booted writable beside
-	// another writable one (tolerated unless Options.StrictBoot).
-	BootPrimaries int
+	// Unfenced counts the tolerated windows of a writable database beside
+	// the primary on a site whose process was down or held (Options.StrictFence).
+	Unfenced int
 	// Trace is the run as text, when Options.Trace.
 	Trace string
 }
@@ -189,8 +192,8 @@ type world struct {
 	end      time.Duration
 	violated string
 	events   int
-	// bootPrimaries counts tolerated boot-writable windows.
-	bootPrimaries int
+	// unfenced counts tolerated unfenced windows.
+	unfenced int
 
 	trace *strings.Builder
 }
@@ -281,7 +284,7 @@ func Replay(seed uint64, faults []Fault, o Options) Result {
 	w.run()
 	res := Result{Seed: seed, Violation: w.violated, At: w.now, Faults: faults, Events: w.events}
 	res.LostWrites = w.lostWrites()
-	res.BootPrimaries = w.bootPrimaries
+	res.Unfenced = w.unfenced
 	if w.trace != nil {
 		res.Trace = w.trace.String()
 	}
@@ -365,7 +368,18 @@ func (w *world) genesis() {
 	a.publish(&events.RoleChanged{From: events.RoleStandby, To: events.RoleActive, Epoch: 1, Reason: "the pair's first start"})
 	b.publish(&events.RoleChanged{From: events.RoleStandby, To: events.RoleStandby, Epoch: 0, Reason: "the pair's first start"})
 	a.confirmed = true
+	// The pair's history before the run is sourced and synced.
 	for _, s := range w.sites {
+		p := s.other()
+		for i, e := range p.log {
+			if e.Site == p.id {
+				s.store(e, i)
+				s.cursor = i + 1
+			}
+		}
+	}
+	for _, s := range w.sites {
+		s.synced = len(s.log)
 		s.start(true)
 	}
 }
