@@ -194,7 +194,7 @@ func NewTopology(ctx context.Context, o TopologyOptions) (*Topology, error) {
 		}
 
 		cfg := config.Defaults()
-		cfg.Site = config.Site{Name: name, Peer: peerOf(name), Node: name + "-node", Role: "standby", PeerAddresses: config.List{sourceIP[peerOf(name)]}}
+		cfg.Site = config.Site{Name: name, Peer: peerOf(name), Node: name + "-node", Role: "standby", PeerAddresses: config.List{sourceIP[peerOf(name)]}, Addresses: config.List{sourceIP[name]}}
 		if name == "a" {
 			cfg.Site.Role = "active"
 			cfg.NATS.Embedded.Leafnode.Listen = local(ports["a"]["leaf"])
