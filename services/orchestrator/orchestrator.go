@@ -91,6 +91,13 @@ type Options struct {
 	afterPublish func(*events.Envelope)
 }
 
+// maxClockSkew is how far apart the sites' clocks, plus the delay of
+// sourcing one site's log into the other's, may be for the rules that
+// compare a time recorded on one site with the other's clock (a timed
+// disable's Until, a switch recorded just before a cut). NTP keeps sites
+// within milliseconds; the rest is room for a sourcing backlog.
+const maxClockSkew = 10 * time.Second
+
 // HostPort is a database server's address.
 type HostPort struct {
 	Host string
@@ -131,6 +138,7 @@ func OptionsFromConfig(cfg *config.Config) (Options, error) {
 		LagMaxAge:    10 * max(cfg.MySQL.CheckInterval.D(), cfg.PgSQL.CheckInterval.D()),
 		ObserveOnly:  f.ObserveOnly,
 		WaitDuration: cfg.Watchdog.FailureDetection.WaitDuration.D(),
+		ClockSkew:    maxClockSkew,
 	}
 	h := cfg.Hooks
 	o.Hooks = saga.Hooks{Veto: f.VetoHook, PreS2M: h.PreS2M, PostS2M: h.PostS2M, PreM2S: h.PreM2S, PostM2S: h.PostM2S, Timeout: h.Timeout.D()}
@@ -528,7 +536,7 @@ func (r *runner) confirmPeer(ctx context.Context) {
 		d := decide.Restart(decide.RestartInput{
 			Site: r.opts.Site, Peer: r.opts.Peer, Role: st.Role, Epoch: st.Epoch, SagaRunning: st.SagaRunning(),
 			Knowledge: k, PeerRole: st.PeerRole, PeerEpoch: st.PeerEpoch,
-			Automatic: st.AutomaticOn(r.opts.Policy.Automatic, r.deps.Now()),
+			Automatic: !st.AutomaticOffForTheActive(r.opts.Policy.Automatic, r.deps.Now(), st.LastHeard(r.deps.Now()), r.opts.Policy.ClockSkew),
 		})
 		if d.Action == decide.RestartResume && d.Warn && r.opts.ClaimTimeout > 0 {
 			// Resuming on this site's own authority: only if the

@@ -31,6 +31,10 @@ type Policy struct {
 	// state.LagLimits.MaxAge.
 	LagMaxAge   time.Duration
 	ObserveOnly bool
+	// ClockSkew bounds how far the sites' clocks and the sourcing of one
+	// site's log into the other's may disagree; rules comparing a time
+	// recorded on one site with the other's clock allow for it.
+	ClockSkew time.Duration
 	// WaitDuration is watchdog.failureDetection.waitDuration, used when the
 	// verdict carries no waitUntil of its own.
 	WaitDuration time.Duration
@@ -198,7 +202,7 @@ func decideActive(s *state.State, p Policy, now time.Time) Decision {
 	if v == nil || v.Action != events.ActionBeStandby {
 		return nothing("active.stay", "no verdict asks this site to stand down")
 	}
-	if !s.AutomaticOn(p.Automatic, now) {
+	if s.AutomaticOffForTheActive(p.Automatic, now, s.LastHeard(now), p.ClockSkew) {
 		return blocked(events.ActionBeStandby, "guard.automatic-off",
 			"arbitration says beStandby ("+v.Branch+") but automatic failover is off; staying active")
 	}
@@ -264,7 +268,7 @@ func decideStandby(s *state.State, p Policy, now time.Time) Decision {
 
 // guards are what an automatic promotion must pass.
 func guards(s *state.State, p Policy, now time.Time) (Decision, bool) {
-	if !s.AutomaticOn(p.Automatic, now) {
+	if !s.AutomaticOn(p.Automatic, now, p.ClockSkew) {
 		reason := "automatic failover is off; run a manual failover to take over"
 		if s.AutomaticUntil != nil {
 			reason = "automatic failover is off until " + s.AutomaticUntil.UTC().Format(time.RFC3339)
@@ -306,7 +310,7 @@ func resume(s *state.State, p Policy, now time.Time) Decision {
 		return nothing("standby.resume-wait",
 			"both sites standby and the peer answers; this site was active last and becomes active again at "+until.UTC().Format(time.RFC3339)+" unless the peer's log shows a takeover first")
 	}
-	if !s.AutomaticOn(p.Automatic, now) {
+	if !s.AutomaticOn(p.Automatic, now, p.ClockSkew) {
 		return blocked(events.ActionBeActive, "guard.automatic-off",
 			"both sites standby and this site was active last, but automatic failover is off: run a manual failover to make a site active")
 	}

@@ -355,6 +355,7 @@ func TestDecide(t *testing.T) {
 			now: 3 * time.Minute, action: events.ActionNothing, branch: "saga.running"},
 	}
 	tests = append(tests, livenessCases(def)...)
+	tests = append(tests, switchDuringACutCases(def)...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			peer := A
@@ -451,5 +452,42 @@ func livenessCases(def Policy) []decideCase {
 				// a's old activation at epoch 1 arrives late through the source.
 				logEntry{A, 3 * time.Minute, role(standby, active, 1)}, logEntry{A, 3 * time.Minute, role(active, standby, 2)}),
 			now: 5 * time.Minute, action: events.ActionBeActive, act: true, branch: "standby.resume", epoch: 4},
+	}
+}
+
+// switchDuringACutCases: the pair-wide automatic switch must read the
+// same on both sides of a cut. Before, an operator turning automatic
+// failover off on the active site during a cut kept it active on a
+// beStandby verdict while the peer, which never got the switch, took
+// over: two actives for the whole cut (safety-core path 10).
+func switchDuringACutCases(def Policy) []decideCase {
+	p := def
+	p.ClockSkew = 10 * time.Second
+	until := t0.Add(30 * time.Minute)
+	off := events.AutomaticFailoverChanged{Enabled: false, Reason: "maintenance", By: "ops"}
+	offUntil := events.AutomaticFailoverChanged{Enabled: false, Until: &until, Reason: "maintenance", By: "ops"}
+	lost := func(entries ...logEntry) []logEntry {
+		// a last heard b at t0 (unreachable's Since).
+		return with(append(entries, logEntry{A, time.Minute, unreachable(B)}, logEntry{A, 2 * time.Minute, verdict(active, events.ActionBeStandby, "active.reachable<failover")})...)
+	}
+	return []decideCase{
+		{name: "switch: off recorded on the active during the cut does not keep it active", self: A, role: active, policy: p,
+			log: lost(logEntry{A, 90 * time.Second, off}), now: 3 * time.Minute,
+			action: events.ActionBeStandby, act: true, branch: "active.arbiters-lost", epoch: 1},
+		{name: "switch: off recorded on the active before the cut keeps it active", self: A, role: active, policy: p,
+			log: lost(logEntry{A, -time.Minute, off}), now: 3 * time.Minute,
+			action: events.ActionBeStandby, blocked: true, branch: "guard.automatic-off"},
+		{name: "switch: off recorded on the peer keeps it active", self: A, role: active, policy: p,
+			log: lost(logEntry{B, 90 * time.Second, off}), now: 3 * time.Minute,
+			action: events.ActionBeStandby, blocked: true, branch: "guard.automatic-off"},
+		{name: "switch: a timed disable ends skew early for the active", self: A, role: active, policy: p,
+			log: lost(logEntry{B, -time.Minute, offUntil}), now: 29*time.Minute + 55*time.Second,
+			action: events.ActionBeStandby, act: true, branch: "active.arbiters-lost", epoch: 1},
+		{name: "switch: a timed disable ends skew late for the standby", self: B, role: standby, policy: p,
+			log: with(logEntry{B, -time.Minute, offUntil}, logEntry{B, time.Minute, unreachable(A)}, logEntry{B, 2 * time.Minute, verdict(standby, events.ActionBeActive, "x")}),
+			now: 30*time.Minute + 5*time.Second, action: events.ActionBeActive, blocked: true, branch: "guard.automatic-off"},
+		{name: "switch: and then it is over for the standby too", self: B, role: standby, policy: p,
+			log: with(logEntry{B, -time.Minute, offUntil}, logEntry{B, time.Minute, unreachable(A)}, logEntry{B, 2 * time.Minute, verdict(standby, events.ActionBeActive, "x")}),
+			now: 30*time.Minute + 11*time.Second, action: events.ActionBeActive, act: true, branch: "standby.takeover", epoch: 2},
 	}
 }

@@ -129,6 +129,10 @@ type State struct {
 	AutomaticSet   bool
 	Automatic      bool
 	AutomaticUntil *time.Time
+	// AutomaticBy and AutomaticAt are the site that recorded the switch
+	// and when, by that site's clock.
+	AutomaticBy events.SiteID
+	AutomaticAt time.Time
 
 	// Lag is this site's replica lag per database, as last reported, each
 	// database in its own unit.
@@ -369,6 +373,7 @@ func (s *State) Apply(env *events.Envelope) {
 	case events.AutomaticFailoverChanged:
 		// A pair-wide switch: honoured whichever site recorded it.
 		s.AutomaticSet, s.Automatic, s.AutomaticUntil = true, e.Enabled, nil
+		s.AutomaticBy, s.AutomaticAt = env.Site, env.Time
 		if !e.Enabled && e.Until != nil {
 			u := *e.Until
 			s.AutomaticUntil = &u
@@ -592,16 +597,50 @@ func (s *State) InSync(lim LagLimits, now time.Time) (bool, OutOfSync) {
 	return true, OutOfSync{}
 }
 
-// AutomaticOn reports whether automatic failover is on at now given the
-// configured default.
-func (s *State) AutomaticOn(configured bool, now time.Time) bool {
+// AutomaticOn reports whether automatic failover is on at now, given the
+// configured default, for a promotion: a timed disable is taken to last
+// skew past its Until, which was read off the recording site's clock.
+func (s *State) AutomaticOn(configured bool, now time.Time, skew time.Duration) bool {
 	if !s.AutomaticSet {
 		return configured
 	}
 	if s.Automatic {
 		return true
 	}
-	return s.AutomaticUntil != nil && !now.Before(*s.AutomaticUntil)
+	return s.AutomaticUntil != nil && !now.Before(s.AutomaticUntil.Add(skew))
+}
+
+// AutomaticOffForTheActive reports whether an active site may stay active
+// because automatic failover is off although its verdict says beStandby
+// (or it restarted without its peer). It may only if the peer is sure to
+// treat the switch as off too, or the peer — automatic on in its eyes —
+// would take over beside it: the switch was recorded by the peer, or by
+// this site at least skew before it last heard the peer (so the peer's
+// copy of the log has it; a switch recorded during a cut does not count),
+// and a timed disable counts as ending skew before its Until. The standby
+// reads the same switch the other way (AutomaticOn), so between the two
+// readings nobody promotes rather than both staying or taking over.
+// lastHeard is when this site last heard the peer (now if it still does).
+func (s *State) AutomaticOffForTheActive(configured bool, now, lastHeard time.Time, skew time.Duration) bool {
+	if !s.AutomaticSet {
+		return !configured
+	}
+	if s.Automatic {
+		return false
+	}
+	if s.AutomaticBy != s.Peer && s.AutomaticAt.After(lastHeard.Add(-skew)) {
+		return false
+	}
+	return s.AutomaticUntil == nil || now.Before(s.AutomaticUntil.Add(-skew))
+}
+
+// LastHeard is when this site last heard the peer: now while it answers,
+// else when the heartbeat's lines lost it.
+func (s *State) LastHeard(now time.Time) time.Time {
+	if s.PeerUnreachable() && !s.UnreachableSince.IsZero() {
+		return s.UnreachableSince
+	}
+	return now
 }
 
 // Blocked reports whether the block window after the last failover still
