@@ -331,6 +331,34 @@ func TestReplayRebuildsFromTheLog(t *testing.T) {
 	}
 }
 
+// TestReplayLeavesNoConsumer: each Replay deletes its consumer, so a
+// loop of replays (a status poll, a test waiting for an event) does not
+// pile them up until the server refuses new ones (its limit per stream).
+func TestReplayLeavesNoConsumer(t *testing.T) {
+	ctx := ctxT(t)
+	b := bustest.RunJetStream(t).Bus(t, "test", "")
+	if _, err := b.Publish(ctx, events.ConfigChecked{OK: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 30; i++ {
+		if _, err := b.Replay(ctx, 0, nil, func(uint64, *events.Envelope) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := b.JetStream().Stream(ctx, bus.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ROLES sources EVENTS through a consumer of its own.
+	if n := info.State.Consumers; n > 1 {
+		t.Errorf("%d consumers left on %s after 30 replays, want at most ROLES' source", n, bus.EventsStream)
+	}
+}
+
 func TestTraceContextTravelsFromPublisherToConsumer(t *testing.T) {
 	ctx := ctxT(t)
 	site := bustest.RunJetStream(t)

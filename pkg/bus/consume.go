@@ -318,6 +318,20 @@ func (b *Bus) Replay(ctx context.Context, from uint64, filters []string, fn func
 	if err != nil {
 		return 0, fmt.Errorf("replay: %w", err)
 	}
+	// The server would keep the consumer for its inactivity threshold
+	// (minutes) and refuse new ones past its limit per stream: a status
+	// loop or a test replaying every few milliseconds reaches it.
+	defer func() {
+		info := cons.CachedInfo()
+		if info == nil {
+			return
+		}
+		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := stream.DeleteConsumer(dctx, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			b.log.Debug("replay: delete the consumer; the server drops it when idle", "consumer", info.Name, "err", err)
+		}
+	}()
 	// With filters the last matching message may sit before last; the
 	// consumer's pending count says when nothing more is there.
 	for {
