@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -371,4 +372,38 @@ func (t Timing) Checks() []Check {
 			"sessionEvidence %s > selfFence %s", t.SessionEvidence, t.SelfFence))
 	}
 	return cs
+}
+
+// Setting is one key of the site file and its value, as written there.
+type Setting struct{ Key, Value string }
+
+// PairWide lists the settings both sites of a pair must share: the
+// heartbeat's timers, the arbitration thresholds and timers, the automatic
+// switch's default, the failback policy, the block window and the lag
+// limits. Two sites that read one failure with different values decide
+// apart (one fences itself at a share the other does not take over at);
+// the orchestrator records these (events.PairSettings) and reports any
+// difference from the peer's.
+func (c *Config) PairWide() []Setting {
+	hb, fd, f := c.Watchdog.Heartbeat, c.Watchdog.FailureDetection, c.Failover
+	share := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	return []Setting{
+		{"watchdog.heartbeat.interval", hb.Interval.D().String()},
+		{"watchdog.heartbeat.timeout", hb.Timeout.D().String()},
+		{"watchdog.heartbeat.retries", strconv.Itoa(hb.Retries)},
+		{"watchdog.failureDetection.isCustom", strconv.FormatBool(fd.IsCustom)},
+		{"watchdog.failureDetection.threshold.failover", share(fd.Threshold.Failover)},
+		{"watchdog.failureDetection.threshold.adjustManaged", share(fd.Threshold.AdjustManaged)},
+		{"watchdog.failureDetection.threshold.warning", share(fd.Threshold.Warning)},
+		{"watchdog.failureDetection.waitDuration", fd.WaitDuration.D().String()},
+		{"watchdog.failureDetection.probeTimeout", fd.ProbeTimeout.D().String()},
+		{"watchdog.failureDetection.arbiterSessionTimeout", fd.ArbiterSessionTimeout.D().String()},
+		{"watchdog.failureDetection.arbiters", strconv.Itoa(len(fd.Arbiters))},
+		{"failover.automatic", strconv.FormatBool(f.Automatic)},
+		{"failover.failback", f.Failback},
+		{"failover.blockWindow", f.BlockWindow.D().String()},
+		{"failover.maxLagBytes", strconv.FormatInt(f.MaxLagBytes, 10)},
+		{"failover.maxLagTransactions", strconv.FormatInt(f.MaxLagTransactions, 10)},
+		{"failover.selfFenceTimeout", f.SelfFenceTimeout.D().String()},
+	}
 }

@@ -14,6 +14,7 @@ func Examples() []Event {
 		MonitorTripped{Monitor: "jboss", Kind: "service", Failures: 5, Detail: "inactive"},
 		MonitorRecovered{Monitor: "jboss", Kind: "service"},
 		ConfigChecked{OK: false, Problems: []string{"peer vip unset"}},
+		PairSettings{Settings: []Setting{{Key: "failover.automatic", Value: "true"}, {Key: "watchdog.heartbeat.interval", Value: "30s"}}},
 		ArbitrationDecided{Role: RoleStandby, Method: "arbiters", Action: ActionBeActive, Branch: "standby.managed+unreachable<failover", N: 3, Reachable: 3, Thresholds: Thresholds{0.5, 0.5, 0.7}, ReachableShare: 1, Arbiters: []ArbiterResult{{Host: "arb1", Reachable: true}}},
 		ArbiterQuorumLow{N: 3, Reachable: 1, Share: 0.33, Warning: 0.7, Unreachable: []string{"arb2", "arb3"}},
 		FailureDetectionFailed{Method: "script", Script: "/bin/x", Reason: "timed out after 30s"},

@@ -174,3 +174,22 @@ type VIPChanged struct {
 
 // EventType implements Event.
 func (VIPChanged) EventType() Type { return "VIPChanged" }
+
+// PairSettings records one site's values of the settings both sites of the
+// pair must share — timers, thresholds, the automatic switch's default,
+// the lag limits — so each orchestrator can compare them with the peer's
+// and report any difference (ConfigChecked): two sites reading one
+// failure with different thresholds or timers decide apart.
+type PairSettings struct {
+	Settings []Setting `json:"settings" validate:"required,min=1,max=64,dive"`
+}
+
+// Setting is one configuration key and its value as written in the site
+// file's terms.
+type Setting struct {
+	Key   string `json:"key" validate:"required,max=128"`
+	Value string `json:"value" validate:"max=256"`
+}
+
+// EventType implements Event.
+func (PairSettings) EventType() Type { return "PairSettings" }

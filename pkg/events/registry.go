@@ -63,6 +63,7 @@ var registry = indexKinds(
 	register[FailoverDecided](),
 	register[FailoverAcknowledged](),
 	register[VIPChanged](),
+	register[PairSettings](),
 
 	register[NotificationSent](),
 	register[NotificationSuppressed](),

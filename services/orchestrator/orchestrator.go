@@ -16,7 +16,9 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -87,6 +89,11 @@ type Options struct {
 	// and service stops; the takeover hold counts on it.
 	SelfFenceTimeout time.Duration
 
+	// PairSettings are this site's values of the settings both sites
+	// must share (config.PairWide), recorded at start and compared with
+	// the peer's; nil: not recorded.
+	PairSettings []events.Setting
+
 	// afterPublish sees every event a saga stores (tests crash on it).
 	afterPublish func(*events.Envelope)
 }
@@ -124,6 +131,9 @@ func OptionsFromConfig(cfg *config.Config) (Options, error) {
 	o.Site, o.Peer = events.SiteID(cfg.Site.Name), events.SiteID(cfg.Site.Peer)
 	o.InitialRole = events.Role(cfg.Site.Role)
 	o.Lines = cfg.HeartbeatLineNames()
+	for _, s := range cfg.PairWide() {
+		o.PairSettings = append(o.PairSettings, events.Setting{Key: s.Key, Value: s.Value})
+	}
 	f := cfg.Failover
 	o.Policy = decide.Policy{
 		Automatic:          f.Automatic,
@@ -280,6 +290,9 @@ type runner struct {
 	// started holds the sagas this process started; any other running
 	// saga was left by an earlier process.
 	started map[string]bool
+	// settingsReported is the last difference of pair-wide settings
+	// reported, so each is reported once per process.
+	settingsReported string
 }
 
 func (r *runner) ownSaga(id string) bool {
@@ -404,6 +417,10 @@ func (r *runner) run(ctx context.Context) error {
 				r.awaitPeer(ctx)
 			}()
 		}
+	}
+
+	if err := r.recordSettings(ctx); err != nil {
+		return fmt.Errorf("orchestrator: record the pair-wide settings: %w", err)
 	}
 
 	if r.opts.KeepPeerSource {
@@ -637,6 +654,7 @@ func (r *runner) follow(ctx context.Context, seq uint64) error {
 // step is one round: resume a saga left running, or decide and record.
 func (r *runner) step(ctx context.Context, x *saga.Executor) error {
 	st, _ := r.snapshot()
+	r.compareSettings(ctx, st)
 	if st.SagaRunning() {
 		r.mu.Lock()
 		r.sagaActive = true
@@ -813,4 +831,32 @@ func pgsqlPort(dsn string) int {
 		}
 	}
 	return 5432
+}
+
+// recordSettings records this site's pair-wide settings unless its log
+// already holds the same ones.
+func (r *runner) recordSettings(ctx context.Context) error {
+	st, _ := r.snapshot()
+	if len(r.opts.PairSettings) == 0 || slices.Equal(st.Settings, r.opts.PairSettings) {
+		return nil
+	}
+	_, err := r.deps.Bus.Publish(ctx, events.PairSettings{Settings: r.opts.PairSettings}, nil)
+	return err
+}
+
+// compareSettings reports, once per difference, pair-wide settings that
+// differ from the peer's as a failed ConfigChecked (mailed by the
+// notifier, shown by drwatch health).
+func (r *runner) compareSettings(ctx context.Context, st *state.State) {
+	diff := decide.SettingsDiffer(st.Settings, st.PeerSettings, r.opts.Peer)
+	key := strings.Join(diff, "\n")
+	if len(diff) == 0 || key == r.settingsReported {
+		return
+	}
+	r.log.Warn("pair-wide settings differ from the peer's", "differences", diff)
+	if _, err := r.deps.Bus.Publish(ctx, events.ConfigChecked{OK: false, Problems: diff}, nil); err != nil {
+		r.log.Error("report the pair-wide settings that differ; retrying next round", "err", err)
+		return
+	}
+	r.settingsReported = key
 }

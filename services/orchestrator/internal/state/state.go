@@ -129,6 +129,10 @@ type State struct {
 	AutomaticSet   bool
 	Automatic      bool
 	AutomaticUntil *time.Time
+	// Settings and PeerSettings are the latest PairSettings of this site
+	// and of the peer (nil: none recorded).
+	Settings, PeerSettings []events.Setting
+
 	// AutomaticBy and AutomaticAt are the site that recorded the switch
 	// and when, by that site's clock.
 	AutomaticBy events.SiteID
@@ -296,6 +300,7 @@ var Types = []events.Type{
 	"AutomaticFailoverChanged", "ArbitrationDecided", "RemoteUnreachable",
 	"RemoteReachable", "DatabaseCommandDone", "ReplicationLagHigh",
 	"ReplicationLagRecovered", "DatabaseCommand", "ArbitersClaimed",
+	"PairSettings",
 }
 
 // Apply folds one event into the state. Events it does not know, from a
@@ -331,6 +336,12 @@ func (s *State) Apply(env *events.Envelope) {
 		s.answer(e.RequestID)
 		if e.Epoch > s.MaxEpoch {
 			s.MaxEpoch = e.Epoch
+		}
+	case events.PairSettings:
+		if own {
+			s.Settings = slices.Clone(e.Settings)
+		} else {
+			s.PeerSettings = slices.Clone(e.Settings)
 		}
 	case events.ArbitersClaimed:
 		if own {
