@@ -135,7 +135,7 @@ func (s *site) arbiterRound() {
 			return
 		}
 		held, managed, unreachable := s.counts()
-		auto := st.AutomaticOn(s.policy.Automatic, s.clock())
+		auto := st.AutomaticOn(s.policy.Automatic, s.clock(), s.policy.ClockSkew)
 		role := st.Role
 		if role == events.RoleActive && !(s.confirmed && !s.held) {
 			held = 0 // an unconfirmed active holds no sessions

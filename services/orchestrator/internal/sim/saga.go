@@ -175,12 +175,19 @@ func (s *site) do(name string, done stepDone) {
 		}, done)
 	case "demote-mysql":
 		timeout := w.tm.Timing.SelfFenceTimeout
-		s.dbStep("demote", g.ID, timeout, func() string {
-			if fence {
-				w.demote(s)
-			}
-			return ""
-		}, done)
+		demote := func() {
+			s.dbStep("demote", g.ID, timeout, func() string {
+				if fence {
+					w.demote(s)
+				}
+				return ""
+			}, done)
+		}
+		if w.opt.Break == BreakNoHold {
+			s.after(2*time.Minute, demote)
+			return
+		}
+		demote()
 	case saga.StepTakeVIP:
 		s.after(10*time.Millisecond, func() { s.vip = true; done(true, "", "") })
 	case saga.StepReleaseVIP:

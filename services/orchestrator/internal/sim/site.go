@@ -11,6 +11,10 @@ import (
 	"github.com/drwatch/drwatch/services/orchestrator/internal/state"
 )
 
+// maxClockSkew is the orchestrator's (orchestrator.go): how far apart
+// the sites' clocks plus the sourcing delay may be.
+const maxClockSkew = 10 * time.Second
+
 // line is the one heartbeat line of the simulated pair (core.peerVip).
 const line = "default"
 
@@ -74,7 +78,9 @@ type site struct {
 
 func newSite(w *world, idx int, id, peer events.SiteID, role events.Role) *site {
 	s := &site{w: w, idx: idx, id: id, peer: peer, configured: role, powered: true}
-	s.skew = time.Duration(w.rng.IntN(20000)-10000) * time.Millisecond
+	// Within the contract (maxClockSkew between the sites, sourcing
+	// included); ClockJump faults break it.
+	s.skew = time.Duration(w.rng.IntN(8000)-4000) * time.Millisecond
 	s.driftPPM = int64(w.rng.IntN(200) - 100)
 	s.st = state.New(id, peer, role, []string{line})
 	tm := w.tm.Timing
@@ -85,6 +91,7 @@ func newSite(w *world, idx int, id, peer events.SiteID, role events.Role) *site 
 		// design.
 		BlockWindow: 0, MaxLagBytes: 1 << 20, MaxLagTransactions: 0,
 		LagMaxAge: 100 * time.Second, WaitDuration: 8 * time.Hour, RestartYield: tm.RestartYield,
+		ClockSkew: maxClockSkew,
 	}
 	return s
 }
@@ -416,7 +423,8 @@ func (s *site) confirmPeer() {
 		k = decide.PeerUnknown
 	}
 	d := decide.Restart(decide.RestartInput{Site: s.id, Peer: s.peer, Role: st.Role, Epoch: st.Epoch, SagaRunning: st.SagaRunning(),
-		Knowledge: k, PeerRole: st.PeerRole, PeerEpoch: st.PeerEpoch, Automatic: st.AutomaticOn(s.policy.Automatic, s.clock())})
+		Knowledge: k, PeerRole: st.PeerRole, PeerEpoch: st.PeerEpoch,
+		Automatic: !st.AutomaticOffForTheActive(s.policy.Automatic, s.clock(), st.LastHeard(s.clock()), s.policy.ClockSkew)})
 	if d.Action == decide.RestartResume && d.Warn && tm.ClaimTimeout > 0 {
 		s.nextID++
 		s.holdClaim = "restart-" + string(s.id) + strconv.Itoa(s.nextID)

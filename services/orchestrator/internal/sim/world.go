@@ -35,9 +35,9 @@ const (
 	// success but change nothing, and the VIP monitor never removes the
 	// address: a cut-off active keeps serving.
 	BreakNoFence
-	// BreakNoHold: TakeoverHold 0, arbiters drop a silent session at once
-	// and the self-fence takes a minute: the standby takes over before
-	// the isolated active has fenced itself.
+	// BreakNoHold: TakeoverHold 0 and a self-fence that takes two
+	// minutes: the standby takes over before the isolated active has
+	// fenced itself.
 	BreakNoHold
 )
 
@@ -63,6 +63,10 @@ type Options struct {
 	// tolerated and counted (Result.Unfenced): it ends when the restarted
 	// process stands down or the epoch fence demotes it.
 	StrictFence bool
+	// SyncAlways stores every write of the logs synced (the embedded
+	// server's default); otherwise half the seeds sync every 1–120 s
+	// and a power cut loses the unsynced tail.
+	SyncAlways bool
 	// LongPauses draws process pauses up to a minute, past the arbiters'
 	// session timeout; by default they stay under it (20 s at most).
 	LongPauses bool
@@ -299,8 +303,6 @@ func newWorld(seed uint64, faults []Fault, o Options) *world {
 	switch o.Break {
 	case BreakNoHold:
 		w.tm.Timing.TakeoverHold = 0
-		w.tm.SessionTimeout = 0
-		w.tm.Timing.SelfFenceTimeout = time.Minute
 	}
 	w.faults = faults
 	for i := range w.up {
@@ -314,7 +316,7 @@ func newWorld(seed uint64, faults []Fault, o Options) *world {
 	w.dbLatency = time.Duration(20+w.rng.IntN(400)) * time.Millisecond
 	w.hooks = w.rng.IntN(3) == 0
 	w.hookDelay = time.Duration(w.rng.IntN(20000)) * time.Millisecond
-	if w.rng.IntN(2) == 0 {
+	if w.rng.IntN(2) == 0 && !o.SyncAlways {
 		w.syncEvery = time.Duration(1+w.rng.IntN(120)) * time.Second
 	}
 	w.writes = writeTree{{parent: -1}}
