@@ -149,6 +149,7 @@ func OptionsFromConfig(cfg *config.Config) (Options, error) {
 		ObserveOnly:  f.ObserveOnly,
 		WaitDuration: cfg.Watchdog.FailureDetection.WaitDuration.D(),
 		ClockSkew:    maxClockSkew,
+		RetryAfter:   cfg.Watchdog.Heartbeat.Interval.D(),
 	}
 	h := cfg.Hooks
 	o.Hooks = saga.Hooks{Veto: f.VetoHook, PreS2M: h.PreS2M, PostS2M: h.PostS2M, PreM2S: h.PreM2S, PostM2S: h.PostM2S, Timeout: h.Timeout.D()}

@@ -31,6 +31,11 @@ type Policy struct {
 	// state.LagLimits.MaxAge.
 	LagMaxAge   time.Duration
 	ObserveOnly bool
+	// RetryAfter is the least time between an aborted automatic takeover
+	// and its retry (watchdog.heartbeat.interval): a claim wakes the
+	// arbiter service, whose round brings a verdict at once, and a claim
+	// that keeps failing must not become a loop of sagas.
+	RetryAfter time.Duration
 	// ClockSkew bounds how far the sites' clocks and the sourcing of one
 	// site's log into the other's may disagree; rules comparing a time
 	// recorded on one site with the other's clock allow for it.
@@ -252,9 +257,10 @@ func decideStandby(s *state.State, p Policy, now time.Time) Decision {
 	// A saga that aborted is not retried on the verdict that started it:
 	// the next verdict (the arbiter's next round) or an operator retries.
 	// One a restart interrupted is decided again at once.
-	if g := s.Saga; g != nil && g.Aborted && !g.Interrupted && g.To == events.RoleActive && !v.At.After(g.AbortedAt) {
+	if g := s.Saga; g != nil && g.Aborted && !g.Interrupted && g.To == events.RoleActive &&
+		(!v.At.After(g.AbortedAt) || now.Before(g.AbortedAt.Add(p.RetryAfter))) {
 		return blocked(events.ActionBeActive, "guard.aborted",
-			"failover "+g.ID+" aborted ("+g.AbortReason+"); waiting for a new verdict or a manual failover")
+			"failover "+g.ID+" aborted ("+g.AbortReason+"); waiting for a new verdict, at least "+p.RetryAfter.String()+" after the abort, or a manual failover")
 	}
 	if d, ok := guards(s, p, now); !ok {
 		return d
