@@ -345,10 +345,12 @@ watchdog:
 		t.Errorf("a restart during the outage announced it %d times", n)
 	}
 
-	// The peer returns; the outage length spans the restart.
+	// The peer returns; the outage length spans the restart. The node
+	// comes back only once the VIP answered: a round in flight whose VIP
+	// probe failed just before would otherwise hear the peer through it.
 	vip.up(t)
-	node.up(t)
 	bustest.WaitFor(t, 10*time.Second, "RemoteReachable", func() bool { return lw.count("RemoteReachable") == 1 })
+	node.up(t)
 	re := lw.last("RemoteReachable").(events.RemoteReachable)
 	if re.Target != "127.0.3.1" || re.DownForSeconds < 0.5 {
 		t.Errorf("RemoteReachable = %+v, want via the VIP after more than 0.5s", re)
