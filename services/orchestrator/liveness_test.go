@@ -9,7 +9,6 @@ import (
 	"github.com/drwatch/drwatch/pkg/bus"
 	"github.com/drwatch/drwatch/pkg/bus/bustest"
 	"github.com/drwatch/drwatch/pkg/events"
-	"github.com/drwatch/drwatch/pkg/service"
 	"github.com/drwatch/drwatch/services/orchestrator/internal/decide"
 	"github.com/drwatch/drwatch/services/orchestrator/internal/saga"
 )
@@ -62,41 +61,15 @@ func TestSwitchoverRefusedLeavesAnActive(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p := bustest.RunPair(t)
-			ctx, cancel := context.WithCancel(context.Background())
-			var done []chan error
-			t.Cleanup(func() {
-				cancel()
-				for _, d := range done {
-					<-d
-				}
-			})
-			buses := map[events.SiteID]*bus.Bus{}
+			ctx := t.Context()
 			vips := map[events.SiteID]*fakeVIP{"a": {}, "b": {}}
-			for _, s := range []struct {
-				site *bustest.Site
-				peer events.SiteID
-				role events.Role
-			}{{p.A, "b", events.RoleActive}, {p.B, "a", events.RoleStandby}} {
-				b := s.site.Bus(t, "orchestrator", s.peer)
-				buses[s.site.Name] = b
-				lag := func(string) int64 { return 0 }
-				if s.site.Name == "b" {
-					lag = tt.lag
-				}
-				lagDBMonitor(ctx, s.site.Bus(t, "dbmonitor", s.peer), s.site.Name, lag)
-				o := DefaultOptions()
-				o.Site, o.Peer, o.InitialRole = s.site.Name, s.peer, s.role
-				o.Lines = []string{"default"}
-				o.Policy = decide.Policy{Automatic: true, BlockWindow: 8 * time.Hour, MaxLagBytes: 1 << 20, RestartYield: time.Second}
-				o.Hooks = saga.Hooks{Timeout: 5 * time.Second}
+			lagDBMonitor(ctx, p.A.Bus(t, "dbmonitor", "b"), "a", func(string) int64 { return 0 })
+			lagDBMonitor(ctx, p.B.Bus(t, "dbmonitor", "a"), "b", tt.lag)
+			buses := runPairSites(t, p, func(o *Options) {
+				o.Policy.RestartYield = time.Second
 				o.Databases = []events.Database{events.MySQL}
-				o.VIP = vips[s.site.Name]
-				o.Tick = 20 * time.Millisecond
-				o.FenceTimeout = 20 * time.Second
-				d := make(chan error, 1)
-				done = append(done, d)
-				go func() { d <- RunWith(ctx, service.Deps{Bus: b, Log: quiet(), Now: time.Now}, o) }()
-			}
+				o.VIP = vips[o.Site]
+			})
 			bustest.WaitFor(t, 15*time.Second, "b learns that a is active", func() bool {
 				r, _ := roleOf(t, buses["b"], "a")
 				return r == events.RoleActive && vips["a"].holds()

@@ -15,6 +15,44 @@ import (
 	"github.com/drwatch/drwatch/services/orchestrator/internal/saga"
 )
 
+// runPairSites runs both sites' orchestrators on p — a configured active,
+// b standby — with the options the pair tests share, adjusted per site by
+// tune, until the test ends. It returns each site's orchestrator bus.
+func runPairSites(t *testing.T, p *bustest.Pair, tune func(o *Options)) map[events.SiteID]*bus.Bus {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var done []chan error
+	t.Cleanup(func() {
+		cancel()
+		for _, d := range done {
+			<-d
+		}
+	})
+	buses := map[events.SiteID]*bus.Bus{}
+	for _, s := range []struct {
+		site *bustest.Site
+		peer events.SiteID
+		role events.Role
+	}{{p.A, "b", events.RoleActive}, {p.B, "a", events.RoleStandby}} {
+		b := s.site.Bus(t, "orchestrator", s.peer)
+		buses[s.site.Name] = b
+		o := DefaultOptions()
+		o.Site, o.Peer, o.InitialRole = s.site.Name, s.peer, s.role
+		o.Lines = []string{"default"}
+		o.Policy = decide.Policy{Automatic: true, BlockWindow: 8 * time.Hour, MaxLagBytes: 1 << 20}
+		o.Hooks = saga.Hooks{Timeout: 5 * time.Second}
+		o.Tick = 20 * time.Millisecond
+		o.FenceTimeout = 20 * time.Second
+		if tune != nil {
+			tune(&o)
+		}
+		d := make(chan error, 1)
+		done = append(done, d)
+		go func() { d <- RunWith(ctx, service.Deps{Bus: b, Log: quiet(), Now: time.Now}, o) }()
+	}
+	return buses
+}
+
 // maxEpoch is the highest epoch in b's log, as an operator's request
 // carries it (drwatch manualFailover).
 func maxEpoch(t testing.TB, b *bus.Bus) events.Epoch {
@@ -57,35 +95,9 @@ func roleOf(t *testing.T, b *bus.Bus, site events.SiteID) (events.Role, events.E
 // link, then promotes itself at a higher epoch.
 func TestManualFailoverAcrossSites(t *testing.T) {
 	p := bustest.RunPair(t)
+	ctx := t.Context()
 	vips := map[events.SiteID]*fakeVIP{"a": {}, "b": {}}
-	ctx, cancel := context.WithCancel(context.Background())
-	var done []chan error
-	t.Cleanup(func() {
-		cancel()
-		for _, d := range done {
-			<-d
-		}
-	})
-	buses := map[events.SiteID]*bus.Bus{}
-	for _, s := range []struct {
-		site *bustest.Site
-		peer events.SiteID
-		role events.Role
-	}{{p.A, "b", events.RoleActive}, {p.B, "a", events.RoleStandby}} {
-		b := s.site.Bus(t, "orchestrator", s.peer)
-		buses[s.site.Name] = b
-		o := DefaultOptions()
-		o.Site, o.Peer, o.InitialRole = s.site.Name, s.peer, s.role
-		o.Lines = []string{"default"}
-		o.Policy = decide.Policy{Automatic: true, BlockWindow: 8 * time.Hour, MaxLagBytes: 1 << 20}
-		o.Hooks = saga.Hooks{Timeout: 5 * time.Second}
-		o.VIP = vips[s.site.Name]
-		o.Tick = 20 * time.Millisecond
-		o.FenceTimeout = 20 * time.Second
-		d := make(chan error, 1)
-		done = append(done, d)
-		go func() { d <- RunWith(ctx, service.Deps{Bus: b, Log: quiet(), Now: time.Now}, o) }()
-	}
+	buses := runPairSites(t, p, func(o *Options) { o.VIP = vips[o.Site] })
 	bustest.WaitFor(t, 15*time.Second, "b learns that a is active and a holds the VIP", func() bool {
 		r, _ := roleOf(t, buses["b"], "a")
 		return r == events.RoleActive && vips["a"].holds()
@@ -143,40 +155,17 @@ func fakeDBMonitor(ctx context.Context, t *testing.T, b *bus.Bus, site events.Si
 // site that was never active is not re-pointed at start.
 func TestFormerActiveFollowsTheNewActive(t *testing.T) {
 	p := bustest.RunPair(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	var done []chan error
-	t.Cleanup(func() {
-		cancel()
-		for _, d := range done {
-			<-d
-		}
-	})
-	buses := map[events.SiteID]*bus.Bus{}
+	ctx := t.Context()
 	seen := map[events.SiteID]chan events.DatabaseCommand{}
-	for _, s := range []struct {
-		site *bustest.Site
-		peer events.SiteID
-		role events.Role
-		db   string
-	}{{p.A, "b", events.RoleActive, "10.0.0.1"}, {p.B, "a", events.RoleStandby, "10.0.0.2"}} {
-		b := s.site.Bus(t, "orchestrator", s.peer)
-		buses[s.site.Name] = b
-		seen[s.site.Name] = make(chan events.DatabaseCommand, 16)
-		fakeDBMonitor(ctx, t, s.site.Bus(t, "dbmonitor", s.peer), s.site.Name, seen[s.site.Name])
-		o := DefaultOptions()
-		o.Site, o.Peer, o.InitialRole = s.site.Name, s.peer, s.role
-		o.Lines = []string{"default"}
-		o.Policy = decide.Policy{Automatic: true, BlockWindow: 8 * time.Hour, MaxLagBytes: 1 << 20}
-		o.Hooks = saga.Hooks{Timeout: 5 * time.Second}
-		o.Databases = []events.Database{events.MySQL}
-		peerDB := map[events.SiteID]string{"a": "10.0.0.2", "b": "10.0.0.1"}[s.site.Name]
-		o.PeerDatabases = map[events.Database]HostPort{events.MySQL: {Host: peerDB, Port: 3306}}
-		o.Tick = 20 * time.Millisecond
-		o.FenceTimeout = 20 * time.Second
-		d := make(chan error, 1)
-		done = append(done, d)
-		go func() { d <- RunWith(ctx, service.Deps{Bus: b, Log: quiet(), Now: time.Now}, o) }()
+	for _, s := range []*bustest.Site{p.A, p.B} {
+		seen[s.Name] = make(chan events.DatabaseCommand, 16)
+		fakeDBMonitor(ctx, t, s.Bus(t, "dbmonitor", map[events.SiteID]events.SiteID{"a": "b", "b": "a"}[s.Name]), s.Name, seen[s.Name])
 	}
+	buses := runPairSites(t, p, func(o *Options) {
+		o.Databases = []events.Database{events.MySQL}
+		peerDB := map[events.SiteID]string{"a": "10.0.0.2", "b": "10.0.0.1"}[o.Site]
+		o.PeerDatabases = map[events.Database]HostPort{events.MySQL: {Host: peerDB, Port: 3306}}
+	})
 	bustest.WaitFor(t, 15*time.Second, "b learns that a is active", func() bool {
 		r, _ := roleOf(t, buses["b"], "a")
 		return r == events.RoleActive
