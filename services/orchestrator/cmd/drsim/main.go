@@ -21,12 +21,13 @@ func main() {
 	workers := flag.Int("workers", runtime.NumCPU(), "parallel runs")
 	strictFence := flag.Bool("strict-fence", false, "count a writable database nobody can fence (process down or held, no VIP) as a second primary")
 	longPauses := flag.Bool("long-pauses", false, "draw process pauses past the arbiters' session timeout")
+	syncAlways := flag.Bool("sync-always", false, "every log write synced (the embedded server's default): no unsynced tail to lose")
 	bootReadOnly := flag.Bool("boot-read-only", false, "databases boot read-only after a power cut")
 	trace := flag.Uint64("trace", 0, "print the whole trace of this one seed (with -from ignored) and exit")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	o := sim.Options{StrictFence: *strictFence, LongPauses: *longPauses, BootReadOnly: *bootReadOnly}
+	o := sim.Options{StrictFence: *strictFence, LongPauses: *longPauses, BootReadOnly: *bootReadOnly, SyncAlways: *syncAlways}
 	if *trace != 0 {
 		o.Trace = true
 		r := sim.Run(*trace, o)

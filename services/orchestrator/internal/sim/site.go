@@ -91,7 +91,7 @@ func newSite(w *world, idx int, id, peer events.SiteID, role events.Role) *site 
 		// design.
 		BlockWindow: 0, MaxLagBytes: 1 << 20, MaxLagTransactions: 0,
 		LagMaxAge: 100 * time.Second, WaitDuration: 8 * time.Hour, RestartYield: tm.RestartYield,
-		ClockSkew: maxClockSkew,
+		ClockSkew: maxClockSkew, RetryAfter: w.tm.Interval,
 	}
 	return s
 }

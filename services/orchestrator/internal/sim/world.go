@@ -136,6 +136,8 @@ func DefaultTimers() Timers {
 	c.Core.PeerVIP = "192.0.2.10"
 	c.Watchdog.FailureDetection.Arbiters = make([]config.Arbiter, nArbiters)
 	c.MySQL.Enabled = true
+	// As Parse does: the arbiter probe defaults to the heartbeat timeout.
+	c.Watchdog.FailureDetection.ProbeTimeout = c.Watchdog.Heartbeat.Timeout
 	t := Timers{
 		Interval:       c.Watchdog.Heartbeat.Interval.D(),
 		Timeout:        c.Watchdog.Heartbeat.Timeout.D(),
@@ -145,9 +147,6 @@ func DefaultTimers() Timers {
 		Timing:         c.Timing(),
 		FenceTimeout:   2 * time.Minute,
 		DecisionTick:   time.Second,
-	}
-	if t.ProbeTimeout == 0 {
-		t.ProbeTimeout = 5 * time.Second
 	}
 	tm := t.Timing
 	// After the heal: the heartbeat hears the peer again (an interval),
