@@ -4,6 +4,9 @@
 // `who`-style list of the connections it holds (one line per connection,
 // with the remote IP) plus any lines the caller adds. That list is what a
 // standby site reads to count an arbiter as managed by the active site.
+// Options make the list the one sshd and utmp make on a real arbiter: only
+// sessions with a terminal, accounts refused a terminal, origins recorded
+// as host names or translated addresses.
 // It also writes the key files a client needs to reach such a server.
 package sshsim
 
@@ -37,6 +40,16 @@ type Options struct {
 	// Exec, when set, is told each command a session runs, before the
 	// answer is written.
 	Exec func(command string)
+
+	// TerminalsOnly lists one line per session that was granted a
+	// terminal, as utmp does, instead of one per connection.
+	TerminalsOnly bool
+	// NoTerminal refuses every pty request, as sshd does for an account
+	// with PermitTTY no or an authorized_keys no-pty key.
+	NoTerminal bool
+	// Origin is what the list prints for a connection from ip: a host
+	// name (sshd UseDNS) or another address (NAT); nil prints ip.
+	Origin func(ip string) string
 }
 
 // Server is one arbiter.
@@ -48,12 +61,12 @@ type Server struct {
 	Port    int
 	HostKey ssh.Signer
 
-	ln   net.Listener
-	cfg  *ssh.ServerConfig
-	exec func(string)
+	ln  net.Listener
+	cfg *ssh.ServerConfig
+	o   Options
 
 	mu    sync.Mutex
-	conns map[*ssh.ServerConn]struct{}
+	conns map[*ssh.ServerConn]int // connection → sessions granted a terminal
 	extra []string
 }
 
@@ -69,7 +82,7 @@ func Listen(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{HostKey: host, exec: o.Exec, conns: map[*ssh.ServerConn]struct{}{}}
+	s := &Server{HostKey: host, o: o, conns: map[*ssh.ServerConn]int{}}
 	s.cfg = &ssh.ServerConfig{
 		PasswordCallback: func(c ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
 			if c.User() == o.User && o.Password != "" && string(pw) == o.Password {
@@ -113,7 +126,8 @@ func (s *Server) SetExtra(lines ...string) {
 	s.extra = lines
 }
 
-// Sessions returns the remote IPs of the connections the server holds.
+// Sessions returns the remote IPs of the connections the server holds,
+// with a terminal or not.
 func (s *Server) Sessions() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -141,7 +155,7 @@ func (s *Server) handle(nc net.Conn) {
 		return
 	}
 	s.mu.Lock()
-	s.conns[conn] = struct{}{}
+	s.conns[conn] = 0
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -165,16 +179,28 @@ func (s *Server) handle(nc net.Conn) {
 		if err != nil {
 			continue
 		}
-		go s.session(ch, creqs)
+		go s.session(conn, ch, creqs)
 	}
 }
 
-func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
+func (s *Server) session(conn *ssh.ServerConn, ch ssh.Channel, reqs <-chan *ssh.Request) {
 	defer ch.Close()
+	terminal := false
+	defer func() {
+		if terminal {
+			s.terminals(conn, -1)
+		}
+	}()
 	for r := range reqs {
 		switch r.Type {
 		case "pty-req":
-			_ = r.Reply(true, nil)
+			// A session gets one terminal; sshd refuses a second request.
+			ok := !s.o.NoTerminal && !terminal
+			if ok {
+				terminal = true
+				s.terminals(conn, +1)
+			}
+			_ = r.Reply(ok, nil)
 		case "shell":
 			_ = r.Reply(true, nil)
 			// A login shell that stays until the client leaves.
@@ -186,8 +212,8 @@ func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 				return
 			}
 			_ = r.Reply(true, nil)
-			if s.exec != nil {
-				s.exec(p.Command)
+			if s.o.Exec != nil {
+				s.o.Exec(p.Command)
 			}
 			_, _ = io.WriteString(ch, s.who())
 			_, _ = ch.SendRequest("exit-status", false, binary.BigEndian.AppendUint32(nil, 0))
@@ -200,15 +226,36 @@ func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 	}
 }
 
-// who prints the held connections as `who` does, then the extra lines.
+// terminals adds d to conn's count of sessions with a terminal, unless
+// the connection has already gone.
+func (s *Server) terminals(conn *ssh.ServerConn, d int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n, ok := s.conns[conn]; ok {
+		s.conns[conn] = n + d
+	}
+}
+
+// who prints the held connections, or with TerminalsOnly their terminals,
+// as `who` does, then the extra lines.
 func (s *Server) who() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var b strings.Builder
 	i := 0
-	for c := range s.conns {
-		fmt.Fprintf(&b, "%-8s pts/%-7d 2025-03-01 12:%02d (%s)\n", c.User(), i, i%60, c.RemoteAddr().(*net.TCPAddr).IP)
-		i++
+	for c, terminals := range s.conns {
+		lines := 1
+		if s.o.TerminalsOnly {
+			lines = terminals
+		}
+		origin := c.RemoteAddr().(*net.TCPAddr).IP.String()
+		if s.o.Origin != nil {
+			origin = s.o.Origin(origin)
+		}
+		for range lines {
+			fmt.Fprintf(&b, "%-8s pts/%-7d 2025-03-01 12:%02d (%s)\n", c.User(), i, i%60, origin)
+			i++
+		}
 	}
 	for _, l := range s.extra {
 		b.WriteString(l + "\n")

@@ -39,6 +39,36 @@ func dial(t *testing.T, s *sshsim.Server, user string, auth ssh.AuthMethod) (*ss
 	return ssh.Dial("tcp", s.Addr, &ssh.ClientConfig{User: user, Auth: []ssh.AuthMethod{auth}, HostKeyCallback: cb, Timeout: 5 * time.Second})
 }
 
+// session logs in to s as arbiter with password s3cret and opens a
+// session; the connection closes when the test ends.
+func session(t *testing.T, s *sshsim.Server) *ssh.Session {
+	t.Helper()
+	c, err := dial(t, s, "arbiter", ssh.Password("s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	sess, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sess
+}
+
+// look runs who on s from a new connection, as the standby site does, and
+// returns its lines.
+func look(t *testing.T, s *sshsim.Server) []string {
+	t.Helper()
+	out, err := session(t, s).Output("who")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+}
+
 func TestListenNeedsUser(t *testing.T) {
 	if _, err := sshsim.Listen(sshsim.Options{Password: "x"}); err == nil {
 		t.Fatal("Listen without a user succeeded")
@@ -111,15 +141,7 @@ func TestWhoListsHeldSessions(t *testing.T) {
 	s.SetExtra("space    pts/3        2025-03-01 11:00 (127.0.0.2)")
 
 	// A terminal session that stays, as the active site holds.
-	holder, err := dial(t, s, "arbiter", ssh.Password("s3cret"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close()
-	sess, err := holder.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
+	sess := session(t, s)
 	if err := sess.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {
 		t.Fatal(err)
 	}
@@ -131,22 +153,9 @@ func TestWhoListsHeldSessions(t *testing.T) {
 	}
 
 	// A look, as the standby site takes: its own connection is listed too.
-	looker, err := dial(t, s, "arbiter", ssh.Password("s3cret"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer looker.Close()
-	look, err := looker.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := look.Output("who")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	lines := look(t, s)
 	if len(lines) != 3 {
-		t.Fatalf("who printed %d lines, want 2 sessions and 1 extra:\n%s", len(lines), out)
+		t.Fatalf("who printed %d lines, want 2 sessions and 1 extra:\n%s", len(lines), strings.Join(lines, "\n"))
 	}
 	for _, l := range lines[:2] {
 		if !strings.HasPrefix(l, "arbiter  pts/") || !strings.HasSuffix(l, "(127.0.0.1)") {
@@ -175,5 +184,55 @@ func TestWhoListsHeldSessions(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("sessions %v still held after Close", s.Sessions())
 		}
+	}
+}
+
+func TestWhoListsTerminalsAsUtmp(t *testing.T) {
+	byName := func(string) string { return "site-a.example" }
+	tests := []struct {
+		name      string
+		o         sshsim.Options
+		ptyOK     bool
+		wantLines []string // who as the looker, which holds no terminal, sees it
+	}{
+		{"every connection", sshsim.Options{}, true, []string{"(127.0.0.1)", "(127.0.0.1)"}},
+		{"every connection by name", sshsim.Options{Origin: byName}, true, []string{"(site-a.example)", "(site-a.example)"}},
+		{"terminals only", sshsim.Options{TerminalsOnly: true}, true, []string{"(127.0.0.1)"}},
+		{"terminals only by name", sshsim.Options{TerminalsOnly: true, Origin: byName}, true, []string{"(site-a.example)"}},
+		{"no terminal", sshsim.Options{TerminalsOnly: true, NoTerminal: true}, false, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.o.User, tt.o.Password = "arbiter", "s3cret"
+			s := listen(t, tt.o)
+			sess := session(t, s)
+			err := sess.RequestPty("xterm", 24, 80, ssh.TerminalModes{})
+			if (err == nil) != tt.ptyOK {
+				t.Fatalf("pty granted = %v (%v), want %v", err == nil, err, tt.ptyOK)
+			}
+			if err := sess.Shell(); err != nil {
+				t.Fatal(err)
+			}
+			if tt.ptyOK {
+				// A session has one terminal; a second request is refused.
+				if err := sess.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err == nil {
+					t.Error("a second pty on one session was granted")
+				}
+			}
+
+			var got []string
+			for _, l := range look(t, s) {
+				if !strings.HasPrefix(l, "arbiter  pts/") {
+					t.Errorf("line %q, want a session of arbiter", l)
+				}
+				got = append(got, l[strings.LastIndex(l, " ")+1:])
+			}
+			if diff := cmp.Diff(tt.wantLines, got); diff != "" {
+				t.Errorf("origins listed (-want +got):\n%s", diff)
+			}
+			if n := len(s.Sessions()); n != 2 {
+				t.Errorf("Sessions lists %d connections, want both, listed or not", n)
+			}
+		})
 	}
 }

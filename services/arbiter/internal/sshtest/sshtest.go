@@ -36,11 +36,19 @@ type Options struct {
 // New starts a server that is stopped when the test ends.
 func New(tb testing.TB, o Options) *Server {
 	tb.Helper()
+	return listen(tb, sshsim.Options{User: o.User, Password: o.Password, AuthorizedKey: o.AuthorizedKey, Listen: o.Listen})
+}
+
+// listen starts a server on o, with user "arbiter" when o names none,
+// that records its commands and is stopped when the test ends.
+func listen(tb testing.TB, o sshsim.Options) *Server {
+	tb.Helper()
 	if o.User == "" {
 		o.User = "arbiter"
 	}
 	s := &Server{}
-	srv, err := sshsim.Listen(sshsim.Options{User: o.User, Password: o.Password, AuthorizedKey: o.AuthorizedKey, Listen: o.Listen, Exec: s.record})
+	o.Exec = s.record
+	srv, err := sshsim.Listen(o)
 	if err != nil {
 		tb.Fatal(err)
 	}
