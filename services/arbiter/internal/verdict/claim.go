@@ -75,5 +75,12 @@ func JudgeClaim(in ClaimInput) Claim {
 		return Claim{Outcome: events.ClaimConflict, Branch: v.Branch,
 			Description: "the peer holds sessions too; this site wins a tie and looks again: " + v.Description}
 	}
+	if in.Unreachable > 0 && !in.LastLook {
+		// An SSH login that timed out under load says little: look
+		// again while the claim has time, rather than fail a takeover
+		// the next look would clear.
+		return Claim{Outcome: events.ClaimConflict, Branch: v.Branch,
+			Description: fmt.Sprintf("%d arbiter(s) did not answer over SSH; looking again: %s", in.Unreachable, v.Description)}
+	}
 	return Claim{Outcome: events.ClaimConflict, Done: true, Branch: v.Branch, Description: v.Description}
 }

@@ -19,13 +19,15 @@ func TestJudgeClaim(t *testing.T) {
 		{"too few sessions held", ClaimInput{N: 3, Held: 1, Thresholds: th}, Claim{Outcome: events.ClaimFailed, Done: true, Branch: "claim-too-few-sessions"}},
 		{"exactly the failover share held", ClaimInput{N: 4, Held: 2, Thresholds: th}, Claim{Outcome: events.ClaimClear, Done: true, Branch: BranchStandbyFailover}},
 		{"the active peer holds most", ClaimInput{N: 3, Held: 3, Managed: 2, Thresholds: th}, Claim{Outcome: events.ClaimConflict, Done: true, Branch: BranchStandbyManaged}},
-		{"the peer holds one the other unreachable", ClaimInput{N: 3, Held: 2, Managed: 1, Unreachable: 1, Thresholds: th}, Claim{Outcome: events.ClaimConflict, Done: true, Branch: BranchStandbyAdjusted}},
+		{"the peer holds one the other unreachable: look again", ClaimInput{N: 3, Held: 2, Managed: 1, Unreachable: 1, Thresholds: th}, Claim{Outcome: events.ClaimConflict, Branch: BranchStandbyAdjusted}},
 		{"an active about to fence itself: wait for its round", ClaimInput{N: 3, Held: 3, Managed: 1, Thresholds: th}, Claim{Outcome: events.ClaimConflict, Branch: BranchStandbyFailover}},
 		{"an active that kept a minority past its round: seed 000 takes over", ClaimInput{N: 3, Held: 3, Managed: 1, PeerHadItsRound: true, Thresholds: th}, Claim{Outcome: events.ClaimClear, Done: true, Branch: BranchStandbyFailover}},
 		{"a minority held at the last look: seed 000 takes over", ClaimInput{N: 3, Held: 3, Managed: 1, LastLook: true, Thresholds: th}, Claim{Outcome: events.ClaimClear, Done: true, Branch: BranchStandbyFailover}},
 		{"both claim: the tie winner looks again", ClaimInput{N: 3, Held: 3, Managed: 2, WinsTie: true, Thresholds: th}, Claim{Outcome: events.ClaimConflict, Branch: BranchStandbyManaged}},
 		{"both claim: the tie winner gives up when time is out", ClaimInput{N: 3, Held: 3, Managed: 2, WinsTie: true, LastLook: true, Thresholds: th}, Claim{Outcome: events.ClaimConflict, Done: true, Branch: BranchStandbyManaged}},
-		{"isolated: no second look helps", ClaimInput{N: 4, Held: 2, Unreachable: 3, WinsTie: true, Thresholds: th}, Claim{Outcome: events.ClaimConflict, Done: true, Branch: BranchStandbyIsolated}},
+		{"arbiters unreachable over SSH: look again while there is time", ClaimInput{N: 4, Held: 2, Unreachable: 3, WinsTie: true, Thresholds: th}, Claim{Outcome: events.ClaimConflict, Branch: BranchStandbyIsolated}},
+		{"isolated at the last look: no second look helps", ClaimInput{N: 4, Held: 2, Unreachable: 3, LastLook: true, Thresholds: th}, Claim{Outcome: events.ClaimConflict, Done: true, Branch: BranchStandbyIsolated}},
+		{"the peer holds one, the other unreachable, at the last look", ClaimInput{N: 3, Held: 2, Managed: 1, Unreachable: 1, LastLook: true, Thresholds: th}, Claim{Outcome: events.ClaimConflict, Done: true, Branch: BranchStandbyAdjusted}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

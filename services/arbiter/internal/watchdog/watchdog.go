@@ -336,6 +336,15 @@ func (w *Watchdog) Round(ctx context.Context) {
 	var results []probe.Result
 	switch role {
 	case events.RoleActive:
+		if devices && !opened(held) {
+			// The managing sessions are still being opened (the role
+			// was just confirmed, or a start met a peer not up yet):
+			// "not listed" would only say "not dialled yet", and a fence
+			// on it would stand a healthy active down. The next round,
+			// once every first dial has ended, judges.
+			w.log.Info("arbitration deferred: the managing sessions are still being opened", "role", role)
+			return
+		}
 		// Pings are reported; the verdict counts the arbiters listing
 		// this site's managing session, the fact the standby counts.
 		results = make([]probe.Result, len(pings))
@@ -371,6 +380,21 @@ func (w *Watchdog) Round(ctx context.Context) {
 		"n", in.N, "reachable", in.Reachable, "managed", in.Managed, "unreachable", in.Unreachable)
 	if in.N == 0 {
 		w.publish(ctx, events.FailureDetectionFailed{Method: "arbiters", Reason: v.Description}, cause)
+	}
+}
+
+// opened reports whether every first dial of h's managing sessions has
+// ended, a session held or not; false with no holder (the role is not
+// confirmed yet, so no session is opened).
+func opened(h *probe.Holder) bool {
+	if h == nil {
+		return false
+	}
+	select {
+	case <-h.Ready():
+		return true
+	default:
+		return false
 	}
 }
 
