@@ -552,7 +552,7 @@ func (r *runner) confirmPeer(ctx context.Context) {
 			k = decide.PeerUnknown
 		}
 		d := decide.Restart(decide.RestartInput{
-			Site: r.opts.Site, Peer: r.opts.Peer, Role: st.Role, Epoch: st.Epoch, SagaRunning: st.SagaRunning(),
+			Site: r.opts.Site, Peer: r.opts.Peer, Role: st.Role, Epoch: st.Epoch, SagaRunning: st.SagaRunning(), PeerPromoting: st.PeerPromoting(),
 			Knowledge: k, PeerRole: st.PeerRole, PeerEpoch: st.PeerEpoch,
 			Automatic: !st.AutomaticOffForTheActive(r.opts.Policy.Automatic, r.deps.Now(), st.LastHeard(r.deps.Now()), r.opts.Policy.ClockSkew),
 		})

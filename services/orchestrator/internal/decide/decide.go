@@ -185,6 +185,11 @@ func request(s *state.State, p Policy, r *state.Request, now time.Time) Decision
 			branch = "request.manual"
 		}
 		d = act(events.ActionBeStandby, branch, r.Reason)
+	case s.PeerPromoting():
+		// The peer's own promotion (a resume, a takeover) is under way:
+		// promoting beside it would make two primaries; its outcome
+		// decides what is left to do.
+		d = blocked(events.ActionBeActive, "guard.peer-promoting", "the peer's failover "+s.PeerSaga.ID+" to active is in progress; repeat once it has ended")
 	default:
 		if ok, o := s.InSync(p.LagLimits(), now); !ok && !r.Force {
 			d = blocked(events.ActionBeActive, "guard.lag", o.String()+"; repeat with force to promote anyway")
@@ -220,7 +225,7 @@ func decideStandby(s *state.State, p Policy, now time.Time) Decision {
 	bothStandby := s.PeerRole == events.RoleStandby
 	switch {
 	case v != nil && v.Action == events.ActionBeActive && (peerDown || bothStandby):
-	case !peerDown && bothStandby && s.LastActive == s.Site:
+	case !peerDown && bothStandby && s.Leader() == s.Site:
 		return resume(s, p, now)
 	case !peerDown && s.PeerRole == events.RoleActive && p.Home && s.LastActive == s.Peer:
 		return failback(s, p, now)
@@ -296,10 +301,11 @@ func guards(s *state.State, p Policy, now time.Time) (Decision, bool) {
 // each other, so no verdict will ever come (the heartbeat asks the arbiters
 // only when it loses the peer), and without this rule nobody would be
 // active. It happens after a switchover that aborted past the fence, a
-// demotion asked by an operator, or a restart stand-down. The site active
-// at the highest epoch becomes active again: both sites compute the same
-// answer from the same facts, its databases hold the latest history, and
-// the takeover claims the arbiters like any other. It waits RestartYield
+// demotion asked by an operator, or a restart stand-down. The site whose
+// databases hold the newest history (state.Leader: the higher of the
+// epochs at which each became active or promoted a database) becomes
+// active again: both sites compute the same answer from the same facts,
+// and the takeover claims the arbiters like any other. It waits RestartYield
 // after the pair became both standby, or the peer was heard again, and for
 // any saga of the peer to end: "standby" may be the stale copy of a peer
 // taking over behind a cut, until the source brings its log across.

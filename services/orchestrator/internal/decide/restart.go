@@ -45,7 +45,10 @@ type RestartInput struct {
 	Role        events.Role
 	Epoch       events.Epoch
 	SagaRunning bool
-	Knowledge   PeerKnowledge
+	// PeerPromoting: a promotion of the peer is in this site's log,
+	// started and not ended.
+	PeerPromoting bool
+	Knowledge     PeerKnowledge
 	// PeerRole and PeerEpoch are the peer's last role in this site's log
 	// (empty when it has none).
 	PeerRole  events.Role
@@ -99,6 +102,12 @@ func Restart(in RestartInput) RestartDecision {
 		return RestartDecision{Action: RestartHold, Reason: "a failover is in progress; waiting for it to end"}
 	case in.Role != events.RoleActive:
 		return RestartDecision{Action: RestartResume, Reason: "role now " + string(in.Role)}
+	case in.PeerPromoting && in.Knowledge != PeerUnreachable:
+		// The peer took over while this site was down and is promoting
+		// now: its latest RoleChanged still says standby, but resuming
+		// would make two primaries. Its outcome (active at a higher epoch,
+		// or aborted) decides.
+		return RestartDecision{Action: RestartHold, Reason: "the peer's promotion is in progress; waiting for its outcome"}
 	case in.PeerRole == events.RoleActive && (in.PeerEpoch > in.Epoch || (in.PeerEpoch == in.Epoch && in.Peer < in.Site)):
 		// The decision loop's epoch fence stands this site down; the
 		// hold lasts until it has.

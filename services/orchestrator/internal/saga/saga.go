@@ -406,6 +406,20 @@ func (x *Executor) fence(ctx context.Context, s *state.Saga) (string, error) {
 	if st.PeerUnreachable() {
 		return x.fenceUnreachable(ctx, s, "unreachable")
 	}
+	if st.PeerPromoting() {
+		// The peer is promoting itself (a resume, its own takeover):
+		// "standby" is about to be stale. Wait for its outcome, then
+		// fence what it became.
+		id := st.PeerSaga.ID
+		var err error
+		st, err = x.Wait(ctx, func(st *state.State) bool { return !st.PeerPromoting() || st.PeerUnreachable() }, x.FenceTimeout)
+		if err != nil {
+			return "", fmt.Errorf("the peer's own promotion %s still runs after %s; not promoting beside it: %w", id, x.FenceTimeout, err)
+		}
+		if st.PeerUnreachable() {
+			return x.fenceUnreachable(ctx, s, "lost while it promoted itself")
+		}
+	}
 	req := events.FailoverRequested{Target: x.Peer, ToRole: events.RoleStandby, Reason: clip1k("fenced by " + string(x.Site) + " failover " + s.ID), RequestedBy: "orchestrator@" + string(x.Site), Epoch: s.Epoch}
 	if st.PeerRole != events.RoleActive {
 		// Not known active: ask anyway (a no-op there) and do not wait.

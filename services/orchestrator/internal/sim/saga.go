@@ -305,6 +305,16 @@ func (s *site) fence(done stepDone) {
 		s.fenceUnreachable("unreachable", done)
 		return
 	}
+	if st.PeerPromoting() {
+		s.await(func() bool { return !s.st.PeerPromoting() || s.st.PeerUnreachable() }, s.w.tm.FenceTimeout, func(ok bool) {
+			if !ok {
+				done(false, "", "the peer's own promotion still runs after the fence timeout")
+				return
+			}
+			s.fence(done)
+		})
+		return
+	}
 	s.publish(&events.FailoverRequested{Target: s.peer, ToRole: events.RoleStandby, Reason: "fenced by " + string(s.id) + " failover " + g.ID,
 		RequestedBy: "orchestrator@" + string(s.id), Epoch: g.Epoch})
 	if st.PeerRole != events.RoleActive {

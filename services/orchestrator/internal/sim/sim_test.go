@@ -101,31 +101,46 @@ func TestCheckerSeesABrokenWorld(t *testing.T) {
 // (services/orchestrator/README.md, "Simulator"). Each is checked to
 // still fail, so a fix shows up as a test to update.
 var knownViolations = map[uint64]string{
-	// decide.Restart resumes a restarted active once it has learned the
-	// peer's latest RoleChanged (standby), although the peer's takeover
-	// saga is in flight in its log and past its claim: two primaries,
-	// then two VIP holders, until the epoch fence.
-	1987: "two writable primaries",
-	// The same, and the peer's fence then trusts its claim of a minute
-	// before, although the restarted site came back and holds its
-	// sessions since ("the arbiters were claimed").
-	2790: "two writable primaries",
-	// fence-peer asks a peer it knows standby and goes on at once,
-	// although the peer's own promotion (standby.resume) is in flight in
-	// its log: both promote.
-	32409: "two writable primaries",
-	// A switchover aborted after its promote (undone) leaves both sites
-	// standby; the liveness rule picks a (active last), whose fenced server
-	// follows no primary and, the peer having promoted at a higher epoch,
-	// is judged not to hold the latest history: every resume aborts at
-	// check-position, and b is never picked. No active, forever.
-	31853: "liveness: 0 active sites",
 	// Behind a cut b took over at epoch 2 below a's unseen 3; when a
 	// returns, the epoch fence demotes b, the current primary, and the
 	// liveness rule brings back a, "active last" by the higher epoch, its
 	// server judged to hold the latest history (OwnsLineage): b's writes
 	// since are lost, and nothing reports it.
 	12954: "acknowledged writes after catch-up found none missing",
+}
+
+// fixedViolations are seeds that found a violation in the real code,
+// kept as regressions that must pass now, with what they found.
+var fixedViolations = map[uint64]string{
+	// decide.Restart resumed a restarted active once it had learned the
+	// peer's latest RoleChanged (standby), although the peer's takeover
+	// saga was in flight in its log and past its claim: two primaries,
+	// then two VIP holders, until the epoch fence. Restart now holds
+	// while the peer promotes (RestartInput.PeerPromoting).
+	1987: "two writable primaries",
+	// The same, with the peer's fence trusting its claim of a minute
+	// before, although the restarted site had come back.
+	2790: "two writable primaries",
+	// fence-peer asked a peer it knew standby and went on at once,
+	// although the peer's own promotion (standby.resume) was in flight:
+	// both promoted. A request to become active is now refused while the
+	// peer promotes (guard.peer-promoting), and the fence waits for the
+	// peer's promotion to end.
+	32409: "two writable primaries",
+	// A switchover aborted after its promote (undone) left both sites
+	// standby; the liveness rule picked a (active last), whose server the
+	// peer's promotion had overtaken: every resume aborted at
+	// check-position, and b was never picked. The rule now picks the site
+	// whose databases hold the newest history (state.Leader).
+	31853: "liveness: 0 active sites",
+}
+
+func TestFixedViolationsStayFixed(t *testing.T) {
+	for seed, was := range fixedViolations {
+		if r := Run(seed, Options{}); r.Violation != "" {
+			t.Errorf("seed %d (once %q): violation %q", seed, was, r.Violation)
+		}
+	}
 }
 
 func TestKnownViolations(t *testing.T) {

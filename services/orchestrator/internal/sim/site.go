@@ -422,7 +422,7 @@ func (s *site) confirmPeer() {
 	case s.clock().After(s.holdStart.Add(tm.StartupHold)):
 		k = decide.PeerUnknown
 	}
-	d := decide.Restart(decide.RestartInput{Site: s.id, Peer: s.peer, Role: st.Role, Epoch: st.Epoch, SagaRunning: st.SagaRunning(),
+	d := decide.Restart(decide.RestartInput{Site: s.id, Peer: s.peer, Role: st.Role, Epoch: st.Epoch, SagaRunning: st.SagaRunning(), PeerPromoting: st.PeerPromoting(),
 		Knowledge: k, PeerRole: st.PeerRole, PeerEpoch: st.PeerEpoch,
 		Automatic: !st.AutomaticOffForTheActive(s.policy.Automatic, s.clock(), st.LastHeard(s.clock()), s.policy.ClockSkew)})
 	if d.Action == decide.RestartResume && d.Warn && tm.ClaimTimeout > 0 {

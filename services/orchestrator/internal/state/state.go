@@ -280,6 +280,36 @@ func (s *State) SagaRunning() bool { return s.Saga != nil && !s.Saga.Finished }
 // as far as the sourced copy of its log tells.
 func (s *State) PeerSagaRunning() bool { return s.PeerSaga != nil && !s.PeerSaga.Finished }
 
+// PeerPromoting reports a promotion of the peer started and not yet ended.
+func (s *State) PeerPromoting() bool {
+	return s.PeerSagaRunning() && s.PeerSaga.To == events.RoleActive
+}
+
+// Lineage is the epoch of the newest history a site's databases hold: the
+// highest at which it became active or promoted a database. The site with
+// the higher one holds what the other lacks.
+func (s *State) Lineage() (own, peer events.Epoch) {
+	own = s.ActiveEpoch
+	for _, e := range s.Promoted {
+		own = max(own, e)
+	}
+	return own, max(s.PeerActiveEpoch, s.PeerPromoted)
+}
+
+// Leader is the site whose databases hold the newest history (Lineage),
+// "" when neither was ever active nor promoted anything. Both sites compute
+// it alike from the same facts; the liveness rule makes it active again.
+func (s *State) Leader() events.SiteID {
+	own, peer := s.Lineage()
+	switch {
+	case own > peer:
+		return s.Site
+	case peer > own:
+		return s.Peer
+	}
+	return ""
+}
+
 // OwnsLineage reports whether this site's server of db holds the pair's
 // latest history: this site became active, or promoted db, at an epoch
 // above any at which the peer became active since. Such a server follows
