@@ -540,8 +540,15 @@ func (r *runner) confirmPeer(ctx context.Context) {
 	deadline := time.Now().Add(r.opts.StartupHold)
 	var want *events.RoleChanged
 	noRole := false
+	var promotingSince time.Time // when this site first saw the peer promoting
 	for {
 		st, changed := r.snapshot()
+		switch {
+		case !st.PeerPromoting():
+			promotingSince = time.Time{}
+		case promotingSince.IsZero():
+			promotingSince = time.Now()
+		}
 		k := decide.PeerPending
 		switch {
 		case st.PeerUnreachable():
@@ -553,7 +560,8 @@ func (r *runner) confirmPeer(ctx context.Context) {
 		}
 		d := decide.Restart(decide.RestartInput{
 			Site: r.opts.Site, Peer: r.opts.Peer, Role: st.Role, Epoch: st.Epoch, SagaRunning: st.SagaRunning(), PeerPromoting: st.PeerPromoting(),
-			Knowledge: k, PeerRole: st.PeerRole, PeerEpoch: st.PeerEpoch,
+			PeerPromotingStuck: st.PeerPromoting() && !promotingSince.IsZero() && time.Since(promotingSince) > r.opts.Policy.RestartYield,
+			Knowledge:          k, PeerRole: st.PeerRole, PeerEpoch: st.PeerEpoch,
 			Automatic: !st.AutomaticOffForTheActive(r.opts.Policy.Automatic, r.deps.Now(), st.LastHeard(r.deps.Now()), r.opts.Policy.ClockSkew),
 		})
 		if d.Action == decide.RestartResume && d.Warn && r.opts.ClaimTimeout > 0 {
@@ -673,6 +681,14 @@ func (r *runner) step(ctx context.Context, x *saga.Executor) error {
 			run = x.Resume
 		}
 		if err := run(ctx, st.Saga); err != nil {
+			if ctx.Err() == nil {
+				// Its record may be half written (an abort undone but
+				// not recorded): the next round resumes it as an
+				// earlier process's, which aborts and undoes again.
+				r.mu.Lock()
+				delete(r.started, id)
+				r.mu.Unlock()
+			}
 			return err
 		}
 		// Let the projection catch up with the saga's end before deciding.

@@ -86,6 +86,8 @@ type Watchdog struct {
 
 	// held is the holder of the managing sessions while they are held.
 	held *probe.Holder
+	// heldSince is when held was set (opened).
+	heldSince time.Time
 
 	// quorumLow is the reachable count last reported low, -1 when not low;
 	// ArbiterQuorumLow is published on entering low or when the count
@@ -329,14 +331,19 @@ func (w *Watchdog) Round(ctx context.Context) {
 		w.runScript(ctx, role, automatic, cause)
 		return
 	}
+	// The active's verdict says what its arbiters show whatever the
+	// switch: whether it may stay active with automatic failover off is
+	// the orchestrator's rule (state.AutomaticOffForTheActive), which
+	// knows whether the peer has the switch too; staying on a switch
+	// turned off during a cut would make two actives.
 	in := verdict.Input{
-		Role: role, N: len(w.cfg.Arbiters), Thresholds: w.cfg.Thresholds, Automatic: automatic,
+		Role: role, N: len(w.cfg.Arbiters), Thresholds: w.cfg.Thresholds, Automatic: automatic || role == events.RoleActive,
 		BothStandbySince: bothSince, WasActiveLast: wasActiveLast, WaitDuration: w.cfg.WaitDuration, Now: now,
 	}
 	var results []probe.Result
 	switch role {
 	case events.RoleActive:
-		if devices && !opened(held) {
+		if devices && !w.opened(held) {
 			// The managing sessions are still being opened (the role
 			// was just confirmed, or a start met a peer not up yet):
 			// "not listed" would only say "not dialled yet", and a fence
@@ -383,10 +390,12 @@ func (w *Watchdog) Round(ctx context.Context) {
 	}
 }
 
-// opened reports whether every first dial of h's managing sessions has
-// ended, a session held or not; false with no holder (the role is not
-// confirmed yet, so no session is opened).
-func opened(h *probe.Holder) bool {
+// opened reports whether the active may judge its managing sessions:
+// every first dial of h has ended, a session held or not, or h has had two
+// probe timeouts for it (a session open that stalls must not put off the
+// self-fence). False with no holder: the role is not confirmed yet, and
+// the arbiter service holds sessions at its confirm timeout at the latest.
+func (w *Watchdog) opened(h *probe.Holder) bool {
 	if h == nil {
 		return false
 	}
@@ -394,13 +403,19 @@ func opened(h *probe.Holder) bool {
 	case <-h.Ready():
 		return true
 	default:
-		return false
 	}
+	w.mu.Lock()
+	since := w.heldSince
+	w.mu.Unlock()
+	return w.now().Sub(since) > 2*w.cfg.ProbeTimeout
 }
 
 func (w *Watchdog) setHeld(h *probe.Holder) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if h != w.held {
+		w.heldSince = w.now()
+	}
 	w.held = h
 }
 
@@ -543,7 +558,7 @@ func (w *Watchdog) runScript(ctx context.Context, role events.Role, automatic bo
 	if a.State != role {
 		ev.Description += fmt.Sprintf(" (the script reports state %s; this site is %s)", a.State, role)
 	}
-	if !automatic && (a.Action == events.ActionBeActive || a.Action == events.ActionBeStandby) {
+	if !automatic && (a.Action == events.ActionBeActive || a.Action == events.ActionBeStandby && role != events.RoleActive) {
 		ev.Branch = "script-automatic-off"
 		ev.Description += fmt.Sprintf(" (the script asks %s, but automatic failover is off)", a.Action)
 		ev.Action = events.ActionNothing

@@ -185,11 +185,11 @@ func request(s *state.State, p Policy, r *state.Request, now time.Time) Decision
 			branch = "request.manual"
 		}
 		d = act(events.ActionBeStandby, branch, r.Reason)
-	case s.PeerPromoting():
+	case s.PeerPromoting() && !r.Force:
 		// The peer's own promotion (a resume, a takeover) is under way:
 		// promoting beside it would make two primaries; its outcome
 		// decides what is left to do.
-		d = blocked(events.ActionBeActive, "guard.peer-promoting", "the peer's failover "+s.PeerSaga.ID+" to active is in progress; repeat once it has ended")
+		d = blocked(events.ActionBeActive, "guard.peer-promoting", "the peer's failover "+s.PeerSaga.ID+" to active is in progress; repeat once it has ended, or force it if the peer's process is gone mid-failover")
 	default:
 		if ok, o := s.InSync(p.LagLimits(), now); !ok && !r.Force {
 			d = blocked(events.ActionBeActive, "guard.lag", o.String()+"; repeat with force to promote anyway")

@@ -311,6 +311,18 @@ func TestDecide(t *testing.T) {
 			log: with(logEntry{A, time.Minute, role(active, standby, 1)}, logEntry{A, 2 * time.Minute, role(standby, active, 3)},
 				logEntry{A, 3 * time.Minute, manual(B, active, false)}),
 			now: 4 * time.Minute, action: events.ActionNothing, branch: "request.stale"},
+		// Found by the simulator (seed 32409): b promoted on an operator's
+		// request while a's own promotion was in flight.
+		{name: "a request to become active waits out the peer's promotion", self: B, role: standby, policy: def,
+			log: with(logEntry{A, time.Minute, role(active, standby, 1)},
+				logEntry{A, 2 * time.Minute, events.FailoverStarted{FailoverID: "fa", From: standby, To: active, Epoch: 3, Reason: "standby.resume", Steps: []string{"claim-arbiters"}}},
+				logEntry{B, 3 * time.Minute, events.FailoverRequested{Target: B, ToRole: active, Manual: true, Reason: "operator", RequestedBy: "root", Epoch: 3}}),
+			now: 4 * time.Minute, action: events.ActionBeActive, blocked: true, branch: "guard.peer-promoting"},
+		{name: "forced, it does not (the peer may have died mid-failover)", self: B, role: standby, policy: def,
+			log: with(logEntry{A, time.Minute, role(active, standby, 1)},
+				logEntry{A, 2 * time.Minute, events.FailoverStarted{FailoverID: "fa", From: standby, To: active, Epoch: 3, Reason: "standby.resume", Steps: []string{"claim-arbiters"}}},
+				logEntry{B, 3 * time.Minute, events.FailoverRequested{Target: B, ToRole: active, Manual: true, Force: true, Reason: "operator", RequestedBy: "root", Epoch: 3}}),
+			now: 4 * time.Minute, action: events.ActionBeActive, act: true, branch: "request.manual.force", epoch: 4},
 		{name: "request for the role already held", self: B, role: standby, policy: def,
 			log: with(logEntry{B, time.Minute, manual(B, standby, false)}),
 			now: 2 * time.Minute, action: events.ActionNothing, branch: "request.already"},

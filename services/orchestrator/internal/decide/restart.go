@@ -48,7 +48,11 @@ type RestartInput struct {
 	// PeerPromoting: a promotion of the peer is in this site's log,
 	// started and not ended.
 	PeerPromoting bool
-	Knowledge     PeerKnowledge
+	// PeerPromotingStuck: this site has watched that promotion run for
+	// longer than RestartYield (which bounds a takeover): its process
+	// likely died mid-failover.
+	PeerPromotingStuck bool
+	Knowledge          PeerKnowledge
 	// PeerRole and PeerEpoch are the peer's last role in this site's log
 	// (empty when it has none).
 	PeerRole  events.Role
@@ -102,11 +106,16 @@ func Restart(in RestartInput) RestartDecision {
 		return RestartDecision{Action: RestartHold, Reason: "a failover is in progress; waiting for it to end"}
 	case in.Role != events.RoleActive:
 		return RestartDecision{Action: RestartResume, Reason: "role now " + string(in.Role)}
+	case in.PeerPromoting && in.Knowledge != PeerUnreachable && in.PeerPromotingStuck:
+		return RestartDecision{Action: RestartResume, Warn: true,
+			Reason: "the peer's promotion has run longer than a takeover may (its process died mid-failover?); resuming on this site's own authority"}
 	case in.PeerPromoting && in.Knowledge != PeerUnreachable:
 		// The peer took over while this site was down and is promoting
 		// now: its latest RoleChanged still says standby, but resuming
 		// would make two primaries. Its outcome (active at a higher epoch,
-		// or aborted) decides.
+		// or aborted) decides. A promotion that outlasts any takeover
+		// resumes this site claim-gated (above), so a peer that died
+		// mid-failover cannot hold it forever.
 		return RestartDecision{Action: RestartHold, Reason: "the peer's promotion is in progress; waiting for its outcome"}
 	case in.PeerRole == events.RoleActive && (in.PeerEpoch > in.Epoch || (in.PeerEpoch == in.Epoch && in.Peer < in.Site)):
 		// The decision loop's epoch fence stands this site down; the

@@ -28,41 +28,52 @@ func TestRestart(t *testing.T) {
 		peer      peer
 		want      RestartAction
 		warn      bool
+		// promoting: the peer's promotion is in this log, not ended;
+		// stuck: for longer than a takeover may take.
+		promoting, stuck bool
 	}{
 		// The bug the partition fuzzer found: the peer took over while
 		// this site's process was down, then the link was cut.
-		{"unreachable, automatic on, peer standby in this log", active, false, PeerUnreachable, true, peerStandby, RestartStandDown, false},
-		{"unreachable, automatic on, peer without a role", active, false, PeerUnreachable, true, none, RestartStandDown, false},
-		{"unreachable, automatic off: nobody would promote it back", active, false, PeerUnreachable, false, peerStandby, RestartResume, true},
-		{"unreachable, automatic off, peer without a role", active, false, PeerUnreachable, false, none, RestartResume, true},
+		{"unreachable, automatic on, peer standby in this log", active, false, PeerUnreachable, true, peerStandby, RestartStandDown, false, false, false},
+		{"unreachable, automatic on, peer without a role", active, false, PeerUnreachable, true, none, RestartStandDown, false, false, false},
+		{"unreachable, automatic off: nobody would promote it back", active, false, PeerUnreachable, false, peerStandby, RestartResume, true, false, false},
+		{"unreachable, automatic off, peer without a role", active, false, PeerUnreachable, false, none, RestartResume, true, false, false},
 		// A takeover already in the log: the decision loop's epoch fence
 		// stands it down, whatever automatic says; the hold lasts till then.
-		{"unreachable, peer active at a newer epoch", active, false, PeerUnreachable, true, peerTookOver, RestartHold, false},
-		{"unreachable, automatic off, peer active at a newer epoch", active, false, PeerUnreachable, false, peerTookOver, RestartHold, false},
-		{"reachable, peer active at a newer epoch", active, false, PeerLearned, true, peerTookOver, RestartHold, false},
-		{"pending, peer active at a newer epoch", active, false, PeerPending, true, peerTookOver, RestartHold, false},
-		{"unknown, peer active at a newer epoch", active, false, PeerUnknown, true, peerTookOver, RestartHold, false},
-		{"reachable, peer active at the same epoch, tie won by this site", active, false, PeerLearned, true, peerActiveOld, RestartResume, false},
+		{"unreachable, peer active at a newer epoch", active, false, PeerUnreachable, true, peerTookOver, RestartHold, false, false, false},
+		{"unreachable, automatic off, peer active at a newer epoch", active, false, PeerUnreachable, false, peerTookOver, RestartHold, false, false, false},
+		{"reachable, peer active at a newer epoch", active, false, PeerLearned, true, peerTookOver, RestartHold, false, false, false},
+		{"pending, peer active at a newer epoch", active, false, PeerPending, true, peerTookOver, RestartHold, false, false, false},
+		{"unknown, peer active at a newer epoch", active, false, PeerUnknown, true, peerTookOver, RestartHold, false, false, false},
+		{"reachable, peer active at the same epoch, tie won by this site", active, false, PeerLearned, true, peerActiveOld, RestartResume, false, false, false},
 		// The peer answers and is standby: this site stays active.
-		{"reachable, peer standby", active, false, PeerLearned, true, peerStandby, RestartResume, false},
-		{"reachable, automatic off, peer standby", active, false, PeerLearned, false, peerStandby, RestartResume, false},
-		{"reachable, peer without a role", active, false, PeerLearned, true, none, RestartResume, false},
+		{"reachable, peer standby", active, false, PeerLearned, true, peerStandby, RestartResume, false, false, false},
+		{"reachable, automatic off, peer standby", active, false, PeerLearned, false, peerStandby, RestartResume, false, false, false},
+		{"reachable, peer without a role", active, false, PeerLearned, true, none, RestartResume, false, false, false},
 		// Nothing learned within StartupHold.
-		{"unknown, automatic on", active, false, PeerUnknown, true, peerStandby, RestartResume, true},
-		{"unknown, automatic off", active, false, PeerUnknown, false, none, RestartResume, true},
-		{"pending, automatic on", active, false, PeerPending, true, peerStandby, RestartHold, false},
-		{"pending, automatic off", active, false, PeerPending, false, none, RestartHold, false},
+		{"unknown, automatic on", active, false, PeerUnknown, true, peerStandby, RestartResume, true, false, false},
+		{"unknown, automatic off", active, false, PeerUnknown, false, none, RestartResume, true, false, false},
+		{"pending, automatic on", active, false, PeerPending, true, peerStandby, RestartHold, false, false, false},
+		{"pending, automatic off", active, false, PeerPending, false, none, RestartHold, false, false, false},
 		// The role moved on (a fence, a stand-down already recorded).
-		{"already standby", standby, false, PeerUnreachable, true, peerStandby, RestartResume, false},
-		{"already standby, pending", standby, false, PeerPending, true, peerTookOver, RestartResume, false},
-		{"a saga runs: its end settles the role", active, true, PeerUnreachable, true, peerStandby, RestartHold, false},
-		{"a saga ran to standby", standby, false, PeerUnreachable, true, peerStandby, RestartResume, false},
+		{"already standby", standby, false, PeerUnreachable, true, peerStandby, RestartResume, false, false, false},
+		{"already standby, pending", standby, false, PeerPending, true, peerTookOver, RestartResume, false, false, false},
+		{"a saga runs: its end settles the role", active, true, PeerUnreachable, true, peerStandby, RestartHold, false, false, false},
+		{"a saga ran to standby", standby, false, PeerUnreachable, true, peerStandby, RestartResume, false, false, false},
+		// Found by the simulator (seeds 1987, 2790): the peer's takeover
+		// is in flight, its last RoleChanged still standby; resuming made
+		// two primaries.
+		{"reachable, peer standby but promoting: hold", active, false, PeerLearned, true, peerStandby, RestartHold, false, true, false},
+		{"unknown, peer promoting: hold", active, false, PeerUnknown, true, peerStandby, RestartHold, false, true, false},
+		{"peer promoting for longer than a takeover may: resume, claim-gated", active, false, PeerLearned, true, peerStandby, RestartResume, true, true, true},
+		{"unreachable, peer promoting: stand down as for any lost peer", active, false, PeerUnreachable, true, peerStandby, RestartStandDown, false, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := Restart(RestartInput{
 				Site: A, Peer: B, Role: tt.role, Epoch: 1, SagaRunning: tt.saga, Knowledge: tt.knowledge,
 				PeerRole: tt.peer.role, PeerEpoch: tt.peer.epoch, Automatic: tt.automatic,
+				PeerPromoting: tt.promoting, PeerPromotingStuck: tt.stuck,
 			})
 			if d.Action != tt.want || d.Warn != tt.warn {
 				t.Errorf("Restart = %s warn=%v (%s), want %s warn=%v", d.Action, d.Warn, d.Reason, tt.want, tt.warn)

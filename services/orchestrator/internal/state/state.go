@@ -353,6 +353,11 @@ func (s *State) Apply(env *events.Envelope) {
 			s.Pending = &Request{ID: env.ID, FailoverRequested: e, At: env.Time}
 		}
 	case events.FailoverStarted:
+		if e.Epoch > s.MaxEpoch {
+			// The peer's epochs too, aborted ones included: a site must
+			// not open an epoch below one the peer already opened.
+			s.MaxEpoch = e.Epoch
+		}
 		if !own {
 			s.PeerSaga = &Saga{ID: e.FailoverID, From: e.From, To: e.To, Epoch: e.Epoch, Manual: e.Manual, Force: e.Force,
 				Reason: e.Reason, StartedAt: env.Time}
@@ -425,7 +430,10 @@ func (s *State) Apply(env *events.Envelope) {
 		}
 	case events.RemoteUnreachable:
 		if own && e.Peer == s.Peer && s.configured[e.Line] {
-			if !s.PeerUnreachable() {
+			if !s.PeerUnreachable() && e.Since.After(s.UnreachableSince) {
+				// The latest of the lines: the takeover hold counts from
+				// it, and a line that reports an earlier Since last must
+				// not shorten the hold.
 				s.UnreachableSince = e.Since
 			}
 			s.Lines[e.Line] = false
