@@ -1,41 +1,15 @@
 package orchestrator
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/drwatch/drwatch/pkg/bus"
 	"github.com/drwatch/drwatch/pkg/bus/bustest"
 	"github.com/drwatch/drwatch/pkg/events"
 	"github.com/drwatch/drwatch/services/orchestrator/internal/decide"
 	"github.com/drwatch/drwatch/services/orchestrator/internal/saga"
 )
-
-// lagDBMonitor answers site's DatabaseCommands on b like dbmonitor, with
-// the position answer lag returns for the command's FailoverID.
-func lagDBMonitor(ctx context.Context, b *bus.Bus, site events.SiteID, lag func(failoverID string) int64) {
-	go func() {
-		answered := map[events.ID]bool{}
-		for ctx.Err() == nil {
-			_, _ = b.Replay(ctx, 0, []string{events.TypeFilter("DatabaseCommand")}, func(_ uint64, env *events.Envelope) error {
-				cmd, err := events.DecodeInto[events.DatabaseCommand](env)
-				if err != nil || cmd.Target != site || answered[env.ID] {
-					return nil
-				}
-				answered[env.ID] = true
-				done := events.DatabaseCommandDone{Command: cmd.Command, Database: cmd.Database, OK: true, Position: "0-1-1", FailoverID: cmd.FailoverID}
-				if cmd.Command == "position" {
-					done.LagTransactions = lag(cmd.FailoverID)
-				}
-				_, err = b.Publish(ctx, done, env)
-				return err
-			})
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
-}
 
 // TestSwitchoverRefusedLeavesAnActive: an operator asks b to take over
 // while b's MariaDB is behind. Before, b fenced a first and then refused
@@ -63,8 +37,8 @@ func TestSwitchoverRefusedLeavesAnActive(t *testing.T) {
 			p := bustest.RunPair(t)
 			ctx := t.Context()
 			vips := map[events.SiteID]*fakeVIP{"a": {}, "b": {}}
-			lagDBMonitor(ctx, p.A.Bus(t, "dbmonitor", "b"), "a", func(string) int64 { return 0 })
-			lagDBMonitor(ctx, p.B.Bus(t, "dbmonitor", "a"), "b", tt.lag)
+			answerDBCommands(ctx, p.A.Bus(t, "dbmonitor", "b"), "a", nil, nil)
+			answerDBCommands(ctx, p.B.Bus(t, "dbmonitor", "a"), "b", nil, tt.lag)
 			buses := runPairSites(t, p, func(o *Options) {
 				o.Policy.RestartYield = time.Second
 				o.Databases = []events.Database{events.MySQL}

@@ -126,6 +126,14 @@ func TestManualFailoverAcrossSites(t *testing.T) {
 // fakeDBMonitor answers every DatabaseCommand aimed at site on b, as the
 // real dbmonitor does, and hands the commands it saw to seen.
 func fakeDBMonitor(ctx context.Context, t *testing.T, b *bus.Bus, site events.SiteID, seen chan<- events.DatabaseCommand) {
+	answerDBCommands(ctx, b, site, seen, nil)
+}
+
+// answerDBCommands answers site's DatabaseCommands on b like dbmonitor:
+// each succeeds, a position answer carrying the lag lag returns for the
+// command's FailoverID (none when lag is nil); the commands go to seen
+// when it has room (seen may be nil).
+func answerDBCommands(ctx context.Context, b *bus.Bus, site events.SiteID, seen chan<- events.DatabaseCommand, lag func(failoverID string) int64) {
 	go func() {
 		answered := map[events.ID]bool{}
 		for ctx.Err() == nil {
@@ -139,7 +147,11 @@ func fakeDBMonitor(ctx context.Context, t *testing.T, b *bus.Bus, site events.Si
 				case seen <- cmd:
 				default:
 				}
-				_, err = b.Publish(ctx, events.DatabaseCommandDone{Command: cmd.Command, Database: cmd.Database, OK: true, Position: "0-1-1", FailoverID: cmd.FailoverID}, env)
+				done := events.DatabaseCommandDone{Command: cmd.Command, Database: cmd.Database, OK: true, Position: "0-1-1", FailoverID: cmd.FailoverID}
+				if cmd.Command == "position" && lag != nil {
+					done.LagTransactions = lag(cmd.FailoverID)
+				}
+				_, err = b.Publish(ctx, done, env)
 				return err
 			})
 			time.Sleep(20 * time.Millisecond)

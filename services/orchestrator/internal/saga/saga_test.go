@@ -334,25 +334,35 @@ func TestRunResumes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := newWorld(t, standby)
-			w.apply(siteB, events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "peer active"})
-			x, o := full(t, w)
-			s := start(w, x, tt.to, tt.done...)
-			if tt.roleChanged {
-				w.apply(siteA, events.RoleChanged{From: s.From, To: s.To, Epoch: 2, Reason: "test", FailoverID: "f1"})
-				s = w.st.Clone().Saga
-			}
-			if err := x.Run(context.Background(), s); err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(tt.ops, o.lines()); diff != "" {
-				t.Errorf("actions (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(tt.log, w.types()); diff != "" {
-				t.Errorf("log (-want +got):\n%s", diff)
-			}
+			runFrom(t, tt.to, tt.done, tt.roleChanged, (*Executor).Run, tt.ops, tt.log)
 		})
 	}
+}
+
+// runFrom records a saga to role to with the steps done already done (and
+// its RoleChanged when roleChanged), against a peer active at epoch 1,
+// carries it on with run (Executor.Run or Resume), checks the actions and
+// the log, and returns the world for further checks.
+func runFrom(t *testing.T, to events.Role, done []string, roleChanged bool, run func(*Executor, context.Context, *state.Saga) error, ops, log []string) *world {
+	t.Helper()
+	w := newWorld(t, standby)
+	w.apply(siteB, events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "peer active"})
+	x, o := full(t, w)
+	s := start(w, x, to, done...)
+	if roleChanged {
+		w.apply(siteA, events.RoleChanged{From: s.From, To: s.To, Epoch: 2, Reason: "test", FailoverID: "f1"})
+		s = w.st.Clone().Saga
+	}
+	if err := run(x, context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(ops, o.lines()); diff != "" {
+		t.Errorf("actions (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(log, w.types()); diff != "" {
+		t.Errorf("log (-want +got):\n%s", diff)
+	}
+	return w
 }
 
 // TestResume: a saga an earlier process left running. Before, a promotion
@@ -386,23 +396,7 @@ func TestResume(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := newWorld(t, standby)
-			w.apply(siteB, events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "peer active"})
-			x, o := full(t, w)
-			s := start(w, x, tt.to, tt.done...)
-			if tt.roleChanged {
-				w.apply(siteA, events.RoleChanged{From: s.From, To: s.To, Epoch: 2, Reason: "test", FailoverID: "f1"})
-				s = w.st.Clone().Saga
-			}
-			if err := x.Resume(context.Background(), s); err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(tt.ops, o.lines()); diff != "" {
-				t.Errorf("actions (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(tt.log, w.types()); diff != "" {
-				t.Errorf("log (-want +got):\n%s", diff)
-			}
+			w := runFrom(t, tt.to, tt.done, tt.roleChanged, (*Executor).Resume, tt.ops, tt.log)
 			for _, ev := range w.log {
 				if a, ok := ev.(events.FailoverAborted); ok {
 					if !a.Interrupted || !cmp.Equal(a.Undone, tt.undone) {
