@@ -286,7 +286,7 @@ func (x *Executor) undo(ctx context.Context, s *state.Saga) (undone, problems []
 		default:
 			continue
 		}
-		done := events.FailoverStepDone{FailoverID: s.ID, Step: clip64("undo-" + step), OK: err == nil}
+		done := events.FailoverStepDone{FailoverID: s.ID, Step: clipTo("undo-"+step, 64), OK: err == nil}
 		if err != nil {
 			done.Error = clip(err.Error())
 			problems = append(problems, step+": "+err.Error())
@@ -298,13 +298,6 @@ func (x *Executor) undo(ctx context.Context, s *state.Saga) (undone, problems []
 		}
 	}
 	return undone, problems
-}
-
-func clip64(s string) string {
-	if len(s) > 64 {
-		return s[:64]
-	}
-	return s
 }
 
 func (x *Executor) step(ctx context.Context, s *state.Saga, step string) (string, error) {
@@ -700,16 +693,16 @@ func JudgePosition(db events.Database, done events.DatabaseCommandDone, waitErr 
 	return line, ""
 }
 
-func clip(s string) string {
-	if len(s) > 4096 {
-		return s[:4096]
-	}
-	return s
-}
+// clip bounds a step's output or error (events.FailoverStepDone, 4 KiB).
+func clip(s string) string { return clipTo(s, 4096) }
 
-func clip1k(s string) string {
-	if len(s) > 1024 {
-		return s[:1024]
+// clip1k bounds a reason (1 KiB in most events).
+func clip1k(s string) string { return clipTo(s, 1024) }
+
+// clipTo cuts s to at most n bytes, as the events' validation bounds them.
+func clipTo(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
 	}
 	return s
 }

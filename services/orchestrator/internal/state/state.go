@@ -316,7 +316,8 @@ func (s *State) Leader() events.SiteID {
 // no primary and yet lacks nothing: a position check must not refuse it.
 func (s *State) OwnsLineage(db events.Database) bool {
 	own := max(s.ActiveEpoch, s.Promoted[db])
-	return own > 0 && own > max(s.PeerActiveEpoch, s.PeerPromoted)
+	_, peer := s.Lineage()
+	return own > 0 && own > peer
 }
 
 // Stale reports whether request r was issued before the highest epoch
