@@ -110,3 +110,5 @@ replace github.com/drwatch/drwatch/tests/e2e => ../../tests/e2e
 replace github.com/drwatch/drwatch/pkg/sshsim => ../../pkg/sshsim
 
 replace github.com/drwatch/drwatch/pkg/pki => ../../pkg/pki
+
+replace github.com/drwatch/drwatch/pkg/pair => ../../pkg/pair

@@ -37,3 +37,5 @@ replace github.com/drwatch/drwatch/tests/e2e => ../../tests/e2e
 replace github.com/drwatch/drwatch/pkg/sshsim => ../sshsim
 
 replace github.com/drwatch/drwatch/pkg/pki => ../pki
+
+replace github.com/drwatch/drwatch/pkg/pair => ../pair

@@ -35,3 +35,5 @@ replace github.com/drwatch/drwatch/services/notifier => ../../services/notifier
 replace github.com/drwatch/drwatch/services/orchestrator => ../../services/orchestrator
 
 replace github.com/drwatch/drwatch/tests/e2e => ../../tests/e2e
+
+replace github.com/drwatch/drwatch/pkg/pair => ../pair

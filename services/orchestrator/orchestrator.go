@@ -2,7 +2,7 @@
 // matters — must this site become active or standby — and carries it out as
 // a saga recorded step by step in the site's log.
 //
-// Its state is a projection of the log (internal/state); the decision is a
+// Its state is a projection of the log (pkg/pair); the decision is a
 // pure function (internal/decide); execution is internal/saga. A restart
 // replays the log and resumes any saga left half done.
 package orchestrator
@@ -27,10 +27,10 @@ import (
 	"github.com/drwatch/drwatch/pkg/bus"
 	"github.com/drwatch/drwatch/pkg/config"
 	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/pkg/pair"
 	"github.com/drwatch/drwatch/pkg/service"
 	"github.com/drwatch/drwatch/services/orchestrator/internal/decide"
 	"github.com/drwatch/drwatch/services/orchestrator/internal/saga"
-	"github.com/drwatch/drwatch/services/orchestrator/internal/state"
 	"github.com/drwatch/drwatch/services/orchestrator/internal/svcmon"
 	"github.com/drwatch/drwatch/services/orchestrator/internal/vip"
 	"github.com/drwatch/drwatch/services/orchestrator/internal/vipmon"
@@ -263,7 +263,7 @@ func RunWith(ctx context.Context, deps service.Deps, o Options) error {
 	r := &runner{
 		deps: deps, opts: o,
 		log:     deps.Log.With("component", "orchestrator"),
-		st:      state.New(o.Site, o.Peer, o.InitialRole, o.Lines),
+		st:      pair.New(o.Site, o.Peer, o.InitialRole, o.Lines),
 		changed: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 		started: map[string]bool{},
@@ -277,7 +277,7 @@ type runner struct {
 	log  *slog.Logger
 
 	mu      sync.Mutex
-	st      *state.State
+	st      *pair.State
 	changed chan struct{} // closed and replaced at every applied event
 	wake    chan struct{}
 	// sagaActive: this process is carrying a saga out (the service and
@@ -322,8 +322,8 @@ func (l lockedVIP) Release(ctx context.Context) error {
 }
 
 func filters() []string {
-	f := make([]string, len(state.Types))
-	for i, t := range state.Types {
+	f := make([]string, len(pair.Types))
+	for i, t := range pair.Types {
 		f[i] = events.TypeFilter(t)
 	}
 	return f
@@ -341,14 +341,14 @@ func (r *runner) apply(env *events.Envelope) {
 	}
 }
 
-func (r *runner) snapshot() (*state.State, <-chan struct{}) {
+func (r *runner) snapshot() (*pair.State, <-chan struct{}) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.st.Clone(), r.changed
 }
 
 // wait blocks until cond holds on the projection; timeout 0 looks once.
-func (r *runner) wait(ctx context.Context, cond func(*state.State) bool, timeout time.Duration) (*state.State, error) {
+func (r *runner) wait(ctx context.Context, cond func(*pair.State) bool, timeout time.Duration) (*pair.State, error) {
 	var deadline <-chan time.Time
 	if timeout > 0 {
 		t := time.NewTimer(timeout)
@@ -626,20 +626,20 @@ func (r *runner) claimOnRestart(ctx context.Context, d decide.RestartDecision) d
 // read-only, then hooks and services), marked StandDown so the projection
 // knows the site was active last. It returns once the saga has ended, so
 // the hold is lifted on a standby site whose databases accept no writes.
-func (r *runner) standDown(ctx context.Context, st *state.State, why string) error {
+func (r *runner) standDown(ctx context.Context, st *pair.State, why string) error {
 	epoch := max(st.Epoch, st.MaxEpoch)
 	r.log.Warn("restarted active without its peer: standing down", "epoch", epoch, "why", why)
 	id := uuid.Must(uuid.NewV7()).String()
 	plan := (&saga.Executor{Peer: r.opts.Peer, VIP: r.sagaVIP(), Services: r.opts.Services, Hooks: r.opts.Hooks, Databases: r.opts.Databases}).Plan(events.RoleStandby, false)
 	ev := events.FailoverStarted{FailoverID: id, From: events.RoleActive, To: events.RoleStandby, Epoch: epoch,
-		Reason: state.RestartStandDownReason, StandDown: true, Steps: plan}
+		Reason: pair.RestartStandDownReason, StandDown: true, Steps: plan}
 	r.mu.Lock()
 	r.started[id] = true
 	r.mu.Unlock()
 	if _, err := r.deps.Bus.Publish(ctx, ev, nil); err != nil {
 		return fmt.Errorf("record the stand-down: %w", err)
 	}
-	_, err := r.wait(ctx, func(s *state.State) bool {
+	_, err := r.wait(ctx, func(s *pair.State) bool {
 		return s.Saga != nil && s.Saga.ID == id && s.Saga.Finished && s.Role != events.RoleActive
 	}, 30*time.Minute)
 	return err
@@ -692,7 +692,7 @@ func (r *runner) step(ctx context.Context, x *saga.Executor) error {
 			return err
 		}
 		// Let the projection catch up with the saga's end before deciding.
-		_, err := r.wait(ctx, func(s *state.State) bool { return s.Saga == nil || s.Saga.ID != id || s.Saga.Finished }, 10*time.Second)
+		_, err := r.wait(ctx, func(s *pair.State) bool { return s.Saga == nil || s.Saga.ID != id || s.Saga.Finished }, 10*time.Second)
 		return err
 	}
 	now := r.deps.Now()
@@ -703,7 +703,7 @@ func (r *runner) step(ctx context.Context, x *saga.Executor) error {
 	if !d.Record() {
 		return r.followPeer(ctx, st, now)
 	}
-	rec := state.Decided{Action: d.Action, Branch: d.Branch, Blocked: d.Blocked, ObserveOnly: d.ObserveOnly}
+	rec := pair.Decided{Action: d.Action, Branch: d.Branch, Blocked: d.Blocked, ObserveOnly: d.ObserveOnly}
 	if d.RequestID == "" && st.LastDecided == rec {
 		return nil // a standing decision is recorded once
 	}
@@ -713,13 +713,13 @@ func (r *runner) step(ctx context.Context, x *saga.Executor) error {
 	if _, err := r.deps.Bus.Publish(ctx, ev, nil); err != nil {
 		return fmt.Errorf("record decision: %w", err)
 	}
-	_, err := r.wait(ctx, func(s *state.State) bool {
+	_, err := r.wait(ctx, func(s *pair.State) bool {
 		return s.LastDecided == rec && (d.RequestID == "" || s.Pending == nil || s.Pending.ID != d.RequestID)
 	}, 10*time.Second)
 	return err
 }
 
-func (r *runner) start(ctx context.Context, x *saga.Executor, st *state.State, d decide.Decision) error {
+func (r *runner) start(ctx context.Context, x *saga.Executor, st *pair.State, d decide.Decision) error {
 	to := events.RoleActive
 	if d.Action == events.ActionBeStandby {
 		to = events.RoleStandby
@@ -742,7 +742,7 @@ func (r *runner) start(ctx context.Context, x *saga.Executor, st *state.State, d
 	}
 	// The next round finds the saga in the projection and runs it, the
 	// same path a restart takes.
-	_, err = r.wait(ctx, func(s *state.State) bool { return s.Saga != nil && s.Saga.ID == id }, 10*time.Second)
+	_, err = r.wait(ctx, func(s *pair.State) bool { return s.Saga != nil && s.Saga.ID == id }, 10*time.Second)
 	return err
 }
 
@@ -767,7 +767,7 @@ func clip(s string, n int) string {
 // once per peer epoch (decide.Follow): after a failover the former active
 // site's servers are fenced primaries that follow nobody. dbmonitor
 // carries the command out; its answer, like the command, is in the log.
-func (r *runner) followPeer(ctx context.Context, st *state.State, now time.Time) error {
+func (r *runner) followPeer(ctx context.Context, st *pair.State, now time.Time) error {
 	var dbs []events.Database
 	for _, db := range decide.Follow(st, r.opts.Databases, r.opts.Follow, now) {
 		if _, ok := r.opts.PeerDatabases[db]; ok {
@@ -777,7 +777,7 @@ func (r *runner) followPeer(ctx context.Context, st *state.State, now time.Time)
 	if len(dbs) == 0 {
 		return nil
 	}
-	id := state.FollowID(st.PeerEpoch)
+	id := pair.FollowID(st.PeerEpoch)
 	for _, db := range dbs {
 		hp := r.opts.PeerDatabases[db]
 		r.log.Info("re-pointing replication at the active peer", "database", db, "primary", hp.Host, "port", hp.Port, "peerEpoch", st.PeerEpoch)
@@ -792,7 +792,7 @@ func (r *runner) followPeer(ctx context.Context, st *state.State, now time.Time)
 	}
 	// The projection must hold the commands before the next round, or it
 	// would send them again.
-	_, err := r.wait(ctx, func(s *state.State) bool {
+	_, err := r.wait(ctx, func(s *pair.State) bool {
 		for _, db := range dbs {
 			f := s.Follow[db]
 			if f.Epoch != st.PeerEpoch || (st.Follow[db].Epoch == st.PeerEpoch && f.Attempts <= attempts[db]) {
@@ -864,7 +864,7 @@ func (r *runner) recordSettings(ctx context.Context) error {
 // compareSettings reports, once per difference, pair-wide settings that
 // differ from the peer's as a failed ConfigChecked (mailed by the
 // notifier, shown by drwatch health).
-func (r *runner) compareSettings(ctx context.Context, st *state.State) {
+func (r *runner) compareSettings(ctx context.Context, st *pair.State) {
 	diff := decide.SettingsDiffer(st.Settings, st.PeerSettings, r.opts.Peer)
 	key := strings.Join(diff, "\n")
 	if len(diff) == 0 || key == r.settingsReported {

@@ -9,10 +9,10 @@ import (
 
 	"github.com/drwatch/drwatch/pkg/bus/bustest"
 	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/pkg/pair"
 	"github.com/drwatch/drwatch/pkg/service"
 	"github.com/drwatch/drwatch/services/orchestrator/internal/decide"
 	"github.com/drwatch/drwatch/services/orchestrator/internal/saga"
-	"github.com/drwatch/drwatch/services/orchestrator/internal/state"
 )
 
 // TestRestartedActiveWithoutItsPeer is the partition fuzzer's finding:
@@ -87,7 +87,7 @@ func TestRestartedActiveWithoutItsPeer(t *testing.T) {
 				return err == nil && (tt.wantRole == events.RoleActive || len(vip.opsSeen()) > 0)
 			})
 			time.Sleep(300 * time.Millisecond) // VIP rounds after the hold
-			if tt.wantRole == events.RoleStandby && (last.Reason != state.RestartStandDownReason || last.Epoch != 1 || last.From != events.RoleActive) {
+			if tt.wantRole == events.RoleStandby && (last.Reason != pair.RestartStandDownReason || last.Epoch != 1 || last.From != events.RoleActive) {
 				t.Errorf("stand-down recorded as %+v", last)
 			}
 			if tt.wantRole == events.RoleActive && last.Epoch != 1 {

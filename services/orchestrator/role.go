@@ -7,8 +7,8 @@ import (
 
 	"github.com/drwatch/drwatch/pkg/bus"
 	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/pkg/pair"
 	"github.com/drwatch/drwatch/services/orchestrator/internal/decide"
-	"github.com/drwatch/drwatch/services/orchestrator/internal/state"
 )
 
 // rebuild folds the log into the projection and returns its last
@@ -67,7 +67,7 @@ func (r *runner) announceInitialRole(ctx context.Context) (awaiting bool, err er
 	if _, err := r.deps.Bus.Publish(ctx, rc, nil); err != nil {
 		return false, err
 	}
-	_, err = r.wait(ctx, func(s *state.State) bool { return s.RoleKnown }, 10*time.Second)
+	_, err = r.wait(ctx, func(s *pair.State) bool { return s.RoleKnown }, 10*time.Second)
 	return awaiting, err
 }
 
@@ -82,7 +82,7 @@ const (
 
 // configured is the RoleChanged of site.role: an active site opens its
 // first epoch.
-func (r *runner) configured(st *state.State, why string) events.RoleChanged {
+func (r *runner) configured(st *pair.State, why string) events.RoleChanged {
 	rc := events.RoleChanged{To: r.opts.InitialRole, Epoch: st.MaxEpoch, Reason: why}
 	if rc.To == events.RoleActive {
 		rc.Epoch = decide.NextEpoch(st.MaxEpoch, r.opts.Site, r.opts.Peer)

@@ -120,3 +120,5 @@ replace github.com/drwatch/drwatch/pkg/ping => ../../pkg/ping
 replace github.com/drwatch/drwatch/pkg/sshsim => ../../pkg/sshsim
 
 replace github.com/drwatch/drwatch/pkg/pki => ../../pkg/pki
+
+replace github.com/drwatch/drwatch/pkg/pair => ../../pkg/pair

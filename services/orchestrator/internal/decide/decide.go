@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/drwatch/drwatch/pkg/events"
-	"github.com/drwatch/drwatch/services/orchestrator/internal/state"
+	"github.com/drwatch/drwatch/pkg/pair"
 )
 
 // Policy is the configured failover policy.
@@ -28,7 +28,7 @@ type Policy struct {
 	MaxLagBytes        int64
 	MaxLagTransactions int64
 	// LagMaxAge is how long a lag figure blocks (0: forever); see
-	// state.LagLimits.MaxAge.
+	// pair.LagLimits.MaxAge.
 	LagMaxAge   time.Duration
 	ObserveOnly bool
 	// RetryAfter is the least time between an aborted automatic takeover
@@ -44,7 +44,7 @@ type Policy struct {
 	// verdict carries no waitUntil of its own.
 	WaitDuration time.Duration
 	// RestartYield is how long a site that stood down on restart
-	// (state.StoodDownAt) leaves the peer to take over and show its
+	// (pair.StoodDownAt) leaves the peer to take over and show its
 	// arbiter sessions before a verdict may promote it again: the peer,
 	// cut off too, still believes this site active and managing nothing,
 	// so both would take over on verdicts reached at the same moment.
@@ -52,8 +52,8 @@ type Policy struct {
 }
 
 // LagLimits are the in-sync limits of the policy.
-func (p Policy) LagLimits() state.LagLimits {
-	return state.LagLimits{MaxBytes: p.MaxLagBytes, MaxTransactions: p.MaxLagTransactions, MaxAge: p.LagMaxAge}
+func (p Policy) LagLimits() pair.LagLimits {
+	return pair.LagLimits{MaxBytes: p.MaxLagBytes, MaxTransactions: p.MaxLagTransactions, MaxAge: p.LagMaxAge}
 }
 
 // Input is what a decision reads besides the state.
@@ -92,7 +92,7 @@ func nothing(branch, reason string) Decision {
 }
 
 // Decide returns what this site must do at now.
-func Decide(s *state.State, in Input, now time.Time) Decision {
+func Decide(s *pair.State, in Input, now time.Time) Decision {
 	d := decide(s, in.Policy, now)
 	switch d.Action {
 	case events.ActionBeActive:
@@ -124,7 +124,7 @@ func NextEpoch(seen events.Epoch, site, peer events.SiteID) events.Epoch {
 	return e
 }
 
-func decide(s *state.State, p Policy, now time.Time) Decision {
+func decide(s *pair.State, p Policy, now time.Time) Decision {
 	if s.SagaRunning() {
 		return nothing("saga.running", "failover "+s.Saga.ID+" is in progress")
 	}
@@ -169,7 +169,7 @@ func blocked(a events.Action, branch, reason string) Decision {
 
 // request answers a FailoverRequested aimed at this site: from an operator
 // on either side (manual), or from the peer fencing this site.
-func request(s *state.State, p Policy, r *state.Request, now time.Time) Decision {
+func request(s *pair.State, p Policy, r *pair.Request, now time.Time) Decision {
 	var d Decision
 	switch {
 	case s.Stale(r):
@@ -207,7 +207,7 @@ func request(s *state.State, p Policy, r *state.Request, now time.Time) Decision
 
 // decideActive: an active site steps down when its own verdict says so
 // (it lost its arbiters), when automatic failover allows it.
-func decideActive(s *state.State, p Policy, now time.Time) Decision {
+func decideActive(s *pair.State, p Policy, now time.Time) Decision {
 	v := s.Verdict
 	if v == nil || v.Action != events.ActionBeStandby {
 		return nothing("active.stay", "no verdict asks this site to stand down")
@@ -219,7 +219,7 @@ func decideActive(s *state.State, p Policy, now time.Time) Decision {
 	return act(events.ActionBeStandby, "active.arbiters-lost", "arbitration says beStandby ("+v.Branch+")")
 }
 
-func decideStandby(s *state.State, p Policy, now time.Time) Decision {
+func decideStandby(s *pair.State, p Policy, now time.Time) Decision {
 	v := s.Verdict
 	peerDown := s.PeerUnreachable()
 	bothStandby := s.PeerRole == events.RoleStandby
@@ -278,7 +278,7 @@ func decideStandby(s *state.State, p Policy, now time.Time) Decision {
 }
 
 // guards are what an automatic promotion must pass.
-func guards(s *state.State, p Policy, now time.Time) (Decision, bool) {
+func guards(s *pair.State, p Policy, now time.Time) (Decision, bool) {
 	if !s.AutomaticOn(p.Automatic, now, p.ClockSkew) {
 		reason := "automatic failover is off; run a manual failover to take over"
 		if s.AutomaticUntil != nil {
@@ -302,7 +302,7 @@ func guards(s *state.State, p Policy, now time.Time) (Decision, bool) {
 // only when it loses the peer), and without this rule nobody would be
 // active. It happens after a switchover that aborted past the fence, a
 // demotion asked by an operator, or a restart stand-down. The site whose
-// databases hold the newest history (state.Leader: the higher of the
+// databases hold the newest history (pair.Leader: the higher of the
 // epochs at which each became active or promoted a database) becomes
 // active again: both sites compute the same answer from the same facts,
 // and the takeover claims the arbiters like any other. It waits RestartYield
@@ -313,7 +313,7 @@ func guards(s *state.State, p Policy, now time.Time) (Decision, bool) {
 // The block window and the lag guard do not apply (this is no failover:
 // the service returns where it was); automatic failover off does, since
 // then nothing automatic acts.
-func resume(s *state.State, p Policy, now time.Time) Decision {
+func resume(s *pair.State, p Policy, now time.Time) Decision {
 	if s.PeerSagaRunning() {
 		return nothing("standby.resume-wait", "both sites standby; the peer's failover "+s.PeerSaga.ID+" is in progress")
 	}
@@ -346,7 +346,7 @@ func later(a, b time.Time) time.Time {
 
 // failback: the home site is standby while the peer, active after a
 // failover, is healthy. Manual by default (seeds 001, 002).
-func failback(s *state.State, p Policy, now time.Time) Decision {
+func failback(s *pair.State, p Policy, now time.Time) Decision {
 	if !p.FailbackAutomatic {
 		return nothing("failback.manual", "failover.failback is manual; an operator moves the service back")
 	}

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/drwatch/drwatch/pkg/events"
-	"github.com/drwatch/drwatch/services/orchestrator/internal/state"
+	"github.com/drwatch/drwatch/pkg/pair"
 )
 
 var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
@@ -18,9 +18,9 @@ type logEntry struct {
 	ev   events.Event
 }
 
-func build(t *testing.T, self, peer events.SiteID, role events.Role, log []logEntry) *state.State {
+func build(t *testing.T, self, peer events.SiteID, role events.Role, log []logEntry) *pair.State {
 	t.Helper()
-	s := state.New(self, peer, role, []string{"default"})
+	s := pair.New(self, peer, role, []string{"default"})
 	for i, e := range log {
 		env, err := events.New(events.Source{Site: e.site, Node: "n", Service: "test"}, e.ev, t0.Add(e.d), nil)
 		if err != nil {

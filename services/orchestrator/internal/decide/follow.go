@@ -4,7 +4,7 @@ import (
 	"time"
 
 	"github.com/drwatch/drwatch/pkg/events"
-	"github.com/drwatch/drwatch/services/orchestrator/internal/state"
+	"github.com/drwatch/drwatch/pkg/pair"
 )
 
 // FollowPolicy bounds the re-pointing of a former active site's databases
@@ -26,7 +26,7 @@ type FollowPolicy struct {
 // this epoch of the peer yet. A site that was never active is left alone:
 // it has replicated from the peer since it was installed, and dbmonitor
 // repairs that link.
-func Follow(s *state.State, dbs []events.Database, p FollowPolicy, now time.Time) []events.Database {
+func Follow(s *pair.State, dbs []events.Database, p FollowPolicy, now time.Time) []events.Database {
 	if s.SagaRunning() || !s.RoleKnown || s.Role != events.RoleStandby || !s.EverActive ||
 		s.PeerRole != events.RoleActive || s.PeerUnreachable() {
 		return nil

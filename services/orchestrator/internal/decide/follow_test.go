@@ -6,15 +6,15 @@ import (
 	"time"
 
 	"github.com/drwatch/drwatch/pkg/events"
-	"github.com/drwatch/drwatch/services/orchestrator/internal/state"
+	"github.com/drwatch/drwatch/pkg/pair"
 )
 
 func repoint(db events.Database, epoch events.Epoch) events.DatabaseCommand {
-	return events.DatabaseCommand{Command: "repoint", Database: db, Target: A, PrimaryHost: "b-db", PrimaryPort: 3306, FailoverID: state.FollowID(epoch)}
+	return events.DatabaseCommand{Command: "repoint", Database: db, Target: A, PrimaryHost: "b-db", PrimaryPort: 3306, FailoverID: pair.FollowID(epoch)}
 }
 
 func repointDone(db events.Database, epoch events.Epoch, ok bool) events.DatabaseCommandDone {
-	d := events.DatabaseCommandDone{Command: "repoint", Database: db, OK: ok, FailoverID: state.FollowID(epoch)}
+	d := events.DatabaseCommandDone{Command: "repoint", Database: db, OK: ok, FailoverID: pair.FollowID(epoch)}
 	if !ok {
 		d.Error = "connection refused"
 	}

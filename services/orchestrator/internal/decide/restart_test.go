@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/drwatch/drwatch/pkg/events"
-	"github.com/drwatch/drwatch/services/orchestrator/internal/state"
+	"github.com/drwatch/drwatch/pkg/pair"
 )
 
 func TestRestart(t *testing.T) {
@@ -97,8 +97,8 @@ func TestDecideAfterRestartStandDown(t *testing.T) {
 	stoodDown := func(entries ...logEntry) []logEntry {
 		return with(append([]logEntry{
 			{A, 9 * time.Minute, unreachable(B)},
-			{A, 10 * time.Minute, events.FailoverStarted{FailoverID: "sd", From: active, To: standby, Epoch: 1, Reason: state.RestartStandDownReason, StandDown: true, Steps: []string{"release-vip"}}},
-			{A, 10 * time.Minute, events.RoleChanged{From: active, To: standby, Epoch: 1, Reason: state.RestartStandDownReason, FailoverID: "sd"}},
+			{A, 10 * time.Minute, events.FailoverStarted{FailoverID: "sd", From: active, To: standby, Epoch: 1, Reason: pair.RestartStandDownReason, StandDown: true, Steps: []string{"release-vip"}}},
+			{A, 10 * time.Minute, events.RoleChanged{From: active, To: standby, Epoch: 1, Reason: pair.RestartStandDownReason, FailoverID: "sd"}},
 			{A, 10 * time.Minute, events.FailoverCompleted{FailoverID: "sd", Role: standby, Epoch: 1}},
 		}, entries...)...)
 	}

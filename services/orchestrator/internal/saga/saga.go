@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/pkg/pair"
 	"github.com/drwatch/drwatch/services/orchestrator/internal/hook"
-	"github.com/drwatch/drwatch/services/orchestrator/internal/state"
 	"github.com/drwatch/drwatch/services/orchestrator/internal/svcmon"
 )
 
@@ -84,10 +84,10 @@ type Executor struct {
 	DBTimeout, FenceTimeout time.Duration
 	// LagLimits are failover.maxLagBytes/maxLagTransactions, which the
 	// check-position step applies to the fresh answers (MaxAge unused).
-	LagLimits state.LagLimits
+	LagLimits pair.LagLimits
 	// Wait blocks until cond holds on the projection, ctx ends or timeout
 	// passes, and returns the state it last saw.
-	Wait func(ctx context.Context, cond func(*state.State) bool, timeout time.Duration) (*state.State, error)
+	Wait func(ctx context.Context, cond func(*pair.State) bool, timeout time.Duration) (*pair.State, error)
 	Now  func() time.Time
 	Log  *slog.Logger
 	// AfterPublish, when set, sees every event the executor stored (tests
@@ -162,7 +162,7 @@ func (x *Executor) publish(ctx context.Context, ev events.Event) error {
 // Run carries out s from its first step not done. It returns when the saga
 // is completed or aborted, or with ctx's error when stopped midway (the log
 // then holds where to resume).
-func (x *Executor) Run(ctx context.Context, s *state.Saga) error {
+func (x *Executor) Run(ctx context.Context, s *pair.Saga) error {
 	log := x.Log.With("failover", s.ID, "to", s.To)
 	start := x.Now()
 	// A demotion must end in standby: a failed step is recorded and the
@@ -224,7 +224,7 @@ func isDemote(step string) bool { return strings.HasPrefix(step, "demote-") }
 // aborted as interrupted and undone: the claim, the position answers and
 // the fence it rested on are as old as the crash, so the decision is taken
 // again, with a fresh claim and position.
-func (x *Executor) Resume(ctx context.Context, s *state.Saga) error {
+func (x *Executor) Resume(ctx context.Context, s *pair.Saga) error {
 	switch {
 	case s.To != events.RoleActive:
 		return x.Run(ctx, s)
@@ -234,7 +234,7 @@ func (x *Executor) Resume(ctx context.Context, s *state.Saga) error {
 	return x.abort(ctx, s, s.NextStep(), "interrupted by a restart before it announced active; the decision is taken again with a fresh claim and position", true)
 }
 
-func (x *Executor) complete(ctx context.Context, s *state.Saga, start time.Time) error {
+func (x *Executor) complete(ctx context.Context, s *pair.Saga, start time.Time) error {
 	if !s.RoleChanged {
 		rc := events.RoleChanged{From: s.From, To: s.To, Epoch: s.Epoch, Reason: clip1k(s.Reason), FailoverID: s.ID}
 		if err := x.publish(ctx, rc); err != nil {
@@ -250,7 +250,7 @@ func (x *Executor) complete(ctx context.Context, s *state.Saga, start time.Time)
 }
 
 // abort undoes what the promotion s took and records FailoverAborted.
-func (x *Executor) abort(ctx context.Context, s *state.Saga, step, reason string, interrupted bool) error {
+func (x *Executor) abort(ctx context.Context, s *pair.Saga, step, reason string, interrupted bool) error {
 	undone, problems := x.undo(ctx, s)
 	if len(problems) > 0 {
 		reason += "; undoing it failed: " + strings.Join(problems, "; ")
@@ -268,7 +268,7 @@ func (x *Executor) abort(ctx context.Context, s *state.Saga, step, reason string
 // happened unrecorded): services stop, the VIP goes, promoted databases
 // turn read-only again. A fenced peer is not asked back: the liveness
 // rule (decide) makes the site active at the highest epoch active again.
-func (x *Executor) undo(ctx context.Context, s *state.Saga) (undone, problems []string) {
+func (x *Executor) undo(ctx context.Context, s *pair.Saga) (undone, problems []string) {
 	inFlight := s.NextStep()
 	for i := len(s.Steps) - 1; i >= 0; i-- {
 		step := s.Steps[i]
@@ -300,13 +300,13 @@ func (x *Executor) undo(ctx context.Context, s *state.Saga) (undone, problems []
 	return undone, problems
 }
 
-func (x *Executor) step(ctx context.Context, s *state.Saga, step string) (string, error) {
+func (x *Executor) step(ctx context.Context, s *pair.Saga, step string) (string, error) {
 	return x.try(ctx, s, step, 1)
 }
 
 // try carries out one attempt of step; a database command retried asks
 // dbmonitor afresh rather than reading the failed answer again.
-func (x *Executor) try(ctx context.Context, s *state.Saga, step string, attempt int) (string, error) {
+func (x *Executor) try(ctx context.Context, s *pair.Saga, step string, attempt int) (string, error) {
 	switch step {
 	case "announce":
 		return "", nil
@@ -360,7 +360,7 @@ func (x *Executor) try(ctx context.Context, s *state.Saga, step string, attempt 
 	return "", fmt.Errorf("unknown step %q in the plan of failover %s", step, s.ID)
 }
 
-func (x *Executor) hook(ctx context.Context, s *state.Saga, path, phase, dir string) (string, error) {
+func (x *Executor) hook(ctx context.Context, s *pair.Saga, path, phase, dir string) (string, error) {
 	env := []string{
 		"DRWATCH_SITE=" + string(x.Site), "DRWATCH_PEER=" + string(x.Peer),
 		"DRWATCH_FAILOVER_ID=" + s.ID, "DRWATCH_EPOCH=" + strconv.FormatUint(uint64(s.Epoch), 10),
@@ -394,8 +394,8 @@ func (x *Executor) eachService(ctx context.Context, role events.Role) error {
 // it. A peer that cannot be asked — unreachable from the start, or gone
 // while being fenced — may be active behind the cut: the promotion goes on
 // only with the arbiters claimed (fenceUnreachable).
-func (x *Executor) fence(ctx context.Context, s *state.Saga) (string, error) {
-	st, _ := x.Wait(ctx, func(*state.State) bool { return true }, 0)
+func (x *Executor) fence(ctx context.Context, s *pair.Saga) (string, error) {
+	st, _ := x.Wait(ctx, func(*pair.State) bool { return true }, 0)
 	if st.PeerUnreachable() {
 		return x.fenceUnreachable(ctx, s, "unreachable")
 	}
@@ -405,7 +405,7 @@ func (x *Executor) fence(ctx context.Context, s *state.Saga) (string, error) {
 		// fence what it became.
 		id := st.PeerSaga.ID
 		var err error
-		st, err = x.Wait(ctx, func(st *state.State) bool { return !st.PeerPromoting() || st.PeerUnreachable() }, x.FenceTimeout)
+		st, err = x.Wait(ctx, func(st *pair.State) bool { return !st.PeerPromoting() || st.PeerUnreachable() }, x.FenceTimeout)
 		if err != nil {
 			return "", fmt.Errorf("the peer's own promotion %s still runs after %s; not promoting beside it: %w", id, x.FenceTimeout, err)
 		}
@@ -424,7 +424,7 @@ func (x *Executor) fence(ctx context.Context, s *state.Saga) (string, error) {
 	if err := x.publish(ctx, req); err != nil {
 		return "", err
 	}
-	st, err := x.Wait(ctx, func(st *state.State) bool {
+	st, err := x.Wait(ctx, func(st *pair.State) bool {
 		return st.PeerRole != events.RoleActive || st.PeerUnreachable()
 	}, x.FenceTimeout)
 	if err != nil {
@@ -441,7 +441,7 @@ func (x *Executor) fence(ctx context.Context, s *state.Saga) (string, error) {
 // in this saga, or claimed now. A site that cannot claim (no arbiters, or
 // a custom failure-detection script) goes on with an automatic takeover,
 // which its verdict authorised, and with an operator's only when forced.
-func (x *Executor) fenceUnreachable(ctx context.Context, s *state.Saga, how string) (string, error) {
+func (x *Executor) fenceUnreachable(ctx context.Context, s *pair.Saga, how string) (string, error) {
 	what := "peer " + string(x.Peer) + " " + how
 	switch {
 	case s.Done[StepClaimArbiters]:
@@ -474,7 +474,7 @@ func (x *Executor) fenceUnreachable(ctx context.Context, s *state.Saga, how stri
 // of config.Timing), so the claim that follows cannot complete beside a
 // writable primary. It reports the wait for the step's record.
 func (x *Executor) holdTakeover(ctx context.Context) (string, error) {
-	st, _ := x.Wait(ctx, func(*state.State) bool { return true }, 0)
+	st, _ := x.Wait(ctx, func(*pair.State) bool { return true }, 0)
 	if x.TakeoverHold <= 0 || !st.PeerUnreachable() || st.UnreachableSince.IsZero() {
 		return "", nil
 	}
@@ -498,7 +498,7 @@ func (x *Executor) holdTakeover(ctx context.Context) (string, error) {
 // for its answer; an answer already in the log (a resumed saga) is used as
 // is. Any outcome but clear is an error that says what the arbiters showed.
 func (x *Executor) Claim(ctx context.Context, id, reason string) (events.ArbitersClaimed, error) {
-	has := func(st *state.State) bool { return st.LastClaim != nil && st.LastClaim.ClaimID == id }
+	has := func(st *pair.State) bool { return st.LastClaim != nil && st.LastClaim.ClaimID == id }
 	st, _ := x.Wait(ctx, has, 0)
 	if !has(st) {
 		if err := x.publish(ctx, events.ArbitersClaimRequested{ClaimID: id, Reason: clip1k(reason)}); err != nil {
@@ -520,15 +520,15 @@ func (x *Executor) Claim(ctx context.Context, id, reason string) (events.Arbiter
 
 // ask sends this site's dbmonitor command for db and waits for its
 // answer; an answer already in the log (a resumed saga) is used as is.
-func (x *Executor) ask(ctx context.Context, s *state.Saga, command string, db events.Database) (events.DatabaseCommandDone, error) {
+func (x *Executor) ask(ctx context.Context, s *pair.Saga, command string, db events.Database) (events.DatabaseCommandDone, error) {
 	return x.askAs(ctx, s, s.ID, command, db)
 }
 
 // askAs is ask with the command's FailoverID given: a step asking the
 // same question more than once tells its rounds apart by it.
-func (x *Executor) askAs(ctx context.Context, s *state.Saga, id, command string, db events.Database) (events.DatabaseCommandDone, error) {
-	key := state.DBKey{FailoverID: id, Command: command, Database: db}
-	has := func(st *state.State) bool { _, ok := st.DBDone[key]; return ok }
+func (x *Executor) askAs(ctx context.Context, s *pair.Saga, id, command string, db events.Database) (events.DatabaseCommandDone, error) {
+	key := pair.DBKey{FailoverID: id, Command: command, Database: db}
+	has := func(st *pair.State) bool { _, ok := st.DBDone[key]; return ok }
 	st, _ := x.Wait(ctx, has, 0)
 	if !has(st) {
 		cmd := events.DatabaseCommand{Command: command, Database: db, Target: x.Site, FailoverID: id}
@@ -552,11 +552,11 @@ func (x *Executor) askAs(ctx context.Context, s *state.Saga, id, command string,
 }
 
 // database carries out command on db and reports its answer.
-func (x *Executor) database(ctx context.Context, s *state.Saga, command string, db events.Database) (string, error) {
+func (x *Executor) database(ctx context.Context, s *pair.Saga, command string, db events.Database) (string, error) {
 	return x.databaseAs(ctx, s, s.ID, command, db)
 }
 
-func (x *Executor) databaseAs(ctx context.Context, s *state.Saga, id, command string, db events.Database) (string, error) {
+func (x *Executor) databaseAs(ctx context.Context, s *pair.Saga, id, command string, db events.Database) (string, error) {
 	done, err := x.askAs(ctx, s, id, command, db)
 	if err != nil {
 		return "", err
@@ -578,8 +578,8 @@ func (x *Executor) databaseAs(ctx context.Context, s *state.Saga, id, command st
 // writing, a replica is a few transactions behind at any instant, so the
 // question is asked again for up to positionPatience before refusing. A
 // forced failover goes on and records what it overrode.
-func (x *Executor) checkPosition(ctx context.Context, s *state.Saga) (string, error) {
-	st, _ := x.Wait(ctx, func(*state.State) bool { return true }, 0)
+func (x *Executor) checkPosition(ctx context.Context, s *pair.Saga) (string, error) {
+	st, _ := x.Wait(ctx, func(*pair.State) bool { return true }, 0)
 	patience := time.Duration(0)
 	if !st.PeerUnreachable() && st.PeerRole == events.RoleActive {
 		patience = positionPatience
@@ -606,12 +606,12 @@ const positionPatience = 3 * time.Second
 // nothing. After positionPatience the configured limits decide, as
 // check-position's. An unreachable peer was not fenced over the link and
 // its primaries cannot be asked: nothing to wait for.
-func (x *Executor) catchUp(ctx context.Context, s *state.Saga) (string, error) {
-	st, _ := x.Wait(ctx, func(*state.State) bool { return true }, 0)
+func (x *Executor) catchUp(ctx context.Context, s *pair.Saga) (string, error) {
+	st, _ := x.Wait(ctx, func(*pair.State) bool { return true }, 0)
 	if st.PeerUnreachable() {
 		return "peer " + string(x.Peer) + " unreachable: its primaries cannot be asked; check-position judged the replicas", nil
 	}
-	out, problems, err := x.positions(ctx, s, StepCatchUp, state.LagLimits{}, positionPatience)
+	out, problems, err := x.positions(ctx, s, StepCatchUp, pair.LagLimits{}, positionPatience)
 	if err != nil {
 		return "", err
 	}
@@ -636,11 +636,11 @@ func (x *Executor) catchUp(ctx context.Context, s *state.Saga) (string, error) {
 // apart in the log) and judges the answers against lim, asking again
 // every 200 ms for up to patience while any is out of line. It returns
 // the record's lines and what is still wrong.
-func (x *Executor) positions(ctx context.Context, s *state.Saga, tag string, lim state.LagLimits, patience time.Duration) (string, []string, error) {
+func (x *Executor) positions(ctx context.Context, s *pair.Saga, tag string, lim pair.LagLimits, patience time.Duration) (string, []string, error) {
 	deadline := time.Now().Add(patience)
 	for round := 1; ; round++ {
 		var lines, problems []string
-		st, _ := x.Wait(ctx, func(*state.State) bool { return true }, 0)
+		st, _ := x.Wait(ctx, func(*pair.State) bool { return true }, 0)
 		for _, db := range x.Databases {
 			done, err := x.askAs(ctx, s, s.ID+"/"+tag+"/"+strconv.Itoa(round), "position", db)
 			if ctx.Err() != nil {
@@ -667,16 +667,16 @@ func (x *Executor) positions(ctx context.Context, s *state.Saga, tag string, lim
 // waiting for it) against the limits: a line for the record and, when the
 // promotion must not go on, the problem.
 //
-// ownsLineage (state.OwnsLineage): this site's server holds the pair's
+// ownsLineage (pair.OwnsLineage): this site's server holds the pair's
 // latest history, so following no primary is what it should do.
-func JudgePosition(db events.Database, done events.DatabaseCommandDone, waitErr error, lim state.LagLimits, ownsLineage bool) (line, problem string) {
+func JudgePosition(db events.Database, done events.DatabaseCommandDone, waitErr error, lim pair.LagLimits, ownsLineage bool) (line, problem string) {
 	if waitErr != nil {
 		return string(db) + ": no position", "no fresh position of " + string(db) + ": " + waitErr.Error()
 	}
 	if !done.OK {
 		return string(db) + ": position failed", "position of " + string(db) + " failed: " + done.Error
 	}
-	l := state.Lag{Bytes: done.LagBytes, Transactions: done.LagTransactions}
+	l := pair.Lag{Bytes: done.LagBytes, Transactions: done.LagTransactions}
 	line = fmt.Sprintf("%s: position %s, %s", db, done.Position, db.Behind(done.LagBytes, done.LagTransactions))
 	if done.FollowsNone && ownsLineage {
 		return line + ", follows no primary: it holds the latest history (this site was active, or promoted it, last)", ""

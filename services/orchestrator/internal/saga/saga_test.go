@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/drwatch/drwatch/pkg/events"
-	"github.com/drwatch/drwatch/services/orchestrator/internal/state"
+	"github.com/drwatch/drwatch/pkg/pair"
 	"github.com/drwatch/drwatch/services/orchestrator/internal/svcmon"
 )
 
@@ -34,7 +34,7 @@ var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 type world struct {
 	t   *testing.T
 	mu  sync.Mutex
-	st  *state.State
+	st  *pair.State
 	log []events.Event
 	// dbOK is dbmonitor's answer to every DatabaseCommand but position.
 	dbOK bool
@@ -51,7 +51,7 @@ type world struct {
 }
 
 func newWorld(t *testing.T, role events.Role) *world {
-	return &world{t: t, st: state.New(siteA, siteB, role, []string{"default"}), dbOK: true, peerStandsDown: true}
+	return &world{t: t, st: pair.New(siteA, siteB, role, []string{"default"}), dbOK: true, peerStandsDown: true}
 }
 
 func (w *world) apply(site events.SiteID, ev events.Event) *events.Envelope {
@@ -104,7 +104,7 @@ func (w *world) Publish(_ context.Context, ev events.Event, _ *events.Envelope) 
 
 // Wait looks at the projection; everything in this world happens inside
 // Publish, so a condition false now stays false.
-func (w *world) Wait(_ context.Context, cond func(*state.State) bool, timeout time.Duration) (*state.State, error) {
+func (w *world) Wait(_ context.Context, cond func(*pair.State) bool, timeout time.Duration) (*pair.State, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := w.st.Clone()
@@ -221,7 +221,7 @@ func full(t *testing.T, w *world) (*Executor, ops) {
 
 // start records FailoverStarted with x's plan and the given steps already
 // done, through the projection, and returns the saga as a restart sees it.
-func start(w *world, x *Executor, to events.Role, done ...string) *state.Saga {
+func start(w *world, x *Executor, to events.Role, done ...string) *pair.Saga {
 	from := standby
 	if to != active {
 		from = active
@@ -343,7 +343,7 @@ func TestRunResumes(t *testing.T) {
 // its RoleChanged when roleChanged), against a peer active at epoch 1,
 // carries it on with run (Executor.Run or Resume), checks the actions and
 // the log, and returns the world for further checks.
-func runFrom(t *testing.T, to events.Role, done []string, roleChanged bool, run func(*Executor, context.Context, *state.Saga) error, ops, log []string) *world {
+func runFrom(t *testing.T, to events.Role, done []string, roleChanged bool, run func(*Executor, context.Context, *pair.Saga) error, ops, log []string) *world {
 	t.Helper()
 	w := newWorld(t, standby)
 	w.apply(siteB, events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "peer active"})
@@ -547,7 +547,7 @@ func TestHookEnvironment(t *testing.T) {
 	}
 	x := &Executor{Site: siteA, Peer: siteB, Bus: w, Hooks: Hooks{PreS2M: hook, Timeout: 5 * time.Second},
 		Wait: w.Wait, Now: func() time.Time { return t0 }, Log: slog.New(slog.DiscardHandler)}
-	s := &state.Saga{ID: "0190f0e1-f1", From: standby, To: active, Epoch: 7, Manual: true, Force: true, Reason: "drill",
+	s := &pair.Saga{ID: "0190f0e1-f1", From: standby, To: active, Epoch: 7, Manual: true, Force: true, Reason: "drill",
 		Steps: []string{StepPreS2M}, Done: map[string]bool{}}
 	if err := x.Run(context.Background(), s); err != nil {
 		t.Fatal(err)
@@ -733,7 +733,7 @@ func TestFenceStep(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t, standby)
 			if tt.lines != nil {
-				w.st = state.New(siteA, siteB, standby, tt.lines)
+				w.st = pair.New(siteA, siteB, standby, tt.lines)
 			}
 			w.peerStandsDown = tt.standDown
 			for _, ev := range tt.peer {
@@ -748,7 +748,7 @@ func TestFenceStep(t *testing.T) {
 			if tt.claim != nil {
 				x.ClaimTimeout = time.Second
 			}
-			s := &state.Saga{ID: "f1", From: standby, To: active, Epoch: 2, Reason: "x", Force: tt.force, Manual: tt.manual, Steps: []string{StepFencePeer}, Done: map[string]bool{StepClaimArbiters: tt.claimed}}
+			s := &pair.Saga{ID: "f1", From: standby, To: active, Epoch: 2, Reason: "x", Force: tt.force, Manual: tt.manual, Steps: []string{StepFencePeer}, Done: map[string]bool{StepClaimArbiters: tt.claimed}}
 			out, err := x.step(context.Background(), s, StepFencePeer)
 			if (err == nil) != tt.ok {
 				t.Fatalf("err %v, want ok=%v", err, tt.ok)
@@ -777,7 +777,7 @@ func TestFenceStep(t *testing.T) {
 // or none abort the promotion unless it is forced, and force reaches the
 // promote command.
 func TestCheckPosition(t *testing.T) {
-	lim := state.LagLimits{MaxBytes: 1 << 20, MaxTransactions: 0}
+	lim := pair.LagLimits{MaxBytes: 1 << 20, MaxTransactions: 0}
 	pos := func(ok bool, bytes, txns int64, err string) *events.DatabaseCommandDone {
 		return &events.DatabaseCommandDone{OK: ok, Position: "0-1-42", LagBytes: bytes, LagTransactions: txns, Error: err}
 	}
@@ -940,7 +940,7 @@ func TestTakeoverHold(t *testing.T) {
 			w.apply(siteA, events.RemoteUnreachable{Peer: siteB, Line: "default", Since: now.Add(-tt.heard), Failed: []events.ProbeResult{{Target: "vip", Kind: "icmp"}}})
 			x := &Executor{Site: siteA, Peer: siteB, Bus: w, ClaimTimeout: time.Second, TakeoverHold: tt.hold,
 				Wait: w.Wait, Now: time.Now, Log: slog.New(slog.DiscardHandler)}
-			s := &state.Saga{ID: "f1", From: standby, To: active, Epoch: 2, Reason: "x", Steps: []string{StepClaimArbiters}, Done: map[string]bool{}}
+			s := &pair.Saga{ID: "f1", From: standby, To: active, Epoch: 2, Reason: "x", Steps: []string{StepClaimArbiters}, Done: map[string]bool{}}
 			start := time.Now()
 			out, err := x.step(context.Background(), s, StepClaimArbiters)
 			if err != nil {

@@ -97,7 +97,7 @@ func Draw(seed uint64, o Options) []Fault {
 		switch k := r.IntN(100); {
 		case k < 30:
 			f.Kind, f.Dur = Cut, dur(400)
-			f.From, f.To = pair(r)
+			f.From, f.To = twoNodes(r)
 			f.OneWay = r.IntN(3) == 0
 		case k < 42:
 			f.Kind, f.From, f.Dur = Crash, r.IntN(2), dur(30)
@@ -128,9 +128,9 @@ func Draw(seed uint64, o Options) []Fault {
 	return fs
 }
 
-// pair draws two distinct nodes of which at least one is a site (the
+// twoNodes draws two distinct nodes of which at least one is a site (the
 // arbiters do not talk to each other).
-func pair(r *rand.Rand) (int, int) {
+func twoNodes(r *rand.Rand) (int, int) {
 	if r.IntN(2) == 0 {
 		if r.IntN(2) == 0 {
 			return nodeA, nodeB

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/pkg/pair"
 	"github.com/drwatch/drwatch/services/orchestrator/internal/decide"
 	"github.com/drwatch/drwatch/services/orchestrator/internal/saga"
-	"github.com/drwatch/drwatch/services/orchestrator/internal/state"
 )
 
 // planVIP stands for a configured VIP in saga.Executor.Plan; the
@@ -33,7 +33,7 @@ func (s *site) plan(to events.Role, claim bool) []string {
 
 // sagaRun is the simulated executor's progress through one saga.
 type sagaRun struct {
-	g *state.Saga
+	g *pair.Saga
 	i int
 	// caughtUp: catch-up waited for a reachable, fenced peer's last
 	// writes and found them all (a switchover must then lose none).
@@ -148,7 +148,7 @@ func (s *site) do(name string, done stepDone) {
 			done(true, "peer unreachable", "")
 			return
 		}
-		s.positions(name, state.LagLimits{}, 3*time.Second, func(out string, problems []string) {
+		s.positions(name, pair.LagLimits{}, 3*time.Second, func(out string, problems []string) {
 			if len(problems) == 0 {
 				r.caughtUp = !g.Force
 				done(true, out, "")
@@ -346,7 +346,7 @@ func (s *site) fenceUnreachable(how string, done stepDone) {
 // positions asks the database for its position (tag tells rounds apart)
 // and judges it with the real saga.JudgePosition, asking again every
 // 200 ms for up to patience while a problem remains.
-func (s *site) positions(tag string, lim state.LagLimits, patience time.Duration, then func(string, []string)) {
+func (s *site) positions(tag string, lim pair.LagLimits, patience time.Duration, then func(string, []string)) {
 	g := s.run.g
 	deadline := s.w.now + patience
 	var round func(n int)

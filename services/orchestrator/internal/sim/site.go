@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/pkg/pair"
 	"github.com/drwatch/drwatch/services/orchestrator/internal/decide"
-	"github.com/drwatch/drwatch/services/orchestrator/internal/state"
 )
 
 // maxClockSkew is the orchestrator's (orchestrator.go): how far apart
@@ -47,7 +47,7 @@ type site struct {
 	cursor int
 	nextID int
 
-	st     *state.State
+	st     *pair.State
 	policy decide.Policy
 
 	// Restart hold (runner.confirmPeer).
@@ -82,7 +82,7 @@ func newSite(w *world, idx int, id, peer events.SiteID, role events.Role) *site 
 	// included); ClockJump faults break it.
 	s.skew = time.Duration(w.rng.IntN(8000)-4000) * time.Millisecond
 	s.driftPPM = int64(w.rng.IntN(200) - 100)
-	s.st = state.New(id, peer, role, []string{line})
+	s.st = pair.New(id, peer, role, []string{line})
 	tm := w.tm.Timing
 	s.policy = decide.Policy{
 		Automatic: true, Home: role == events.RoleActive,
@@ -231,7 +231,7 @@ func (s *site) start(initial bool) {
 	s.holdClaim, s.holdSaga = "", ""
 	if !initial {
 		s.w.tracef("%s process starts", s.id)
-		s.st = state.New(s.id, s.peer, s.configured, []string{line})
+		s.st = pair.New(s.id, s.peer, s.configured, []string{line})
 		for _, e := range s.log {
 			s.st.Apply(e)
 		}
@@ -340,7 +340,7 @@ func (s *site) tick() {
 		s.follow(now)
 		return
 	}
-	rec := state.Decided{Action: d.Action, Branch: d.Branch, Blocked: d.Blocked, ObserveOnly: d.ObserveOnly}
+	rec := pair.Decided{Action: d.Action, Branch: d.Branch, Blocked: d.Blocked, ObserveOnly: d.ObserveOnly}
 	if d.RequestID == "" && st.LastDecided == rec {
 		return
 	}
@@ -369,7 +369,7 @@ func (s *site) follow(now time.Time) {
 	if len(dbs) == 0 {
 		return
 	}
-	id := state.FollowID(s.st.PeerEpoch)
+	id := pair.FollowID(s.st.PeerEpoch)
 	s.publish(&events.DatabaseCommand{Command: "repoint", Database: events.MySQL, Target: s.id, FailoverID: id})
 	s.dbCommand(func() {
 		lost := s.w.repoint(s)
@@ -469,7 +469,7 @@ func (s *site) standDown(why string) {
 	s.own[id] = true
 	s.w.tracef("%s stands down on restart: %s", s.id, why)
 	s.publish(&events.FailoverStarted{FailoverID: id, From: events.RoleActive, To: events.RoleStandby, Epoch: max(st.Epoch, st.MaxEpoch),
-		Reason: state.RestartStandDownReason, StandDown: true, Steps: s.plan(events.RoleStandby, false)})
+		Reason: pair.RestartStandDownReason, StandDown: true, Steps: s.plan(events.RoleStandby, false)})
 }
 
 func clip(s string, n int) string {

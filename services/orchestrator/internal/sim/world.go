@@ -1,6 +1,6 @@
 // Package sim is a deterministic simulator of a drwatch pair: two sites,
 // three arbiters and the links between them, run in virtual time against
-// the orchestrator's real decision code — state.State.Apply folds every
+// the orchestrator's real decision code — pair.State.Apply folds every
 // event, decide.Decide and decide.Restart decide, saga.Executor.Plan plans
 // and saga.JudgePosition judges positions — while the rest of the world
 // (the heartbeat, the arbiter service and its sessions, the saga's step

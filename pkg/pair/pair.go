@@ -1,7 +1,7 @@
 // Package state is the orchestrator's view of the pair, folded from the
 // site's event log. It is the only state the orchestrator keeps: a restart
 // replays the log through Apply and arrives at the same State.
-package state
+package pair
 
 import (
 	"fmt"
