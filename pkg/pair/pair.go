@@ -114,11 +114,11 @@ type State struct {
 	// BothStandbySince is when both sites became standby, zero otherwise.
 	BothStandbySince time.Time
 
-	// Lines maps a configured heartbeat line to whether the peer answers
-	// on it. A line no longer configured is left out: its last status
-	// stays in the log forever, and a stale "answers" would hold every
-	// failover back, a stale "lost" would count towards one.
-	Lines            map[string]bool
+	// Lines is each configured heartbeat line's last announcement. A line
+	// no longer configured is left out: its last status stays in the log
+	// forever, and a stale "answers" would hold every failover back, a
+	// stale "lost" would count towards one.
+	Lines            map[string]Line
 	configured       map[string]bool
 	UnreachableSince time.Time
 
@@ -177,7 +177,44 @@ type State struct {
 	// losing it: the sourced copy of the peer's log catches up only
 	// after that.
 	ReachableAt time.Time
+	// Claim is this site's open claim of the arbiters, nil when none: the
+	// arbiter service holds the managing sessions from the request until
+	// the claim fails, its failover aborts or the site leaves active.
+	Claim *Claim
+	// ConfirmedAt is when this site's orchestrator last settled its role
+	// (its latest RoleConfirmed or RoleChanged), zero when never.
+	ConfirmedAt time.Time
 }
+
+// Line is what the heartbeat last announced about the peer on one line.
+type Line struct {
+	// Up: the peer answers (RemoteReachable), or nothing was announced
+	// against it yet.
+	Up bool
+	// Moved: the peer's VIP answers here (PeerVIPMovedLocally); Up keeps
+	// the line's last reachability.
+	Moved bool
+	// Since is when the line lost the peer (RemoteUnreachable.Since).
+	Since time.Time
+	// Event is the announcement itself; a verdict cites the loss as its
+	// parent.
+	Event *events.Envelope
+}
+
+// Claim is an open ArbitersClaimRequested of this site.
+type Claim struct {
+	ID string
+	// At is when it was (last) requested.
+	At       time.Time
+	Answered bool
+}
+
+// ClockSkew is how far apart the sites' clocks, plus the delay of sourcing
+// one site's log into the other's, may be for the rules that compare a time
+// recorded on one site with the other's clock (a timed disable's Until, a
+// switch recorded just before a cut). NTP keeps sites within milliseconds;
+// the rest is room for a sourcing backlog.
+const ClockSkew = 10 * time.Second
 
 // RestartStandDownReason is the reason of the demotion a site runs when
 // it restarts active without its peer (decide.Restart); the projection
@@ -218,7 +255,7 @@ func New(site, peer events.SiteID, role events.Role, lines []string) *State {
 	}
 	return &State{
 		Site: site, Peer: peer, Role: role,
-		Lines:      map[string]bool{},
+		Lines:      map[string]Line{},
 		configured: configured,
 		Lag:        map[events.Database]Lag{},
 		DBDone:     map[DBKey]events.DatabaseCommandDone{},
@@ -254,6 +291,10 @@ func (s *State) Clone() *State {
 		p := *s.Pending
 		c.Pending = &p
 	}
+	if s.Claim != nil {
+		cl := *s.Claim
+		c.Claim = &cl
+	}
 	return &c
 }
 
@@ -266,11 +307,51 @@ func (s *State) PeerUnreachable() bool {
 		return false
 	}
 	for l := range s.configured {
-		if up, heard := s.Lines[l]; !heard || up {
+		if line, heard := s.Lines[l]; !heard || line.Up {
 			return false
 		}
 	}
 	return true
+}
+
+// Watches reports whether line is one of the heartbeat lines the pair's
+// reachability is judged on (configured).
+func (s *State) Watches(line string) bool { return s.configured[line] }
+
+// Cause is the RemoteUnreachable that completed the loss of the peer (the
+// latest of the lines' losses), nil while the peer is not unreachable.
+func (s *State) Cause() *events.Envelope {
+	if !s.PeerUnreachable() {
+		return nil
+	}
+	var last *events.Envelope
+	for l := range s.configured {
+		if e := s.Lines[l].Event; e != nil && (last == nil || e.Time.After(last.Time)) {
+			last = e
+		}
+	}
+	return last
+}
+
+// OpenClaim returns a copy of this site's open claim, nil when none.
+func (s *State) OpenClaim() *Claim {
+	if s.Claim == nil {
+		return nil
+	}
+	c := *s.Claim
+	return &c
+}
+
+// NoteClaimAnswer records an answer to claim id given by this process
+// before its ArbitersClaimed comes back from the log, so that a failed
+// claim lets go of the sessions at once. Apply folds the same answer.
+func (s *State) NoteClaimAnswer(id, outcome string) {
+	if c := s.Claim; c != nil && c.ID == id {
+		c.Answered = true
+		if outcome != events.ClaimClear {
+			s.Claim = nil
+		}
+	}
 }
 
 // SagaRunning reports a started saga without Completed or Aborted.
@@ -331,7 +412,7 @@ var Types = []events.Type{
 	"AutomaticFailoverChanged", "ArbitrationDecided", "RemoteUnreachable",
 	"RemoteReachable", "DatabaseCommandDone", "ReplicationLagHigh",
 	"ReplicationLagRecovered", "DatabaseCommand", "ArbitersClaimed",
-	"PairSettings",
+	"PairSettings", "RoleConfirmed", "ArbitersClaimRequested", "PeerVIPMovedLocally",
 }
 
 // Apply folds one event into the state. Events it does not know, from a
@@ -379,10 +460,19 @@ func (s *State) Apply(env *events.Envelope) {
 		} else {
 			s.PeerSettings = slices.Clone(e.Settings)
 		}
+	case events.ArbitersClaimRequested:
+		if c := s.Claim; own && (c == nil || c.ID != e.ClaimID || !c.Answered) {
+			s.Claim = &Claim{ID: e.ClaimID, At: env.Time}
+		}
 	case events.ArbitersClaimed:
 		if own {
 			c := e
 			s.LastClaim = &c
+			s.NoteClaimAnswer(e.ClaimID, e.Outcome)
+		}
+	case events.RoleConfirmed:
+		if own {
+			s.ConfirmedAt = env.Time
 		}
 	case events.FailoverStepDone:
 		if own && s.Saga != nil && s.Saga.ID == e.FailoverID && e.OK {
@@ -400,6 +490,9 @@ func (s *State) Apply(env *events.Envelope) {
 			s.PeerSaga.Finished = true
 		}
 	case events.FailoverAborted:
+		if c := s.Claim; own && c != nil && c.ID == e.FailoverID {
+			s.Claim = nil
+		}
 		if own && s.Saga != nil && s.Saga.ID == e.FailoverID {
 			s.Saga.Finished, s.Saga.Aborted = true, true
 			s.Saga.AbortedAt, s.Saga.AbortReason, s.Saga.Interrupted = env.Time, e.Reason, e.Interrupted
@@ -437,7 +530,7 @@ func (s *State) Apply(env *events.Envelope) {
 				// not shorten the hold.
 				s.UnreachableSince = e.Since
 			}
-			s.Lines[e.Line] = false
+			s.Lines[e.Line] = Line{Since: e.Since, Event: env}
 		}
 	case events.RemoteReachable:
 		if own && e.Peer == s.Peer {
@@ -448,9 +541,18 @@ func (s *State) Apply(env *events.Envelope) {
 				if s.PeerUnreachable() {
 					s.ReachableAt = env.Time
 				}
-				s.Lines[e.Line] = true
+				s.Lines[e.Line] = Line{Up: true, Event: env}
 				s.UnreachableSince = time.Time{}
 			}
+		}
+	case events.PeerVIPMovedLocally:
+		if own && e.Peer == s.Peer && s.configured[e.Line] {
+			l := s.Lines[e.Line]
+			if _, heard := s.Lines[e.Line]; !heard {
+				l.Up = true
+			}
+			l.Moved, l.Event = true, env
+			s.Lines[e.Line] = l
 		}
 	case events.DatabaseCommand:
 		if ep, ok := followEpoch(e.FailoverID); ok && own && e.Target == s.Site && e.Command == "repoint" {
@@ -514,6 +616,10 @@ func (s *State) applyRole(own bool, e events.RoleChanged, at time.Time) {
 		if e.To != s.Role {
 			// A verdict was reached for the old role.
 			s.Verdict = nil
+		}
+		s.ConfirmedAt = at
+		if c := s.Claim; c != nil && e.To != events.RoleActive && at.After(c.At) {
+			s.Claim = nil
 		}
 		s.Role, s.Epoch, s.RoleKnown = e.To, e.Epoch, true
 		s.StoodDownAt = time.Time{}

@@ -7,15 +7,19 @@ import (
 	"time"
 
 	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/pkg/pair"
 )
 
 // RoleView tracks this site's current role and epoch from the RoleChanged
-// events in the log; before the first one it reports the configured role.
+// events in the log, folded by the pair projection every service decides
+// on; before the first one it reports the configured role.
 type RoleView struct {
 	mu    sync.RWMutex
 	role  events.Role
 	epoch events.Epoch
 	subs  []chan struct{}
+	// pair folds the events; only the goroutine applying them touches it.
+	pair *pair.State
 }
 
 // WatchRole replays this site's RoleChanged events, then follows new ones
@@ -23,7 +27,8 @@ type RoleView struct {
 // the server: every start rebuilds the view from the log.
 func WatchRole(ctx context.Context, deps Deps, name string) (*RoleView, error) {
 	site := events.SiteID(deps.Config.Site.Name)
-	v := &RoleView{role: events.Role(deps.Config.Site.Role)}
+	role := events.Role(deps.Config.Site.Role)
+	v := &RoleView{role: role, pair: pair.New(site, events.SiteID(deps.Config.Site.Peer), role, nil)}
 	filter := []string{events.SiteTypeFilter(site, "RoleChanged")}
 	last, err := deps.Bus.Replay(ctx, 0, filter, func(_ uint64, env *events.Envelope) error {
 		return v.apply(env)
@@ -71,11 +76,11 @@ func NewRoleView(role events.Role, epoch events.Epoch) *RoleView {
 }
 
 func (v *RoleView) apply(env *events.Envelope) error {
-	ev, err := events.DecodeInto[events.RoleChanged](env)
-	if err != nil {
+	if _, err := events.DecodeInto[events.RoleChanged](env); err != nil {
 		return err
 	}
-	v.Set(ev.To, ev.Epoch)
+	v.pair.Apply(env)
+	v.Set(v.pair.Role, v.pair.Epoch)
 	return nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/drwatch/drwatch/pkg/bus"
 	"github.com/drwatch/drwatch/pkg/config"
 	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/pkg/pair"
 	"github.com/drwatch/drwatch/pkg/service"
 	"github.com/drwatch/drwatch/services/arbiter/internal/probe"
 	"github.com/drwatch/drwatch/services/arbiter/internal/script"
@@ -143,6 +144,7 @@ func (o Options) build(cfg *config.Config) (watchdog.Config, error) {
 		Own:            own,
 		Dialer:         o.Dialer,
 		ConfirmTimeout: o.ConfirmTimeout,
+		Automatic:      o.Automatic,
 		ConfigJSON: func(role events.Role) ([]byte, error) {
 			sections, err := cfg.APISections(config.Runtime{Role: string(role)})
 			if err != nil {
@@ -210,28 +212,17 @@ func RunWith(ctx context.Context, deps service.Deps, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("arbiter: %w", err)
 	}
-	state := watchdog.NewState(opts.Site, opts.Peer, opts.Lines, opts.Automatic)
+	state := pair.New(opts.Site, opts.Peer, "", opts.Lines)
 	w := watchdog.New(wc, state, deps.Bus, roles, pinger, log, now)
 
 	// The state is rebuilt from the whole log, then followed from where
 	// the replay ended: the durable's old position is meaningless after a
 	// replay, so it is dropped and made again.
-	filters := []string{
-		events.SiteTypeFilter(opts.Site, "RemoteUnreachable"),
-		events.SiteTypeFilter(opts.Site, "RemoteReachable"),
-		// Pair-wide, as the orchestrator reads it: seed 000 runs `toolkit
-		// watchdog status` on the active site to stop the standby's
-		// automatic failover.
-		events.TypeFilter("AutomaticFailoverChanged"),
-		events.TypeFilter("RoleChanged"),
-		// The orchestrator's end of a restart's startup hold: the
-		// managing sessions wait for it (watchdog.HoldSessions).
-		events.SiteTypeFilter(opts.Site, "RoleConfirmed"),
-		// Claims of the arbiters before this site becomes active on its
-		// own authority, and what ends them.
-		events.SiteTypeFilter(opts.Site, "ArbitersClaimRequested"),
-		events.SiteTypeFilter(opts.Site, "ArbitersClaimed"),
-		events.SiteTypeFilter(opts.Site, "FailoverAborted"),
+	// The arbiter folds what the orchestrator folds (pair.Types), both
+	// sites' events: the same projection judges the same facts.
+	filters := make([]string, 0, len(pair.Types))
+	for _, t := range pair.Types {
+		filters = append(filters, events.TypeFilter(t))
 	}
 	apply := func(env *events.Envelope) error {
 		if err := w.Apply(ctx, env); err != nil {

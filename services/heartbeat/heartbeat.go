@@ -15,6 +15,7 @@ import (
 
 	"github.com/drwatch/drwatch/pkg/config"
 	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/pkg/pair"
 	"github.com/drwatch/drwatch/pkg/ping"
 	"github.com/drwatch/drwatch/pkg/service"
 	"github.com/drwatch/drwatch/services/heartbeat/internal/line"
@@ -178,7 +179,11 @@ func run(ctx context.Context, deps service.Deps, opts Options) error {
 		return fmt.Errorf("heartbeat: %w", perr)
 	}
 
-	statuses, err := restore(ctx, deps, opts.Site)
+	names := make([]string, len(opts.Lines))
+	for i, l := range opts.Lines {
+		names[i] = l.Name
+	}
+	statuses, err := restore(ctx, deps, opts.Site, opts.Peer, names)
 	if err != nil {
 		return fmt.Errorf("heartbeat: %w", err)
 	}
@@ -281,32 +286,33 @@ type lineStatus struct {
 }
 
 // restore reads back each line's last announced status from this site's
-// log, so that a restart neither repeats RemoteUnreachable for a peer still
-// down nor forgets to announce its return.
-func restore(ctx context.Context, deps service.Deps, site events.SiteID) (map[string]lineStatus, error) {
-	out := map[string]lineStatus{}
+// log, folded by the pair projection, so that a restart neither repeats
+// RemoteUnreachable for a peer still down nor forgets to announce its
+// return.
+func restore(ctx context.Context, deps service.Deps, site, peer events.SiteID, lines []string) (map[string]lineStatus, error) {
+	st := pair.New(site, peer, "", lines)
 	filters := []string{
 		events.SiteTypeFilter(site, events.RemoteUnreachable{}.EventType()),
 		events.SiteTypeFilter(site, events.RemoteReachable{}.EventType()),
 		events.SiteTypeFilter(site, events.PeerVIPMovedLocally{}.EventType()),
 	}
 	_, err := deps.Bus.Replay(ctx, 0, filters, func(_ uint64, env *events.Envelope) error {
-		ev, err := events.Decode(env)
-		if err != nil {
-			return nil // parked by consumers; not ours to judge here
-		}
-		switch e := ev.(type) {
-		case events.RemoteUnreachable:
-			out[e.Line] = lineStatus{status: line.Down, since: e.Since}
-		case events.RemoteReachable:
-			out[e.Line] = lineStatus{status: line.Up}
-		case events.PeerVIPMovedLocally:
-			out[e.Line] = lineStatus{status: line.Moved}
-		}
+		st.Apply(env)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("restore line status: %w", err)
+	}
+	out := map[string]lineStatus{}
+	for name, l := range st.Lines {
+		switch {
+		case l.Moved:
+			out[name] = lineStatus{status: line.Moved}
+		case l.Up:
+			out[name] = lineStatus{status: line.Up}
+		default:
+			out[name] = lineStatus{status: line.Down, since: l.Since}
+		}
 	}
 	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/drwatch/drwatch/pkg/config"
 	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/pkg/pair"
 )
 
 // Replayer reads the log; *bus.Bus implements it.
@@ -133,7 +134,11 @@ type Projection struct {
 	// knows a higher one discards the request as stale.
 	MaxEpoch events.Epoch
 	LastSeq  uint64
-	cfg      *config.Config
+	// State is the projection every service decides on (pkg/pair), folded
+	// from the same log: roles, epochs and the switch shown here are read
+	// from it, not folded a second time.
+	State *pair.State
+	cfg   *config.Config
 }
 
 // New returns the projection before any event: both sites in their
@@ -143,6 +148,7 @@ func New(cfg *config.Config) *Projection {
 		Self: events.SiteID(cfg.Site.Name), Peer: events.SiteID(cfg.Site.Peer),
 		Sites:     map[events.SiteID]*Site{},
 		Automatic: Automatic{Enabled: cfg.Failover.Automatic, Configured: true},
+		State:     pair.New(events.SiteID(cfg.Site.Name), events.SiteID(cfg.Site.Peer), events.Role(cfg.Site.Role), cfg.HeartbeatLineNames()),
 		cfg:       cfg,
 	}
 	p.site(p.Self).Role = events.Role(cfg.Site.Role)
@@ -178,6 +184,8 @@ func (p *Projection) Apply(env *events.Envelope) {
 	if err != nil {
 		return
 	}
+	p.State.Apply(env)
+	p.fromPair()
 	s := p.site(env.Site)
 	if env.Time.After(s.LastEvent) {
 		s.LastEvent = env.Time
@@ -185,8 +193,6 @@ func (p *Projection) Apply(env *events.Envelope) {
 	s.applyState(env, ev)
 	switch e := ev.(type) {
 	case events.RoleChanged:
-		s.Role, s.Epoch, s.RoleFromLog = e.To, e.Epoch, true
-		p.MaxEpoch = max(p.MaxEpoch, e.Epoch)
 		if t := transition(e.From, e.To); t != "" {
 			s.LastTransition = t
 		}
@@ -242,7 +248,6 @@ func (p *Projection) Apply(env *events.Envelope) {
 		ok := e.OK
 		s.ConfigOK, s.ConfigIssues = &ok, slices.Clone(e.Problems)
 	case events.FailoverStarted:
-		p.MaxEpoch = max(p.MaxEpoch, e.Epoch)
 		s.LastFailover = &Saga{ID: e.FailoverID, From: string(e.From), To: string(e.To), Manual: e.Manual, State: "running", Reason: e.Reason, StartedAt: env.Time}
 	case events.FailoverStepDone:
 		if f := s.LastFailover; f != nil && f.ID == e.FailoverID {
@@ -257,10 +262,30 @@ func (p *Projection) Apply(env *events.Envelope) {
 			f.State, f.Step, f.Reason = "aborted", e.Step, e.Reason
 		}
 	case events.AutomaticFailoverChanged:
-		// Pair-wide, whichever site recorded it (as the orchestrator reads it).
-		p.Automatic = Automatic{Enabled: e.Enabled, By: e.By, Reason: e.Reason}
-		if !e.Enabled && e.Until != nil {
-			u := *e.Until
+		// Who and why; whether and until when come from the pair.
+		if p.State.AutomaticBy == env.Site && p.State.AutomaticAt.Equal(env.Time) {
+			p.Automatic.By, p.Automatic.Reason = e.By, e.Reason
+		}
+	}
+}
+
+// fromPair copies what the pair projection decides on into the report's
+// fields: both sites' roles and epochs, the highest epoch, the switch.
+func (p *Projection) fromPair() {
+	st := p.State
+	if st.RoleKnown {
+		s := p.site(p.Self)
+		s.Role, s.Epoch, s.RoleFromLog = st.Role, st.Epoch, true
+	}
+	if p.Peer != "" && st.PeerRole != "" {
+		s := p.site(p.Peer)
+		s.Role, s.Epoch, s.RoleFromLog = st.PeerRole, st.PeerEpoch, true
+	}
+	p.MaxEpoch = st.MaxEpoch
+	if st.AutomaticSet {
+		p.Automatic.Enabled, p.Automatic.Configured, p.Automatic.Until = st.Automatic, false, nil
+		if st.AutomaticUntil != nil {
+			u := *st.AutomaticUntil
 			p.Automatic.Until = &u
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/pkg/pair"
 	"github.com/drwatch/drwatch/services/arbiter/internal/probe"
 	"github.com/drwatch/drwatch/services/arbiter/internal/script"
 	"github.com/drwatch/drwatch/services/arbiter/internal/verdict"
@@ -50,6 +51,52 @@ type Config struct {
 	// ConfirmTimeout bounds the wait for the orchestrator to confirm an
 	// active role before the managing sessions are held (HoldSessions).
 	ConfirmTimeout time.Duration
+	// Automatic is failover.automatic, the switch until an operator
+	// records another (pair.State.AutomaticOn).
+	Automatic bool
+}
+
+// confirmGrace allows for the orchestrator of the same drwatch process
+// recording its role a moment before the arbiter noted its own start.
+const confirmGrace = time.Second
+
+// HoldSessions decides whether the managing sessions may be held: only by
+// an active site whose orchestrator has settled that role since this
+// arbiter started. A site restarted active first waits to learn the
+// peer's role and may stand down (orchestrator decide.Restart); sessions
+// opened on the stale "active" of its log would tell the peer's arbiter
+// that it manages the arbiters. If no confirmation comes within timeout
+// (an arbiter restarted alone beside a running orchestrator, which
+// records nothing new), the role is trusted as it stands.
+func HoldSessions(role events.Role, confirmedAt, started, now time.Time, timeout time.Duration) bool {
+	if role != events.RoleActive {
+		return false
+	}
+	return !confirmedAt.Before(started.Add(-confirmGrace)) || !now.Before(started.Add(timeout))
+}
+
+// wakes reports whether env, about to be folded into st, should start a
+// round at once rather than at the next tick: the heartbeat lost the peer
+// on a line, this site asked for a new claim of the arbiters, or its
+// orchestrator confirmed its role.
+func wakes(st *pair.State, env *events.Envelope) bool {
+	if env.Site != st.Site {
+		return false
+	}
+	ev, err := events.Decode(env)
+	if err != nil {
+		return false
+	}
+	switch e := ev.(type) {
+	case events.RemoteUnreachable:
+		return e.Peer == st.Peer && st.Watches(e.Line)
+	case events.ArbitersClaimRequested:
+		c := st.Claim
+		return c == nil || c.ID != e.ClaimID || !c.Answered
+	case events.RoleConfirmed:
+		return true
+	}
+	return false
 }
 
 // Publisher is the slice of the bus the loop needs.
@@ -81,7 +128,7 @@ type Watchdog struct {
 	started time.Time
 
 	mu    sync.Mutex
-	state *State
+	state *pair.State
 	wake  chan struct{}
 
 	// held is the holder of the managing sessions while they are held.
@@ -101,7 +148,7 @@ type Watchdog struct {
 
 // New returns a watchdog over state. pinger may be nil when arbiterProbe
 // is tcp.
-func New(cfg Config, state *State, pub Publisher, roles Roles, pinger Pinger, log *slog.Logger, now func() time.Time) *Watchdog {
+func New(cfg Config, state *pair.State, pub Publisher, roles Roles, pinger Pinger, log *slog.Logger, now func() time.Time) *Watchdog {
 	return &Watchdog{
 		cfg: cfg, state: state, pub: pub, roles: roles, pinger: pinger,
 		log: log, now: now, started: now(), wake: make(chan struct{}, 1), quorumLow: -1,
@@ -111,12 +158,13 @@ func New(cfg Config, state *State, pub Publisher, roles Roles, pinger Pinger, lo
 // Apply folds an event from the log into the state; a fresh loss of the
 // peer triggers a round at once rather than at the next tick.
 func (w *Watchdog) Apply(_ context.Context, env *events.Envelope) error {
-	w.mu.Lock()
-	wake, err := w.state.Apply(env)
-	w.mu.Unlock()
-	if err != nil {
+	if _, err := events.Decode(env); err != nil {
 		return err
 	}
+	w.mu.Lock()
+	wake := wakes(w.state, env)
+	w.state.Apply(env)
+	w.mu.Unlock()
 	if wake {
 		select {
 		case w.wake <- struct{}{}:
@@ -149,7 +197,7 @@ func (w *Watchdog) Run(ctx context.Context) error {
 	syncHolder := func() {
 		role, _ := w.roles.Current()
 		w.mu.Lock()
-		confirmedAt := w.state.ConfirmedAt()
+		confirmedAt := w.state.ConfirmedAt
 		claim := w.state.OpenClaim()
 		w.mu.Unlock()
 		hold := HoldSessions(role, confirmedAt, w.started, w.now(), w.cfg.ConfirmTimeout) || w.claimHolds(claim)
@@ -203,7 +251,7 @@ func (w *Watchdog) Run(ctx context.Context) error {
 // claimHolds reports whether claim keeps the managing sessions held: one
 // asked before this process started is from a life that ended, and the
 // startup rules (HoldSessions) decide instead.
-func (w *Watchdog) claimHolds(c *Claim) bool {
+func (w *Watchdog) claimHolds(c *pair.Claim) bool {
 	return c != nil && !c.At.Before(w.started.Add(-confirmGrace))
 }
 
@@ -222,7 +270,7 @@ func (w *Watchdog) claim(ctx context.Context, id string, h *probe.Holder) {
 	answer := func() {
 		ev.DurationSeconds = time.Since(start).Seconds()
 		w.mu.Lock()
-		w.state.answerClaim(id, ev.Outcome)
+		w.state.NoteClaimAnswer(id, ev.Outcome)
 		w.mu.Unlock()
 		w.publish(ctx, ev, nil)
 		w.log.Info("arbiters claimed", "claim", id, "outcome", ev.Outcome, "held", ev.Held, "n", ev.N,
@@ -251,7 +299,7 @@ func (w *Watchdog) claim(ctx context.Context, id string, h *probe.Holder) {
 			return
 		}
 		in := verdict.ClaimInput{N: len(w.cfg.Arbiters), Held: held, Thresholds: w.cfg.Thresholds,
-			WinsTie: w.state.site < w.state.peer, LastLook: time.Now().Add(pause + w.cfg.ProbeTimeout).After(deadline),
+			WinsTie: w.state.Site < w.state.Peer, LastLook: time.Now().Add(pause + w.cfg.ProbeTimeout).After(deadline),
 			PeerHadItsRound: !time.Now().Before(peerRound)}
 		in.Managed, in.Unreachable = standbyCounts(results)
 		c := verdict.JudgeClaim(in)
@@ -287,10 +335,15 @@ func (w *Watchdog) Round(ctx context.Context) {
 	role, _ := w.roles.Current()
 	now := w.now()
 	w.mu.Lock()
-	cause, unreachable := w.state.PeerUnreachable()
-	automatic := w.state.Automatic(now)
-	bothSince := w.state.BothStandby(role)
-	wasActiveLast := w.state.WasActiveLast()
+	cause, unreachable := w.state.Cause(), w.state.PeerUnreachable()
+	automatic := w.state.AutomaticOn(w.cfg.Automatic, now, pair.ClockSkew)
+	var bothSince time.Time
+	if role == events.RoleStandby {
+		bothSince = w.state.BothStandbySince
+	}
+	// The site whose databases hold the newest history is the one the
+	// orchestrator's liveness rule makes active again: the grace is its.
+	wasActiveLast := w.state.Leader() == w.state.Site
 	w.mu.Unlock()
 
 	arbitrate := unreachable && (role == events.RoleActive || role == events.RoleStandby)

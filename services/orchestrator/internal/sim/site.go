@@ -250,8 +250,8 @@ func (s *site) start(initial bool) {
 	}
 	s.hbDown = false
 	s.hbDownSince = time.Time{}
-	if up, heard := s.st.Lines[line]; heard && !up {
-		s.hbDown, s.hbDownSince = true, s.st.UnreachableSince
+	if l, heard := s.st.Lines[line]; heard && !l.Up {
+		s.hbDown, s.hbDownSince = true, l.Since
 	}
 	w := s.w
 	s.after(time.Duration(w.rng.IntN(1000))*time.Millisecond, s.tick)
