@@ -82,6 +82,10 @@ type DatabaseCommand struct {
 	// not apply everything it received (those transactions are discarded
 	// and named in the answer's Error, with OK true).
 	Force bool `json:"force,omitempty"`
+	// FollowEpoch, on a repoint of a standby's server at the active peer
+	// outside any failover, is the peer's active epoch it follows; the
+	// answer carries it back.
+	FollowEpoch Epoch `json:"followEpoch,omitempty"`
 }
 
 // EventType implements Event.
@@ -97,6 +101,8 @@ type DatabaseCommandDone struct {
 	Error string `json:"error,omitempty" validate:"max=4096"`
 	// Position is the GTID set (MySQL) or LSN (PostgreSQL) after the command.
 	Position string `json:"position,omitempty" validate:"max=4096"`
+	// FollowEpoch echoes the command's.
+	FollowEpoch Epoch `json:"followEpoch,omitempty"`
 	// LagBytes is how far a PostgreSQL standby's replay LSN is behind its
 	// primary's current LSN, in bytes of WAL. Always 0 for MySQL.
 	//

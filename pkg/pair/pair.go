@@ -8,7 +8,6 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/drwatch/drwatch/pkg/events"
@@ -233,17 +232,9 @@ type Follow struct {
 }
 
 // FollowID is the FailoverID a re-pointing command carries, naming the
-// peer's epoch it follows.
+// peer's epoch it follows for a reader of the log; the projection reads
+// the command's FollowEpoch.
 func FollowID(epoch events.Epoch) string { return "follow@" + strconv.FormatUint(uint64(epoch), 10) }
-
-func followEpoch(id string) (events.Epoch, bool) {
-	n, ok := strings.CutPrefix(id, "follow@")
-	if !ok {
-		return 0, false
-	}
-	e, err := strconv.ParseUint(n, 10, 64)
-	return events.Epoch(e), err == nil
-}
 
 // New returns the state before any event: the configured role at epoch 0.
 // lines are the heartbeat lines the heartbeat probes
@@ -555,7 +546,7 @@ func (s *State) Apply(env *events.Envelope) {
 			s.Lines[e.Line] = l
 		}
 	case events.DatabaseCommand:
-		if ep, ok := followEpoch(e.FailoverID); ok && own && e.Target == s.Site && e.Command == "repoint" {
+		if ep := e.FollowEpoch; ep > 0 && own && e.Target == s.Site && e.Command == "repoint" {
 			f := s.Follow[e.Database]
 			if f.Epoch != ep {
 				f = Follow{Epoch: ep}
@@ -585,7 +576,7 @@ func (s *State) Apply(env *events.Envelope) {
 			l.At = env.Time
 			s.Lag[e.Database] = l
 		}
-		if ep, ok := followEpoch(e.FailoverID); ok && own && e.Command == "repoint" {
+		if ep := e.FollowEpoch; ep > 0 && own && e.Command == "repoint" {
 			if f := s.Follow[e.Database]; f.Epoch == ep {
 				f.Answered, f.OK, f.AnsweredAt = true, e.OK, env.Time
 				s.Follow[e.Database] = f

@@ -126,7 +126,7 @@ func RunWithOptions(ctx context.Context, deps service.Deps, opts Options) error 
 		}
 		answer := func(err error) error {
 			_, perr := deps.Bus.Publish(ctx, &events.DatabaseCommandDone{Command: cmd.Command, Database: cmd.Database,
-				FailoverID: cmd.FailoverID, Error: err.Error()}, env)
+				FailoverID: cmd.FailoverID, FollowEpoch: cmd.FollowEpoch, Error: err.Error()}, env)
 			return perr
 		}
 		if age := now().Sub(env.Time); age > opts.CommandMaxAge {

@@ -781,7 +781,7 @@ func (r *runner) followPeer(ctx context.Context, st *pair.State, now time.Time) 
 	for _, db := range dbs {
 		hp := r.opts.PeerDatabases[db]
 		r.log.Info("re-pointing replication at the active peer", "database", db, "primary", hp.Host, "port", hp.Port, "peerEpoch", st.PeerEpoch)
-		cmd := events.DatabaseCommand{Command: "repoint", Database: db, Target: r.opts.Site, PrimaryHost: hp.Host, PrimaryPort: hp.Port, FailoverID: id}
+		cmd := events.DatabaseCommand{Command: "repoint", Database: db, Target: r.opts.Site, PrimaryHost: hp.Host, PrimaryPort: hp.Port, FailoverID: id, FollowEpoch: st.PeerEpoch}
 		if _, err := r.deps.Bus.Publish(ctx, cmd, nil); err != nil {
 			return fmt.Errorf("re-point %s: %w", db, err)
 		}

@@ -218,7 +218,7 @@ func TestFormerActiveFollowsTheNewActive(t *testing.T) {
 		t.Errorf("site a's database commands (-want +got):\n%s", diff)
 	}
 	last := got[len(got)-1]
-	if last.PrimaryHost != "10.0.0.2" || last.PrimaryPort != 3306 || last.FailoverID != "follow@2" {
+	if last.PrimaryHost != "10.0.0.2" || last.PrimaryPort != 3306 || last.FailoverID != "follow@2" || last.FollowEpoch != 2 {
 		t.Errorf("repoint %+v, want primary 10.0.0.2:3306 for b's epoch 2", last)
 	}
 	for {

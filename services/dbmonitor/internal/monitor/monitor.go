@@ -115,7 +115,7 @@ var ErrUnknownCommand = errors.New("unknown database command")
 // the orchestrator decides what to do next.
 func HandleCommand(ctx context.Context, t Target, pub Publisher, log *slog.Logger, env *events.Envelope, cmd events.DatabaseCommand) error {
 	done, err := t.Command(ctx, cmd)
-	done.Command, done.Database, done.FailoverID = cmd.Command, cmd.Database, cmd.FailoverID
+	done.Command, done.Database, done.FailoverID, done.FollowEpoch = cmd.Command, cmd.Database, cmd.FailoverID, cmd.FollowEpoch
 	done.OK = err == nil
 	if err != nil {
 		done.Error = truncate(err.Error(), 4096)

@@ -10,11 +10,11 @@ import (
 )
 
 func repoint(db events.Database, epoch events.Epoch) events.DatabaseCommand {
-	return events.DatabaseCommand{Command: "repoint", Database: db, Target: A, PrimaryHost: "b-db", PrimaryPort: 3306, FailoverID: pair.FollowID(epoch)}
+	return events.DatabaseCommand{Command: "repoint", Database: db, Target: A, PrimaryHost: "b-db", PrimaryPort: 3306, FailoverID: pair.FollowID(epoch), FollowEpoch: epoch}
 }
 
 func repointDone(db events.Database, epoch events.Epoch, ok bool) events.DatabaseCommandDone {
-	d := events.DatabaseCommandDone{Command: "repoint", Database: db, OK: ok, FailoverID: pair.FollowID(epoch)}
+	d := events.DatabaseCommandDone{Command: "repoint", Database: db, OK: ok, FailoverID: pair.FollowID(epoch), FollowEpoch: epoch}
 	if !ok {
 		d.Error = "connection refused"
 	}

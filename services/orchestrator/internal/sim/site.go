@@ -370,11 +370,12 @@ func (s *site) follow(now time.Time) {
 		return
 	}
 	id := pair.FollowID(s.st.PeerEpoch)
-	s.publish(&events.DatabaseCommand{Command: "repoint", Database: events.MySQL, Target: s.id, FailoverID: id})
+	epoch := s.st.PeerEpoch
+	s.publish(&events.DatabaseCommand{Command: "repoint", Database: events.MySQL, Target: s.id, FailoverID: id, FollowEpoch: epoch})
 	s.dbCommand(func() {
 		lost := s.w.repoint(s)
 		s.publish(&events.DatabaseCommandDone{Command: "repoint", Database: events.MySQL, OK: true, FailoverID: id,
-			Error: discarded(lost)})
+			FollowEpoch: epoch, Error: discarded(lost)})
 	})
 }
 
