@@ -11,10 +11,6 @@ import (
 	"github.com/drwatch/drwatch/services/orchestrator/internal/decide"
 )
 
-// maxClockSkew is the orchestrator's (orchestrator.go): how far apart
-// the sites' clocks plus the sourcing delay may be.
-const maxClockSkew = 10 * time.Second
-
 // line is the one heartbeat line of the simulated pair (core.peerVip).
 const line = "default"
 
@@ -78,7 +74,7 @@ type site struct {
 
 func newSite(w *world, idx int, id, peer events.SiteID, role events.Role) *site {
 	s := &site{w: w, idx: idx, id: id, peer: peer, configured: role, powered: true}
-	// Within the contract (maxClockSkew between the sites, sourcing
+	// Within the contract (pair.ClockSkew between the sites, sourcing
 	// included); ClockJump faults break it.
 	s.skew = time.Duration(w.rng.IntN(8000)-4000) * time.Millisecond
 	s.driftPPM = int64(w.rng.IntN(200) - 100)
@@ -91,7 +87,7 @@ func newSite(w *world, idx int, id, peer events.SiteID, role events.Role) *site 
 		// design.
 		BlockWindow: 0, MaxLagBytes: 1 << 20, MaxLagTransactions: 0,
 		LagMaxAge: 100 * time.Second, WaitDuration: 8 * time.Hour, RestartYield: tm.RestartYield,
-		ClockSkew: maxClockSkew, RetryAfter: w.tm.Interval,
+		ClockSkew: pair.ClockSkew, RetryAfter: w.tm.Interval,
 	}
 	return s
 }
