@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -68,6 +69,7 @@ func TestEveryEventTypeRoundTripsThroughJetStream(t *testing.T) {
 	b := site.Bus(t, "test", "")
 
 	var sent []*events.Envelope
+	before := time.Now()
 	for _, ev := range events.Examples() {
 		env, err := b.Publish(ctx, ev, nil)
 		if err != nil {
@@ -79,8 +81,20 @@ func TestEveryEventTypeRoundTripsThroughJetStream(t *testing.T) {
 	consume(t, ctx, b, bus.ConsumerSpec{Durable: "all", Handler: got.handle})
 	bustest.WaitFor(t, 10*time.Second, "every event", func() bool { return got.len() == len(sent) })
 
+	after := time.Now()
+	// Stored is this log's own timestamp, set on delivery, never sent.
+	stored := func(what string, env *events.Envelope) {
+		t.Helper()
+		if env.Stored.Before(before.Add(-time.Second)) || env.Stored.After(after.Add(time.Second)) {
+			t.Errorf("%s %s: Stored %v, want the time this log stored it (between %v and %v)", what, env.Type, env.Stored, before, after)
+		}
+	}
+	if _, err := b.Replay(ctx, 0, nil, func(_ uint64, env *events.Envelope) error { stored("replayed", env); return nil }); err != nil {
+		t.Fatal(err)
+	}
 	for i, env := range got.snapshot() {
-		if diff := cmp.Diff(sent[i], env); diff != "" {
+		stored("consumed", env)
+		if diff := cmp.Diff(sent[i], env, cmpopts.IgnoreFields(events.Envelope{}, "Stored")); diff != "" {
 			t.Errorf("event %d (%s) changed in transit (-sent +got):\n%s", i, sent[i].Type, diff)
 		}
 		ev, err := events.Decode(env)

@@ -191,6 +191,7 @@ func (b *Bus) handle(ctx context.Context, spec *ConsumerSpec, m jetstream.Msg) {
 	}
 	env, err := events.Unmarshal(m.Data())
 	if err == nil {
+		env.Stored = meta.Timestamp
 		_, err = events.Decode(env)
 	}
 	if err != nil {
@@ -354,6 +355,7 @@ func (b *Bus) Replay(ctx context.Context, from uint64, filters []string, fn func
 			}
 			env, err := events.Unmarshal(m.Data())
 			if err == nil {
+				env.Stored = meta.Timestamp
 				_, err = events.Decode(env)
 			}
 			if err != nil {
@@ -434,6 +436,7 @@ func (b *Bus) Follow(ctx context.Context, from uint64, filters []string, fn func
 		}
 		env, err := events.Unmarshal(m.Data())
 		if err == nil {
+			env.Stored = meta.Timestamp
 			_, err = events.Decode(env)
 		}
 		if err != nil {

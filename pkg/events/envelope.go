@@ -50,6 +50,12 @@ type Envelope struct {
 	CorrelationID CorrelationID   `json:"correlationId,omitempty" validate:"max=64"`
 	CausationID   ID              `json:"causationId,omitempty" validate:"max=64"`
 	Payload       json.RawMessage `json:"payload" validate:"required"`
+	// Stored is when this site's log stored the envelope, by this site's
+	// clock (the stream's timestamp), set by the bus on delivery; zero for
+	// an envelope not read from a log. For the peer's events it is when
+	// they reached this site, which rules comparing ages read instead of
+	// Time, set by the peer's clock.
+	Stored time.Time `json:"-"`
 }
 
 // Source identifies who publishes: the site, the node and the service.

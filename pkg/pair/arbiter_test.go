@@ -1,6 +1,7 @@
 package pair
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -161,5 +162,34 @@ func TestLineDetail(t *testing.T) {
 	s.Apply(envAt(t, "a", t0, events.RemoteReachable{Peer: "b", Line: "vip", Target: "x"}))
 	if l := s.Lines["vip"]; l.Moved || !l.Up {
 		t.Errorf("vip %+v after RemoteReachable, want up, not moved", l)
+	}
+}
+
+// TestPeerClock: the largest lead of the peer's stamps over this log's
+// store times stands for ClockWindow, so one event delayed on the way does
+// not hide a clock running ahead; this site's own events measure nothing.
+func TestPeerClock(t *testing.T) {
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	s := New("a", "b", "", []string{"default"})
+	at := func(site events.SiteID, stamped, stored time.Time) {
+		env := envAt(t, site, stamped, events.RemoteReachable{Peer: "a", Line: "default", Target: "x"})
+		env.Stored = stored
+		s.Apply(env)
+	}
+	at("a", t0.Add(time.Hour), t0)
+	if s.ClockProblem(10*time.Second) != "" {
+		t.Error("this site's own events measured the peer's clock")
+	}
+	at("b", t0.Add(30*time.Second), t0)
+	if p := s.ClockProblem(10 * time.Second); !strings.Contains(p, "site b's clock runs at least 30s ahead of site a's") {
+		t.Errorf("problem %q", p)
+	}
+	at("b", t0.Add(time.Minute), t0.Add(2*time.Minute)) // delayed on the way
+	if s.ClockProblem(10*time.Second) == "" {
+		t.Error("a delayed event hid the clock running ahead")
+	}
+	at("b", t0.Add(20*time.Minute), t0.Add(20*time.Minute)) // NTP fixed
+	if p := s.ClockProblem(10 * time.Second); p != "" {
+		t.Errorf("still reported past the window: %q", p)
 	}
 }

@@ -61,7 +61,12 @@ func (s *Saga) NextStep() string {
 type Request struct {
 	ID events.ID
 	events.FailoverRequested
+	// At is when the issuer recorded it, by the issuer's clock.
 	At time.Time
+	// Received is when this site's log stored it, by this site's clock
+	// (the envelope's Stored; At when the envelope was not read from a
+	// log).
+	Received time.Time
 }
 
 // DBKey names one database command of one saga.
@@ -183,7 +188,20 @@ type State struct {
 	// ConfirmedAt is when this site's orchestrator last settled its role
 	// (its latest RoleConfirmed or RoleChanged), zero when never.
 	ConfirmedAt time.Time
+	// PeerClockAhead is the most the peer's clock stamped one of its
+	// events ahead of the moment this site's log stored it, over the
+	// events stored within ClockWindow of that one (negative: behind, or
+	// delayed on the way). A positive figure is a lower bound of how far
+	// the peer's clock runs ahead of this one; the peer measures the
+	// other direction. PeerClockAt is when that event was stored.
+	PeerClockAhead time.Duration
+	PeerClockAt    time.Time
 }
+
+// ClockWindow is how long the largest clock difference measured stands
+// before a smaller one replaces it: one event delayed on the way must not
+// hide a clock running ahead.
+const ClockWindow = 10 * time.Minute
 
 // Line is what the heartbeat last announced about the peer on one line.
 type Line struct {
@@ -396,6 +414,36 @@ func (s *State) OwnsLineage(db events.Database) bool {
 // this site knows: it answers a pair that has changed since.
 func (s *State) Stale(r *Request) bool { return r.Epoch < s.MaxEpoch }
 
+// Expired says why request r no longer holds at now, "" while it does: it
+// reached this site more than ttl ago by this site's own clock, or the
+// issuer recorded it more than ttl ago by its clock allowing for skew (a
+// request that crossed a cut arrives late, its reception fresh). The
+// issuer waits ttl for an answer at most (the CLI's default wait, a fence's
+// timeout); a request acted on later would surprise it. 0: never expires.
+func (s *State) Expired(r *Request, now time.Time, ttl, skew time.Duration) string {
+	switch {
+	case ttl <= 0:
+		return ""
+	case now.Sub(r.Received) > ttl:
+		return fmt.Sprintf("it reached this site at %s, more than %s ago", r.Received.UTC().Format(time.RFC3339), ttl)
+	case now.Sub(r.At) > ttl+skew:
+		return fmt.Sprintf("it was issued at %s by its site's clock, more than %s (and %s of clock skew) ago", r.At.UTC().Format(time.RFC3339), ttl, skew)
+	}
+	return ""
+}
+
+// ClockProblem says how the peer's clock breaks bound, "" when it does not
+// as far as this site can tell: the rules that compare a time one site
+// recorded with the other's clock (a timed disable's Until, a switch
+// recorded before a cut, a request's age) allow bound between them.
+func (s *State) ClockProblem(bound time.Duration) string {
+	if s.PeerClockAhead <= bound {
+		return ""
+	}
+	return fmt.Sprintf("site %s's clock runs at least %s ahead of site %s's (an event of its was stamped that far in this site's future); the sites' clocks must agree within %s: check NTP on both",
+		s.Peer, s.PeerClockAhead.Round(time.Second), s.Site, bound)
+}
+
 // Types are the event types the projection folds.
 var Types = []events.Type{
 	"RoleChanged", "FailoverRequested", "FailoverStarted", "FailoverStepDone",
@@ -418,12 +466,20 @@ func (s *State) Apply(env *events.Envelope) {
 	if err != nil {
 		return
 	}
+	if ahead := env.Time.Sub(env.Stored); !own && !env.Stored.IsZero() &&
+		(s.PeerClockAt.IsZero() || ahead >= s.PeerClockAhead || env.Stored.Sub(s.PeerClockAt) > ClockWindow) {
+		s.PeerClockAhead, s.PeerClockAt = ahead, env.Stored
+	}
 	switch e := ev.(type) {
 	case events.RoleChanged:
 		s.applyRole(own, e, env.Time)
 	case events.FailoverRequested:
 		if e.Target == s.Site {
-			s.Pending = &Request{ID: env.ID, FailoverRequested: e, At: env.Time}
+			received := env.Stored
+			if received.IsZero() {
+				received = env.Time
+			}
+			s.Pending = &Request{ID: env.ID, FailoverRequested: e, At: env.Time, Received: received}
 		}
 	case events.FailoverStarted:
 		if e.Epoch > s.MaxEpoch {

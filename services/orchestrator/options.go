@@ -127,6 +127,9 @@ func OptionsFromConfig(cfg *config.Config) (Options, error) {
 		WaitDuration: cfg.Watchdog.FailureDetection.WaitDuration.D(),
 		ClockSkew:    pair.ClockSkew,
 		RetryAfter:   cfg.Watchdog.Heartbeat.Interval.D(),
+		// A request holds while its issuer waits: the CLI's default
+		// wait and a fence's timeout.
+		RequestExpiry: o.FenceTimeout,
 	}
 	h := cfg.Hooks
 	o.Hooks = saga.Hooks{Veto: f.VetoHook, PreS2M: h.PreS2M, PostS2M: h.PostS2M, PreM2S: h.PreM2S, PostM2S: h.PostM2S, Timeout: h.Timeout.D()}

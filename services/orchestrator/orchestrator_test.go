@@ -596,3 +596,36 @@ func TestCrashInsideAHookResumes(t *testing.T) {
 		t.Errorf("%d RoleChanged to active, %d sagas; want 1 and 2", actives, len(decodeAll[events.FailoverStarted](h)))
 	}
 }
+
+// TestRequestExpires: a request its issuer stopped waiting for — here one
+// recorded ten minutes ago by its issuer's clock and delivered only now,
+// as a request sent into a cut is — is discarded and recorded as such, not
+// acted on; a fresh one acts.
+func TestRequestExpires(t *testing.T) {
+	h := newHarness(t, events.RoleStandby)
+	h.clock.now = time.Now()
+	h.opts.Policy.Automatic = false
+	h.opts.Policy.RequestExpiry, h.opts.Policy.ClockSkew = 2*time.Minute, 10*time.Second
+	h.start()
+	late, err := events.New(h.other.Source(), events.FailoverRequested{Target: "a", ToRole: events.RoleActive, Manual: true,
+		Reason: "typed during the cut", RequestedBy: "root@a", Epoch: maxEpoch(t, h.bus)}, h.clock.Now().Add(-10*time.Minute), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.other.PublishEnvelope(context.Background(), late); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("the late request answered", func() bool { return len(decodeAll[events.FailoverDecided](h)) == 1 })
+	d := decodeAll[events.FailoverDecided](h)[0]
+	if d.Branch != "request.expired" || d.RequestID != late.ID || d.Action != events.ActionNothing || !strings.Contains(d.Reason, "issued at") {
+		t.Fatalf("late request: %+v", d)
+	}
+	if len(decodeAll[events.FailoverStarted](h)) != 0 {
+		t.Fatal("a request its issuer no longer waits for was acted on")
+	}
+	fresh := h.publish(events.FailoverRequested{Target: "a", ToRole: events.RoleActive, Manual: true, Reason: "drill", RequestedBy: "root@a", Epoch: maxEpoch(t, h.bus)})
+	h.waitRole(events.RoleActive, 1)
+	if st := decodeAll[events.FailoverStarted](h); len(st) != 1 || st[0].RequestID != fresh.ID {
+		t.Fatalf("fresh request: %+v", st)
+	}
+}

@@ -22,15 +22,24 @@ func (r *runner) recordSettings(ctx context.Context) error {
 }
 
 // compareSettings reports, once per difference, pair-wide settings that
-// differ from the peer's as a failed ConfigChecked (mailed by the
+// differ from the peer's, and a peer clock running ahead of this one by
+// more than the rules allow, as a failed ConfigChecked (mailed by the
 // notifier, shown by drwatch health).
 func (r *runner) compareSettings(ctx context.Context, st *pair.State) {
 	diff := decide.SettingsDiffer(st.Settings, st.PeerSettings, r.opts.Peer)
 	key := strings.Join(diff, "\n")
+	if p := st.ClockProblem(r.opts.Policy.ClockSkew); p != "" {
+		// The figure moves with every event: the report is once per
+		// onset, not per figure.
+		diff, key = append(diff, p), key+"\nclock"
+	}
 	if len(diff) == 0 || key == r.settingsReported {
+		if len(diff) == 0 {
+			r.settingsReported = ""
+		}
 		return
 	}
-	r.log.Warn("pair-wide settings differ from the peer's", "differences", diff)
+	r.log.Warn("the pair's settings or clocks disagree", "problems", diff)
 	if _, err := r.deps.Bus.Publish(ctx, events.ConfigChecked{OK: false, Problems: diff}, nil); err != nil {
 		r.log.Error("report the pair-wide settings that differ; retrying next round", "err", err)
 		return

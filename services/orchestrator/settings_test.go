@@ -43,3 +43,40 @@ func TestPairWideSettingsThatDifferAreReported(t *testing.T) {
 		}
 	}
 }
+
+// TestPeerClockAheadIsReported: site b's clock runs five minutes ahead, so
+// its events reach a stamped in a's future; a reports it once as a failed
+// ConfigChecked naming both sites and the bound the rules allow (the peer
+// reports the other direction the same way).
+func TestPeerClockAheadIsReported(t *testing.T) {
+	p := bustest.RunPair(t)
+	ctx := t.Context()
+	buses := runPairSites(t, p, func(o *Options) { o.Policy.ClockSkew = 10 * time.Second })
+	ahead := p.B.Bus(t, "heartbeat", "a")
+	for range 3 {
+		env, err := events.New(ahead.Source(), events.RemoteReachable{Peer: "a", Line: "default", Target: "10.0.0.1"}, time.Now().Add(5*time.Minute), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ahead.PublishEnvelope(ctx, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []events.ConfigChecked
+	read := func() bool {
+		got = nil
+		_, _ = buses["a"].Replay(ctx, 0, []string{events.SiteTypeFilter("a", "ConfigChecked")}, func(_ uint64, env *events.Envelope) error {
+			cc, err := events.DecodeInto[events.ConfigChecked](env)
+			got = append(got, cc)
+			return err
+		})
+		return len(got) > 0
+	}
+	bustest.WaitFor(t, 20*time.Second, "site a reports b's clock", read)
+	time.Sleep(300 * time.Millisecond) // rounds in which it must not report again
+	read()
+	if len(got) != 1 || got[0].OK || len(got[0].Problems) != 1 || !strings.Contains(got[0].Problems[0], "site b's clock runs at least 5m") ||
+		!strings.Contains(got[0].Problems[0], "within 10s") {
+		t.Errorf("site a reported %+v, want one failed check saying b's clock runs ahead", got)
+	}
+}

@@ -49,6 +49,9 @@ type Policy struct {
 	// cut off too, still believes this site active and managing nothing,
 	// so both would take over on verdicts reached at the same moment.
 	RestartYield time.Duration
+	// RequestExpiry is how long a FailoverRequested holds (pair.Expired;
+	// 0: forever): as long as its issuer waits for an answer.
+	RequestExpiry time.Duration
 }
 
 // LagLimits are the in-sync limits of the policy.
@@ -157,6 +160,9 @@ const (
 	BranchResume = "standby.resume"
 	// BranchRequestStale discards a request older than the pair's epoch.
 	BranchRequestStale = "request.stale"
+	// BranchRequestExpired discards a request its issuer no longer waits
+	// for.
+	BranchRequestExpired = "request.expired"
 )
 
 func act(a events.Action, branch, reason string) Decision {
@@ -177,6 +183,8 @@ func request(s *pair.State, p Policy, r *pair.Request, now time.Time) Decision {
 		// over after it; an operator's request must not act on a pair
 		// that changed since it was typed.
 		d = nothing(BranchRequestStale, fmt.Sprintf("request %s was issued at epoch %d; epoch %d has been opened since, so it is discarded", r.ID, r.Epoch, s.MaxEpoch))
+	case s.Expired(r, now, p.RequestExpiry, p.ClockSkew) != "":
+		d = nothing(BranchRequestExpired, fmt.Sprintf("request %s expired: %s; it is discarded, send it again if it still holds", r.ID, s.Expired(r, now, p.RequestExpiry, p.ClockSkew)))
 	case r.ToRole == s.Role:
 		d = nothing("request.already", "already "+string(s.Role))
 	case r.ToRole == events.RoleStandby:

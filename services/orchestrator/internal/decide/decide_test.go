@@ -18,15 +18,29 @@ type logEntry struct {
 	ev   events.Event
 }
 
+// storedAt is an event this site's log stored at a time after t0 other
+// than the one its issuer stamped it with.
+type storedAt struct {
+	events.Event
+	at time.Duration
+}
+
 func build(t *testing.T, self, peer events.SiteID, role events.Role, log []logEntry) *pair.State {
 	t.Helper()
 	s := pair.New(self, peer, role, []string{"default"})
 	for i, e := range log {
-		env, err := events.New(events.Source{Site: e.site, Node: "n", Service: "test"}, e.ev, t0.Add(e.d), nil)
+		ev, stored := e.ev, time.Duration(0)
+		if w, ok := ev.(storedAt); ok {
+			ev, stored = w.Event, w.at
+		}
+		env, err := events.New(events.Source{Site: e.site, Node: "n", Service: "test"}, ev, t0.Add(e.d), nil)
 		if err != nil {
 			t.Fatalf("entry %d: %v", i, err)
 		}
-		env.ID = events.ID("req-" + string(e.ev.EventType()))
+		env.ID = events.ID("req-" + string(ev.EventType()))
+		if stored != 0 {
+			env.Stored = t0.Add(stored)
+		}
 		s.Apply(env)
 	}
 	return s
@@ -99,6 +113,8 @@ type decideCase struct {
 
 func TestDecide(t *testing.T) {
 	def := Policy{Automatic: true, BlockWindow: 8 * time.Hour, MaxLagBytes: 1 << 20, WaitDuration: 8 * time.Hour}
+	expiring := def
+	expiring.RequestExpiry, expiring.ClockSkew = 2*time.Minute, 10*time.Second
 	observe := def
 	observe.ObserveOnly = true
 	manualOff := def
@@ -323,6 +339,21 @@ func TestDecide(t *testing.T) {
 				logEntry{A, 2 * time.Minute, events.FailoverStarted{FailoverID: "fa", From: standby, To: active, Epoch: 3, Reason: "standby.resume", Steps: []string{"claim-arbiters"}}},
 				logEntry{B, 3 * time.Minute, events.FailoverRequested{Target: B, ToRole: active, Manual: true, Force: true, Reason: "operator", RequestedBy: "root", Epoch: 3}}),
 			now: 4 * time.Minute, action: events.ActionBeActive, act: true, branch: "request.manual.force", epoch: 4},
+		// Requests hold while their issuer waits for an answer
+		// (RequestExpiry), judged by this site's clock where it can.
+		{name: "a request received more than its expiry ago is discarded", self: B, role: standby, policy: expiring,
+			log: with(logEntry{A, time.Minute, role(active, standby, 1)}, logEntry{A, 2 * time.Minute, storedAt{manual(B, active, false), 2 * time.Minute}}),
+			now: 5 * time.Minute, action: events.ActionNothing, branch: "request.expired"},
+		// A fence sent during a cut by a peer whose clock is right,
+		// sourced only after the heal: received now, issued long ago.
+		{name: "a request delivered late after a cut is discarded", self: B, role: standby, policy: expiring,
+			log: with(logEntry{A, time.Minute, role(active, standby, 1)}, logEntry{A, 2 * time.Minute, storedAt{manual(B, active, false), 10 * time.Minute}}),
+			now: 10 * time.Minute, action: events.ActionNothing, branch: "request.expired"},
+		// Received a moment ago, issued within the expiry plus the skew
+		// by its issuer's clock: it acts.
+		{name: "a fresh request from a site with a slow clock acts", self: B, role: standby, policy: expiring,
+			log: with(logEntry{A, time.Minute, role(active, standby, 1)}, logEntry{A, 2 * time.Minute, storedAt{manual(B, active, false), 4*time.Minute + 5*time.Second}}),
+			now: 4*time.Minute + 6*time.Second, action: events.ActionBeActive, act: true, branch: "request.manual", epoch: 2},
 		{name: "request for the role already held", self: B, role: standby, policy: def,
 			log: with(logEntry{B, time.Minute, manual(B, standby, false)}),
 			now: 2 * time.Minute, action: events.ActionNothing, branch: "request.already"},
