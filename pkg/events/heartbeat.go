@@ -18,6 +18,10 @@ type RemoteUnreachable struct {
 	Peer  SiteID    `json:"peer" validate:"required,sitename"`
 	Line  string    `json:"line" validate:"required,max=64"`
 	Since time.Time `json:"since" validate:"required"`
+	// LastReply is when the peer last answered on this line, by this
+	// site's clock; zero when the heartbeat has not heard it since it
+	// started. It precedes Since by up to a heartbeat interval.
+	LastReply time.Time `json:"lastReply,omitzero"`
 	// DownForSeconds is how long the peer has failed to answer.
 	DownForSeconds float64       `json:"downForSeconds" validate:"gte=0"`
 	Failed         []ProbeResult `json:"failed" validate:"required,min=1,dive"`

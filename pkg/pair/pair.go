@@ -213,6 +213,9 @@ type Line struct {
 	Moved bool
 	// Since is when the line lost the peer (RemoteUnreachable.Since).
 	Since time.Time
+	// LastReply is when the peer last answered on the line before it was
+	// lost (RemoteUnreachable.LastReply; zero: not known).
+	LastReply time.Time
 	// Event is the announcement itself; a verdict cites the loss as its
 	// parent.
 	Event *events.Envelope
@@ -577,7 +580,7 @@ func (s *State) Apply(env *events.Envelope) {
 				// not shorten the hold.
 				s.UnreachableSince = e.Since
 			}
-			s.Lines[e.Line] = Line{Since: e.Since, Event: env}
+			s.Lines[e.Line] = Line{Since: e.Since, LastReply: e.LastReply, Event: env}
 		}
 	case events.RemoteReachable:
 		if own && e.Peer == s.Peer {
@@ -838,12 +841,27 @@ func (s *State) AutomaticOffForTheActive(configured bool, now, lastHeard time.Ti
 }
 
 // LastHeard is when this site last heard the peer: now while it answers,
-// else when the heartbeat's lines lost it.
+// else the latest last reply of the lines that lost it, or, when no line
+// knows its last reply (a heartbeat restarted during the loss), when the
+// lines lost it — up to an interval after the last reply, so a rule that
+// reads a switch as one the peer has seen is stricter with the replies.
 func (s *State) LastHeard(now time.Time) time.Time {
-	if s.PeerUnreachable() && !s.UnreachableSince.IsZero() {
-		return s.UnreachableSince
+	if !s.PeerUnreachable() {
+		return now
 	}
-	return now
+	var heard time.Time
+	for l := range s.configured {
+		if r := s.Lines[l].LastReply; r.After(heard) {
+			heard = r
+		}
+	}
+	if heard.IsZero() {
+		heard = s.UnreachableSince
+	}
+	if heard.IsZero() {
+		return now
+	}
+	return heard
 }
 
 // Blocked reports whether the block window after the last failover still

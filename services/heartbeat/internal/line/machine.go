@@ -95,6 +95,9 @@ type Machine struct {
 
 	status    Status
 	downSince time.Time
+	// lastReply is when a probe of this line last got an answer (zero
+	// since the machine started: a restored machine never heard one).
+	lastReply time.Time
 
 	phase      phase
 	roundStart time.Time
@@ -141,6 +144,9 @@ func (m *Machine) Done(now time.Time, r Result) Output {
 		return Output{Wake: m.wake()}
 	}
 	delete(m.waiting, r.ID)
+	if r.Err == nil {
+		m.lastReply = now
+	}
 	switch m.phase {
 	case vipPhase:
 		if r.Err == nil {
@@ -257,6 +263,7 @@ func (m *Machine) transition(now time.Time, to Status, answering string) []event
 				Peer:           m.cfg.Peer,
 				Line:           m.cfg.Name,
 				Since:          m.downSince,
+				LastReply:      m.lastReply,
 				DownForSeconds: now.Sub(m.downSince).Seconds(),
 				Failed:         m.failed(),
 			})

@@ -145,8 +145,10 @@ func TestExactSequence(t *testing.T) {
 	if diff := cmp.Diff(want, s.probes); diff != "" {
 		t.Errorf("probe schedule (-want +got):\n%s", diff)
 	}
+	// Since is the failing round's start; the peer last answered the
+	// first round's probe, a millisecond in, half a minute before it.
 	wantEv := []stamped{{At: sec(60), Ev: &events.RemoteUnreachable{
-		Peer: "b", Line: "default", Since: t0.Add(sec(30)), DownForSeconds: 30,
+		Peer: "b", Line: "default", Since: t0.Add(sec(30)), LastReply: t0.Add(sec(0.001)), DownForSeconds: 30,
 		Failed: []events.ProbeResult{
 			{Target: "vip", Kind: "icmp", Attempts: 5, Error: "probe vip: i/o timeout"},
 			{Target: "n1", Kind: "icmp", Attempts: 1, Error: "probe n1: i/o timeout"},

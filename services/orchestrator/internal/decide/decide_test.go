@@ -54,6 +54,14 @@ func unreachable(peer events.SiteID) events.RemoteUnreachable {
 	return events.RemoteUnreachable{Peer: peer, Line: "default", Since: t0, Failed: []events.ProbeResult{{Target: "vip", Kind: "icmp"}}}
 }
 
+// lostAfter is a loss of peer on the default line whose losing round began
+// at t0, the peer's last reply d after t0 (d negative: before).
+func lostAfter(peer events.SiteID, d time.Duration) events.RemoteUnreachable {
+	u := unreachable(peer)
+	u.LastReply = t0.Add(d)
+	return u
+}
+
 func reachable(peer events.SiteID) events.RemoteReachable {
 	return events.RemoteReachable{Peer: peer, Line: "default", Target: "vip"}
 }
@@ -529,6 +537,13 @@ func switchDuringACutCases(def Policy) []decideCase {
 		{name: "switch: off recorded on the peer keeps it active", self: A, role: active, policy: p,
 			log: lost(logEntry{B, 90 * time.Second, off}), now: 3 * time.Minute,
 			action: events.ActionBeStandby, blocked: true, branch: "guard.automatic-off"},
+		// The peer answered last 30 s before the round that lost it
+		// began (Since, t0): a switch recorded 20 s before Since came
+		// after the last reply, so the peer never got it.
+		{name: "switch: off recorded after the last reply, before the losing round, does not keep it active", self: A, role: active, policy: p,
+			log: with(logEntry{A, -20 * time.Second, off}, logEntry{A, time.Minute, lostAfter(B, -30*time.Second)},
+				logEntry{A, 2 * time.Minute, verdict(active, events.ActionBeStandby, "active.reachable<failover")}), now: 3 * time.Minute,
+			action: events.ActionBeStandby, act: true, branch: "active.arbiters-lost", epoch: 1},
 		{name: "switch: a timed disable ends skew early for the active", self: A, role: active, policy: p,
 			log: lost(logEntry{B, -time.Minute, offUntil}), now: 29*time.Minute + 55*time.Second,
 			action: events.ActionBeStandby, act: true, branch: "active.arbiters-lost", epoch: 1},

@@ -216,6 +216,7 @@ func (s *site) heartbeatRound() {
 	var attempt func(k int)
 	attempt = func(k int) {
 		if s.w.reach(s.idx, 1-s.idx) {
+			s.hbLastReply = s.clock()
 			if s.hbDown {
 				s.hbDown = false
 				s.publish(&events.RemoteReachable{Peer: s.peer, Line: line, Target: "peer-vip",
@@ -232,7 +233,7 @@ func (s *site) heartbeatRound() {
 				return
 			}
 			s.hbDown, s.hbDownSince = true, since
-			s.publish(&events.RemoteUnreachable{Peer: s.peer, Line: line, Since: since,
+			s.publish(&events.RemoteUnreachable{Peer: s.peer, Line: line, Since: since, LastReply: s.hbLastReply,
 				DownForSeconds: (s.w.now - start).Seconds(),
 				Failed:         []events.ProbeResult{{Target: "peer-vip", Kind: "icmp", Attempts: tm.Retries + 1, Error: "timeout"}}})
 		})

@@ -65,6 +65,9 @@ type site struct {
 
 	hbDown      bool
 	hbDownSince time.Time
+	// hbLastReply is when the peer last answered a heartbeat probe
+	// (zero since the process started).
+	hbLastReply time.Time
 
 	db  database
 	vip bool
@@ -245,7 +248,7 @@ func (s *site) start(initial bool) {
 		}
 	}
 	s.hbDown = false
-	s.hbDownSince = time.Time{}
+	s.hbDownSince, s.hbLastReply = time.Time{}, time.Time{}
 	if l, heard := s.st.Lines[line]; heard && !l.Up {
 		s.hbDown, s.hbDownSince = true, l.Since
 	}
