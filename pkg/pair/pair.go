@@ -196,6 +196,22 @@ type State struct {
 	// other direction. PeerClockAt is when that event was stored.
 	PeerClockAhead time.Duration
 	PeerClockAt    time.Time
+	// PeerAnswer is the peer's latest answer to a request aimed at it: a
+	// decision (FailoverDecided) or a failover it started for it.
+	PeerAnswer *Answer
+}
+
+// Answer is a site's answer to a FailoverRequested.
+type Answer struct {
+	RequestID events.ID
+	// Decided: a FailoverDecided with its branch; else the failover
+	// FailoverID was started for the request.
+	Decided    bool
+	Action     events.Action
+	Branch     string
+	Reason     string
+	Blocked    bool
+	FailoverID string
 }
 
 // ClockWindow is how long the largest clock difference measured stands
@@ -306,6 +322,10 @@ func (s *State) Clone() *State {
 	if s.Claim != nil {
 		cl := *s.Claim
 		c.Claim = &cl
+	}
+	if s.PeerAnswer != nil {
+		a := *s.PeerAnswer
+		c.PeerAnswer = &a
 	}
 	return &c
 }
@@ -493,6 +513,9 @@ func (s *State) Apply(env *events.Envelope) {
 		if !own {
 			s.PeerSaga = &Saga{ID: e.FailoverID, From: e.From, To: e.To, Epoch: e.Epoch, Manual: e.Manual, Force: e.Force,
 				Reason: e.Reason, StartedAt: env.Time}
+			if e.RequestID != "" {
+				s.PeerAnswer = &Answer{RequestID: e.RequestID, FailoverID: e.FailoverID}
+			}
 			return
 		}
 		s.Saga = &Saga{
@@ -552,6 +575,9 @@ func (s *State) Apply(env *events.Envelope) {
 		}
 	case events.FailoverDecided:
 		if !own {
+			if e.RequestID != "" {
+				s.PeerAnswer = &Answer{RequestID: e.RequestID, Decided: true, Action: e.Action, Branch: e.Branch, Reason: e.Reason, Blocked: e.Blocked}
+			}
 			return
 		}
 		s.answer(e.RequestID)

@@ -623,7 +623,9 @@ func TestRequestExpires(t *testing.T) {
 	if len(decodeAll[events.FailoverStarted](h)) != 0 {
 		t.Fatal("a request its issuer no longer waits for was acted on")
 	}
-	fresh := h.publish(events.FailoverRequested{Target: "a", ToRole: events.RoleActive, Manual: true, Reason: "drill", RequestedBy: "root@a", Epoch: maxEpoch(t, h.bus)})
+	// Forced: the harness runs no orchestrator for b, so nothing answers
+	// the fence, and this site has no arbiters to claim.
+	fresh := h.publish(events.FailoverRequested{Target: "a", ToRole: events.RoleActive, Manual: true, Force: true, Reason: "drill", RequestedBy: "root@a", Epoch: maxEpoch(t, h.bus)})
 	h.waitRole(events.RoleActive, 1)
 	if st := decodeAll[events.FailoverStarted](h); len(st) != 1 || st[0].RequestID != fresh.ID {
 		t.Fatalf("fresh request: %+v", st)

@@ -163,6 +163,8 @@ const (
 	// BranchRequestExpired discards a request its issuer no longer waits
 	// for.
 	BranchRequestExpired = "request.expired"
+	// BranchRequestAlready answers a request for the role the site holds.
+	BranchRequestAlready = "request.already"
 )
 
 func act(a events.Action, branch, reason string) Decision {
@@ -186,7 +188,7 @@ func request(s *pair.State, p Policy, r *pair.Request, now time.Time) Decision {
 	case s.Expired(r, now, p.RequestExpiry, p.ClockSkew) != "":
 		d = nothing(BranchRequestExpired, fmt.Sprintf("request %s expired: %s; it is discarded, send it again if it still holds", r.ID, s.Expired(r, now, p.RequestExpiry, p.ClockSkew)))
 	case r.ToRole == s.Role:
-		d = nothing("request.already", "already "+string(s.Role))
+		d = nothing(BranchRequestAlready, "already "+string(s.Role))
 	case r.ToRole == events.RoleStandby:
 		branch := "request.fenced"
 		if r.Manual {

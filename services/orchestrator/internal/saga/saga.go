@@ -149,14 +149,20 @@ func (x *Executor) Plan(to events.Role, claim bool) []string {
 }
 
 func (x *Executor) publish(ctx context.Context, ev events.Event) error {
+	_, err := x.publishEnv(ctx, ev)
+	return err
+}
+
+// publishEnv records ev and returns its envelope.
+func (x *Executor) publishEnv(ctx context.Context, ev events.Event) (*events.Envelope, error) {
 	env, err := x.Bus.Publish(ctx, ev, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if x.AfterPublish != nil {
 		x.AfterPublish(env)
 	}
-	return nil
+	return env, nil
 }
 
 // Run carries out s from its first step not done. It returns when the saga
@@ -413,27 +419,66 @@ func (x *Executor) fence(ctx context.Context, s *pair.Saga) (string, error) {
 			return x.fenceUnreachable(ctx, s, "lost while it promoted itself")
 		}
 	}
+	// The peer is asked even when this site's copy of its log says
+	// standby: that copy may lag (the link that sources it can fail while
+	// the heartbeat still answers) behind a promotion the peer has begun.
+	// Only its answer, in its own log, says it is standby and will stay.
 	req := events.FailoverRequested{Target: x.Peer, ToRole: events.RoleStandby, Reason: clip1k("fenced by " + string(x.Site) + " failover " + s.ID), RequestedBy: "orchestrator@" + string(x.Site), Epoch: s.Epoch}
-	if st.PeerRole != events.RoleActive {
-		// Not known active: ask anyway (a no-op there) and do not wait.
-		if err := x.publish(ctx, req); err != nil {
-			return "", err
-		}
-		return "peer " + string(x.Peer) + " not active (" + string(st.PeerRole) + "); asked it to stay standby", nil
-	}
-	if err := x.publish(ctx, req); err != nil {
+	env, err := x.publishEnv(ctx, req)
+	if err != nil {
 		return "", err
 	}
-	st, err := x.Wait(ctx, func(st *pair.State) bool {
-		return st.PeerRole != events.RoleActive || st.PeerUnreachable()
+	st, err = x.Wait(ctx, func(st *pair.State) bool {
+		settled, _, _ := FenceAnswer(st, env.ID)
+		return settled || st.PeerUnreachable()
 	}, x.FenceTimeout)
 	if err != nil {
-		return "", fmt.Errorf("peer %s still active after %s; not promoting while it may serve: %w", x.Peer, x.FenceTimeout, err)
+		// A peer that answers the heartbeat but not the request (its
+		// orchestrator down, its log cut off from ours) cannot be told
+		// apart from one promoting behind the silence: the arbiters
+		// decide, as for an unreachable peer.
+		return x.fenceUnreachable(ctx, s, fmt.Sprintf("did not answer the fence request within %s", x.FenceTimeout))
 	}
-	if st.PeerRole != events.RoleActive {
-		return "peer " + string(x.Peer) + " is " + string(st.PeerRole), nil
+	if settled, ok, why := FenceAnswer(st, env.ID); settled {
+		if !ok {
+			return "", fmt.Errorf("peer %s will not stay standby: %s; not promoting beside it", x.Peer, why)
+		}
+		return "peer " + string(x.Peer) + " " + why, nil
 	}
 	return x.fenceUnreachable(ctx, s, "became unreachable while being fenced")
+}
+
+// FenceAnswer reads the peer's answer to fence request id in st: settled
+// once the peer answered and, when it started a stand-down for the
+// request, that ended; ok when by its answer the peer is standby; why
+// says what it answered.
+//
+// A decision recorded without acting (already standby, or the request
+// discarded as stale or expired — a clock running minutes apart makes a
+// request look old) is enough when the peer is not active: its log shows
+// it decided on the request, so it ran no failover then and holds this
+// promotion's start (sourced before the request), and any promotion of
+// its own from then on meets it (guard.peer-promoting, a claim against the
+// arbiters this site holds).
+func FenceAnswer(st *pair.State, id events.ID) (settled, ok bool, why string) {
+	a := st.PeerAnswer
+	if a == nil || a.RequestID != id {
+		return false, false, ""
+	}
+	if a.Decided {
+		if st.PeerRole != events.RoleActive {
+			return true, true, "is " + string(st.PeerRole) + " (it answered " + a.Branch + ")"
+		}
+		return true, false, "it is active and answered " + a.Branch + ": " + a.Reason
+	}
+	g := st.PeerSaga
+	if g == nil || g.ID != a.FailoverID || !g.Finished {
+		return false, false, ""
+	}
+	if g.Aborted || st.PeerRole != events.RoleStandby {
+		return true, false, "its stand-down " + g.ID + " did not complete"
+	}
+	return true, true, "stood down (" + g.ID + ") and is standby"
 }
 
 // fenceUnreachable lets a promotion over a peer that cannot be asked go on

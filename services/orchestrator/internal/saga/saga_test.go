@@ -42,9 +42,13 @@ type world struct {
 	// (else OK, in sync); positionSilent: no answer at all.
 	position       *events.DatabaseCommandDone
 	positionSilent bool
-	// peerStandsDown: the peer answers a fence with a standby RoleChanged;
-	// peerVanishes: the heartbeat loses it instead.
-	peerStandsDown, peerVanishes bool
+	// peerStandsDown: an active peer answers a fence with a stand-down
+	// (else it refuses); a standby peer answers that it is standby.
+	// peerSilent: it does not answer at all; peerVanishes: the heartbeat
+	// loses it instead.
+	peerStandsDown, peerSilent, peerVanishes bool
+	// peerExpires: a standby peer discards the request as expired.
+	peerExpires bool
 	// claim, when set, is the arbiter service's answer to a claim (its
 	// ClaimID filled in); nil: no answer.
 	claim *events.ArbitersClaimed
@@ -92,11 +96,20 @@ func (w *world) Publish(_ context.Context, ev events.Event, _ *events.Envelope) 
 			w.apply(siteA, c)
 		}
 	case events.FailoverRequested:
-		if w.peerStandsDown && e.Target == siteB {
-			w.apply(siteB, events.RoleChanged{From: active, To: standby, Epoch: w.st.PeerEpoch, Reason: "fenced"})
-		}
-		if w.peerVanishes && e.Target == siteB {
+		switch {
+		case e.Target != siteB || w.peerSilent:
+		case w.peerVanishes:
 			w.apply(siteA, events.RemoteUnreachable{Peer: siteB, Line: "default", Since: t0, Failed: []events.ProbeResult{{Target: "vip", Kind: "icmp"}}})
+		case w.st.PeerRole != active && w.peerExpires:
+			w.apply(siteB, events.FailoverDecided{Action: events.ActionNothing, Branch: "request.expired", Reason: "expired", RequestID: env.ID})
+		case w.st.PeerRole != active:
+			w.apply(siteB, events.FailoverDecided{Action: events.ActionNothing, Branch: "request.already", Reason: "already standby", RequestID: env.ID})
+		case w.peerStandsDown:
+			w.apply(siteB, events.FailoverStarted{FailoverID: "b-down", From: active, To: standby, Epoch: w.st.PeerEpoch, Reason: "request.fenced", RequestID: env.ID, Steps: []string{"release-vip"}})
+			w.apply(siteB, events.RoleChanged{From: active, To: standby, Epoch: w.st.PeerEpoch, Reason: "fenced", FailoverID: "b-down"})
+			w.apply(siteB, events.FailoverCompleted{FailoverID: "b-down", Role: standby, Epoch: w.st.PeerEpoch})
+		default:
+			w.apply(siteB, events.FailoverDecided{Action: events.ActionBeStandby, Branch: "guard.observe-only", Reason: "observe only", Blocked: true, RequestID: env.ID})
 		}
 	}
 	return env, nil
@@ -655,10 +668,10 @@ func TestCrashInsideAStep(t *testing.T) {
 	}
 }
 
-// TestFenceStep: what fence-peer does for each view of the peer. A peer
-// whose role is unknown (no RoleChanged of it yet) or standby is asked to
-// stay standby without waiting; a peer with no heartbeat events yet counts
-// as reachable.
+// TestFenceStep: what fence-peer does for each view of the peer. A
+// reachable peer is asked to stand down whatever this site's copy of its
+// log says, and its answer decides; a peer with no heartbeat events yet
+// counts as reachable.
 func TestFenceStep(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -669,19 +682,34 @@ func TestFenceStep(t *testing.T) {
 		// claimed: the saga claimed the arbiters already; claim: the
 		// arbiter service's answer to a claim made by the fence (nil:
 		// this site cannot claim); force: a forced failover.
-		claimed, force, vanishes, manual bool
-		claim                            *events.ArbitersClaimed
-		ok                               bool
-		requested                        bool
-		output                           string
+		claimed, force, vanishes, manual, silent, expired bool
+		claim                                             *events.ArbitersClaimed
+		ok                                                bool
+		requested                                         bool
+		output                                            string
 	}{
-		{name: "role unknown, no heartbeat events: asked, not waited for", requested: true, ok: true, output: "not active ()"},
-		{name: "standby: asked, not waited for", peer: []events.Event{events.RoleChanged{From: standby, To: standby, Reason: "x"}},
-			requested: true, ok: true, output: "not active (standby)"},
+		{name: "role unknown, no heartbeat events: asked, answers", requested: true, ok: true, output: "is  (it answered request.already)"},
+		{name: "standby: asked, answers standby", peer: []events.Event{events.RoleChanged{From: standby, To: standby, Reason: "x"}},
+			requested: true, ok: true, output: "is standby (it answered request.already)"},
+		// Found by the simulator (seeds 65, 1079…): a clock jumped minutes
+		// back made every fence request look expired to the peer, and
+		// refusing on that left the pair with no active.
+		{name: "standby: asked, discards the request as expired", peer: []events.Event{events.RoleChanged{From: standby, To: standby, Reason: "x"}},
+			expired: true, requested: true, ok: true, output: "is standby (it answered request.expired)"},
 		{name: "active and stands down", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
-			standDown: true, requested: true, ok: true, output: "is standby"},
-		{name: "active and does not stand down: the promotion must not go on", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
+			standDown: true, requested: true, ok: true, output: "stood down (b-down) and is standby"},
+		{name: "active and refuses to stand down: the promotion must not go on", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
 			requested: true, ok: false},
+		// Before, a peer standby in this site's copy of its log was asked
+		// and not waited for: a copy lagging behind the peer's own
+		// promotion (the sourcing link down, the heartbeat up) let both
+		// promote. Silence now goes to the arbiters.
+		{name: "standby by a stale copy, silent: no claim possible, an operator's failover: refused", peer: []events.Event{events.RoleChanged{From: standby, To: standby, Reason: "x"}},
+			silent: true, manual: true, requested: true, ok: false},
+		{name: "standby by a stale copy, silent: the fence claims the arbiters", peer: []events.Event{events.RoleChanged{From: standby, To: standby, Reason: "x"}},
+			silent: true, claim: &events.ArbitersClaimed{Outcome: events.ClaimClear, N: 3, Held: 3}, requested: true, ok: true, output: "did not answer the fence request within 50ms; the arbiters claimed"},
+		{name: "silent, the claim conflicts: refused", peer: []events.Event{events.RoleChanged{From: standby, To: standby, Reason: "x"}},
+			silent: true, claim: &events.ArbitersClaimed{Outcome: events.ClaimConflict, N: 3, Held: 3, Managed: 2}, requested: true, ok: false},
 		// Before, an unreachable peer let every promotion through on the
 		// operator's word or the verdict alone (safety-core path 5).
 		{name: "unreachable, no claim possible, an operator's failover: refused", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
@@ -712,7 +740,7 @@ func TestFenceStep(t *testing.T) {
 				events.RemoteReachable{Peer: siteB, Line: "wan2", Target: "vip"},
 			},
 			lines:     []string{"wan1", "wan2"},
-			standDown: true, requested: true, ok: true, output: "is standby"},
+			standDown: true, requested: true, ok: true, output: "stood down"},
 		// The heartbeat announces changes only: a line up since it started
 		// has said nothing. Skipping the fence on the one line that did
 		// speak would leave an active peer up beside us.
@@ -721,7 +749,7 @@ func TestFenceStep(t *testing.T) {
 				events.RemoteUnreachable{Peer: siteB, Line: "wan1", Since: t0, Failed: []events.ProbeResult{{Target: "vip", Kind: "icmp"}}},
 			},
 			lines:     []string{"wan1", "wan2"},
-			standDown: true, requested: true, ok: true, output: "is standby"},
+			standDown: true, requested: true, ok: true, output: "stood down"},
 		{name: "a line no longer configured is not counted", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
 			own: []events.Event{
 				events.RemoteReachable{Peer: siteB, Line: "removed", Target: "vip"},
@@ -742,7 +770,7 @@ func TestFenceStep(t *testing.T) {
 			for _, ev := range tt.own {
 				w.apply(siteA, ev)
 			}
-			w.claim, w.peerVanishes = tt.claim, tt.vanishes
+			w.claim, w.peerVanishes, w.peerSilent, w.peerExpires = tt.claim, tt.vanishes, tt.silent, tt.expired
 			x := &Executor{Site: siteA, Peer: siteB, Bus: w, FenceTimeout: 50 * time.Millisecond,
 				Wait: w.Wait, Now: func() time.Time { return t0 }, Log: slog.New(slog.DiscardHandler)}
 			if tt.claim != nil {

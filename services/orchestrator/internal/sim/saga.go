@@ -315,18 +315,22 @@ func (s *site) fence(done stepDone) {
 		})
 		return
 	}
-	s.publish(&events.FailoverRequested{Target: s.peer, ToRole: events.RoleStandby, Reason: "fenced by " + string(s.id) + " failover " + g.ID,
-		RequestedBy: "orchestrator@" + string(s.id), Epoch: g.Epoch})
-	if st.PeerRole != events.RoleActive {
-		done(true, "peer not active; asked it to stay standby", "")
+	if !s.publish(&events.FailoverRequested{Target: s.peer, ToRole: events.RoleStandby, Reason: "fenced by " + string(s.id) + " failover " + g.ID,
+		RequestedBy: "orchestrator@" + string(s.id), Epoch: g.Epoch}) {
+		done(false, "", "the fence request could not be recorded")
 		return
 	}
-	s.await(func() bool { return s.st.PeerRole != events.RoleActive || s.st.PeerUnreachable() }, s.w.tm.FenceTimeout, func(ok bool) {
+	id := s.lastID()
+	answered := func() bool { settled, _, _ := saga.FenceAnswer(s.st, id); return settled }
+	s.await(func() bool { return answered() || s.st.PeerUnreachable() }, s.w.tm.FenceTimeout, func(ok bool) {
+		settled, standby, why := saga.FenceAnswer(s.st, id)
 		switch {
 		case !ok:
-			done(false, "", "peer still active after the fence timeout")
-		case s.st.PeerRole != events.RoleActive:
-			done(true, "peer is "+string(s.st.PeerRole), "")
+			s.fenceUnreachable("did not answer the fence request", done)
+		case settled && standby:
+			done(true, "peer "+why, "")
+		case settled:
+			done(false, "", "peer will not stay standby: "+why)
 		default:
 			s.fenceUnreachable("became unreachable while being fenced", done)
 		}

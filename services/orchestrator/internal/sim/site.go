@@ -90,7 +90,7 @@ func newSite(w *world, idx int, id, peer events.SiteID, role events.Role) *site 
 		// design.
 		BlockWindow: 0, MaxLagBytes: 1 << 20, MaxLagTransactions: 0,
 		LagMaxAge: 100 * time.Second, WaitDuration: 8 * time.Hour, RestartYield: tm.RestartYield,
-		ClockSkew: pair.ClockSkew, RetryAfter: w.tm.Interval,
+		ClockSkew: pair.ClockSkew, RetryAfter: w.tm.Interval, RequestExpiry: w.tm.FenceTimeout,
 	}
 	return s
 }
@@ -127,6 +127,9 @@ func (s *site) after(d time.Duration, fn func()) {
 
 // publish stores ev in the site's log, folds it and starts its sourcing
 // to the peer. It returns false when the site's bus is down.
+// lastID is the ID of the event this site published last.
+func (s *site) lastID() events.ID { return events.ID(string(s.id) + "-" + strconv.Itoa(s.nextID)) }
+
 func (s *site) publish(ev events.Event) bool {
 	if !s.busUp() {
 		return false
@@ -141,7 +144,7 @@ func (s *site) publish(ev events.Event) bool {
 		panic(err)
 	}
 	s.nextID++
-	id := events.ID(string(s.id) + "-" + strconv.Itoa(s.nextID))
+	id := s.lastID()
 	env := &events.Envelope{ID: id, Type: ev.EventType(), SchemaVersion: events.SchemaVersion, Site: s.id,
 		Node: string(s.id) + "1", Service: "drwatch", Time: s.clock(), CorrelationID: events.CorrelationID(id), Payload: payload}
 	s.store(env, -1)
@@ -154,8 +157,12 @@ func (s *site) publish(ev events.Event) bool {
 	return true
 }
 
-// store appends env to the log and folds it.
+// store appends env to the log, stamped with this site's clock as the
+// time its log stored it (bus: Envelope.Stored), and folds it.
 func (s *site) store(env *events.Envelope, src int) {
+	c := *env
+	c.Stored = s.clock()
+	env = &c
 	s.log = append(s.log, env)
 	s.logAt = append(s.logAt, s.w.now)
 	s.logSrc = append(s.logSrc, src)
