@@ -956,11 +956,13 @@ func TestManualFailoverWithTheOrchestrator(t *testing.T) {
 
 	// A lone site with no role in its store starts standby (site.role
 	// applies only to the pair's first start, which only the peer could
-	// confirm); the operator makes it active.
+	// confirm); the operator makes it active. Its peer never answers the
+	// fence and it cannot claim its arbiter: only the operator's --force
+	// promotes it.
 	if first := roles()[0]; first.To != events.RoleStandby {
 		t.Fatalf("a lone site announced %+v, want standby until the peer or an operator says otherwise", first)
 	}
-	r := runCLI(t, cfg, "manualFailover", "-a", "--timeout", "30s")
+	r := runCLI(t, cfg, "manualFailover", "-a", "--force", "--timeout", "30s")
 	if r.code != 0 || !strings.Contains(r.stdout, "standby→active") {
 		t.Fatalf("manualFailover -a: %v\n%s", r, s.stderr)
 	}

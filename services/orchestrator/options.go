@@ -33,6 +33,9 @@ type Options struct {
 	VIP       vipmon.VIP
 	Services  []svcmon.Service
 	Databases []events.Database
+	// FenceAnswerTimeout bounds the wait for an idle peer's answer to a
+	// fence (saga.Executor.FenceAnswerTimeout).
+	FenceAnswerTimeout time.Duration
 	// DBTimeout bounds a promote/demote by dbmonitor; FenceTimeout the wait
 	// for a reachable peer to stand down.
 	DBTimeout, FenceTimeout time.Duration
@@ -91,14 +94,17 @@ type HostPort struct {
 // DefaultOptions are the timings not in the site config.
 func DefaultOptions() Options {
 	return Options{
-		DBTimeout:       2 * time.Minute,
-		FenceTimeout:    2 * time.Minute,
-		Tick:            time.Second,
-		ServiceInterval: 10 * time.Second,
-		VIPInterval:     2 * time.Second,
-		StartupHold:     time.Minute,
-		Follow:          decide.FollowPolicy{Retry: 30 * time.Second, AnswerTimeout: 2 * time.Minute, MaxAttempts: 5},
-		KeepPeerSource:  true,
+		DBTimeout:    2 * time.Minute,
+		FenceTimeout: 2 * time.Minute,
+		// The peer decides every second; its answer crosses the link
+		// that sources its log, which pair.ClockSkew allows 10 s.
+		FenceAnswerTimeout: 15 * time.Second,
+		Tick:               time.Second,
+		ServiceInterval:    10 * time.Second,
+		VIPInterval:        2 * time.Second,
+		StartupHold:        time.Minute,
+		Follow:             decide.FollowPolicy{Retry: 30 * time.Second, AnswerTimeout: 2 * time.Minute, MaxAttempts: 5},
+		KeepPeerSource:     true,
 	}
 }
 

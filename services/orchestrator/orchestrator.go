@@ -262,7 +262,7 @@ func (r *runner) run(ctx context.Context) error {
 		Site: r.opts.Site, Peer: r.opts.Peer, Bus: r.deps.Bus, VIP: sagaVIP,
 		Services: r.opts.Services, Control: svcmon.Controller{Timeout: r.opts.Hooks.Timeout},
 		Hooks: r.opts.Hooks, Databases: r.opts.Databases,
-		DBTimeout: r.opts.DBTimeout, FenceTimeout: r.opts.FenceTimeout, LagLimits: r.opts.Policy.LagLimits(),
+		DBTimeout: r.opts.DBTimeout, FenceTimeout: r.opts.FenceTimeout, FenceAnswerTimeout: r.opts.FenceAnswerTimeout, LagLimits: r.opts.Policy.LagLimits(),
 		Wait: r.wait, Now: r.deps.Now, Log: r.log, AfterPublish: r.opts.afterPublish,
 		ClaimTimeout: r.opts.ClaimTimeout, TakeoverHold: r.opts.TakeoverHold, SelfFenceTimeout: r.opts.SelfFenceTimeout,
 	}

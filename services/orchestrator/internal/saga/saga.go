@@ -82,6 +82,11 @@ type Executor struct {
 	// DBTimeout bounds the wait for dbmonitor's DatabaseCommandDone;
 	// FenceTimeout the wait for a reachable peer to stand down.
 	DBTimeout, FenceTimeout time.Duration
+	// FenceAnswerTimeout is how long a peer that runs no failover (as far
+	// as this site's copy of its log tells) has to answer a fence: its
+	// decision round plus the sourcing of its log; one that runs a
+	// failover has FenceTimeout. 0: FenceTimeout.
+	FenceAnswerTimeout time.Duration
 	// LagLimits are failover.maxLagBytes/maxLagTransactions, which the
 	// check-position step applies to the fresh answers (MaxAge unused).
 	LagLimits pair.LagLimits
@@ -428,16 +433,16 @@ func (x *Executor) fence(ctx context.Context, s *pair.Saga) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	st, err = x.Wait(ctx, func(st *pair.State) bool {
-		settled, _, _ := FenceAnswer(st, env.ID)
-		return settled || st.PeerUnreachable()
-	}, x.FenceTimeout)
+	st, waited, err := x.awaitFenceAnswer(ctx, env.ID)
 	if err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
 		// A peer that answers the heartbeat but not the request (its
 		// orchestrator down, its log cut off from ours) cannot be told
 		// apart from one promoting behind the silence: the arbiters
 		// decide, as for an unreachable peer.
-		return x.fenceUnreachable(ctx, s, fmt.Sprintf("did not answer the fence request within %s", x.FenceTimeout))
+		return x.fenceUnreachable(ctx, s, fmt.Sprintf("did not answer the fence request within %s", waited))
 	}
 	if settled, ok, why := FenceAnswer(st, env.ID); settled {
 		if !ok {
@@ -446,6 +451,35 @@ func (x *Executor) fence(ctx context.Context, s *pair.Saga) (string, error) {
 		return "peer " + string(x.Peer) + " " + why, nil
 	}
 	return x.fenceUnreachable(ctx, s, "became unreachable while being fenced")
+}
+
+// awaitFenceAnswer waits for the peer's answer to fence request id, or
+// for the heartbeat to lose it: FenceAnswerTimeout while this site's copy
+// of the peer's log shows no failover of its running, FenceTimeout in all.
+// It returns the bound that ran out.
+func (x *Executor) awaitFenceAnswer(ctx context.Context, id events.ID) (*pair.State, time.Duration, error) {
+	start := time.Now()
+	quick := x.FenceAnswerTimeout
+	if quick <= 0 || quick > x.FenceTimeout {
+		quick = x.FenceTimeout
+	}
+	done := func(st *pair.State) bool {
+		settled, _, _ := FenceAnswer(st, id)
+		return settled || st.PeerUnreachable()
+	}
+	for {
+		left := x.FenceTimeout - time.Since(start)
+		st, err := x.Wait(ctx, done, min(quick, max(left, 0)))
+		if err == nil || ctx.Err() != nil {
+			return st, 0, err
+		}
+		if !st.PeerSagaRunning() {
+			return st, quick, err
+		}
+		if time.Since(start) >= x.FenceTimeout {
+			return st, x.FenceTimeout, err
+		}
+	}
 }
 
 // FenceAnswer reads the peer's answer to fence request id in st: settled
@@ -498,6 +532,12 @@ func (x *Executor) fenceUnreachable(ctx context.Context, s *pair.Saga, how strin
 		}
 		what = held + what
 		c, err := x.Claim(ctx, s.ID+"/fence", what+": "+s.Reason)
+		if err != nil && s.Force && c.Managed == 0 && ctx.Err() == nil {
+			// The operator's word stands where the arbiters cannot
+			// answer (unreachable, none listing anything), never against
+			// arbiters that show the peer managing them.
+			return fmt.Sprintf("%s; forced, proceeding on the operator's word although the claim failed (%v): no arbiter shows the peer managing it", what, err), nil
+		}
 		if err != nil {
 			return "", fmt.Errorf("%s and it may be active behind the cut: %w", what, err)
 		}

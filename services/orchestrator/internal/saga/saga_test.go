@@ -710,6 +710,11 @@ func TestFenceStep(t *testing.T) {
 			silent: true, claim: &events.ArbitersClaimed{Outcome: events.ClaimClear, N: 3, Held: 3}, requested: true, ok: true, output: "did not answer the fence request within 50ms; the arbiters claimed"},
 		{name: "silent, the claim conflicts: refused", peer: []events.Event{events.RoleChanged{From: standby, To: standby, Reason: "x"}},
 			silent: true, claim: &events.ArbitersClaimed{Outcome: events.ClaimConflict, N: 3, Held: 3, Managed: 2}, requested: true, ok: false},
+		{name: "silent, the claim conflicts: refused even forced", peer: []events.Event{events.RoleChanged{From: standby, To: standby, Reason: "x"}},
+			silent: true, manual: true, force: true, claim: &events.ArbitersClaimed{Outcome: events.ClaimConflict, N: 3, Held: 3, Managed: 2}, requested: true, ok: false},
+		{name: "silent, the arbiters unreachable, forced: goes on", peer: []events.Event{events.RoleChanged{From: standby, To: standby, Reason: "x"}},
+			silent: true, manual: true, force: true, claim: &events.ArbitersClaimed{Outcome: events.ClaimFailed, N: 3, Unreachable: 3}, requested: true, ok: true,
+			output: "forced, proceeding on the operator's word although the claim failed"},
 		// Before, an unreachable peer let every promotion through on the
 		// operator's word or the verdict alone (safety-core path 5).
 		{name: "unreachable, no claim possible, an operator's failover: refused", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
