@@ -93,6 +93,12 @@ type RoleChanged struct {
 	Epoch      Epoch  `json:"epoch"`
 	Reason     string `json:"reason" validate:"required,max=1024"`
 	FailoverID string `json:"failoverId,omitempty" validate:"max=64"`
+	// Lineage is the highest epoch at which this site had become active or
+	// promoted a database when it recorded the change: the age of the
+	// history its databases hold. The latest RoleChanged of a site, which
+	// outlives the log's retention, carries it, so a store that lost the
+	// rest still knows which site leads.
+	Lineage Epoch `json:"lineage,omitempty"`
 }
 
 // EventType implements Event.

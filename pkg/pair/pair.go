@@ -115,6 +115,9 @@ type State struct {
 	// PeerPromoted is the highest epoch of a peer saga that promoted a
 	// database, whether or not that saga went on to announce active.
 	PeerPromoted events.Epoch
+	// OwnLineage and PeerLineage are the highest Lineage each site's
+	// RoleChanged events carried (Lineage folds them in).
+	OwnLineage, PeerLineage events.Epoch
 	// BothStandbySince is when both sites became standby, zero otherwise.
 	BothStandbySince time.Time
 
@@ -402,11 +405,21 @@ func (s *State) PeerPromoting() bool {
 // highest at which it became active or promoted a database. The site with
 // the higher one holds what the other lacks.
 func (s *State) Lineage() (own, peer events.Epoch) {
-	own = s.ActiveEpoch
+	own = max(s.ActiveEpoch, s.OwnLineage)
 	for _, e := range s.Promoted {
 		own = max(own, e)
 	}
-	return own, max(s.PeerActiveEpoch, s.PeerPromoted)
+	return own, max(s.PeerActiveEpoch, s.PeerPromoted, s.PeerLineage)
+}
+
+// LineageAfter is the Lineage this site's RoleChanged rc carries: its
+// lineage, and rc's epoch too when it becomes active.
+func (s *State) LineageAfter(rc events.RoleChanged) events.Epoch {
+	own, _ := s.Lineage()
+	if rc.To == events.RoleActive {
+		own = max(own, rc.Epoch)
+	}
+	return own
 }
 
 // Leader is the site whose databases hold the newest history (Lineage),
@@ -698,6 +711,7 @@ func (s *State) applyRole(own bool, e events.RoleChanged, at time.Time) {
 			s.Claim = nil
 		}
 		s.Role, s.Epoch, s.RoleKnown = e.To, e.Epoch, true
+		s.OwnLineage = max(s.OwnLineage, e.Lineage)
 		s.StoodDownAt = time.Time{}
 		if s.Saga != nil && e.FailoverID == s.Saga.ID && s.Saga.StandDown && e.To == events.RoleStandby {
 			s.StoodDownAt = at
@@ -707,6 +721,7 @@ func (s *State) applyRole(own bool, e events.RoleChanged, at time.Time) {
 		}
 	} else {
 		s.PeerRole, s.PeerEpoch = e.To, e.Epoch
+		s.PeerLineage = max(s.PeerLineage, e.Lineage)
 		if e.To == events.RoleStandby {
 			s.PeerStandbyAt = at
 		}

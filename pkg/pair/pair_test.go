@@ -196,3 +196,47 @@ func TestOwnsLineage(t *testing.T) {
 		})
 	}
 }
+
+// TestLeaderFromTheLatestRolesAlone: a store that lost its log keeps only
+// each site's latest RoleChanged (the ROLES stream); the leader read from
+// those must be the one the whole log names, or the two sites' liveness
+// rules disagree and neither resumes. Before RoleChanged carried Lineage,
+// a's stand-down at epoch 3 and b's standby at epoch 2 named no leader.
+func TestLeaderFromTheLatestRolesAlone(t *testing.T) {
+	t0 := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	type entry struct {
+		site events.SiteID
+		rc   events.RoleChanged
+	}
+	rc := func(from, to events.Role, epoch, lineage events.Epoch) events.RoleChanged {
+		return events.RoleChanged{From: from, To: to, Epoch: epoch, Reason: "x", Lineage: lineage}
+	}
+	const active, standby = events.RoleActive, events.RoleStandby
+	log := []entry{
+		{"a", rc(standby, active, 1, 1)},
+		{"a", rc(active, standby, 1, 1)},
+		{"b", rc(standby, active, 2, 2)},
+		{"b", rc(active, standby, 2, 2)},
+		{"a", rc(standby, active, 3, 3)},
+		{"a", rc(active, standby, 3, 3)}, // a restart's stand-down
+	}
+	fold := func(entries []entry) *State {
+		s := New("a", "b", standby, []string{"default"})
+		for _, e := range entries {
+			env, err := events.New(events.Source{Site: e.site, Node: "n", Service: "orchestrator"}, e.rc, t0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Apply(env)
+		}
+		return s
+	}
+	latest := map[events.SiteID]entry{}
+	for _, e := range log {
+		latest[e.site] = e
+	}
+	full, kept := fold(log), fold([]entry{latest["b"], latest["a"]})
+	if full.Leader() != "a" || kept.Leader() != full.Leader() {
+		t.Errorf("leader from the whole log %q, from the latest roles alone %q; want a from both", full.Leader(), kept.Leader())
+	}
+}

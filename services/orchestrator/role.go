@@ -63,6 +63,8 @@ func (r *runner) announceInitialRole(ctx context.Context) (awaiting bool, err er
 		rc = r.configured(st, reasonFirstStart)
 	}
 	rc.From = rc.To
+	st, _ = r.snapshot()
+	rc.Lineage = st.LineageAfter(rc)
 	r.log.Info("announcing the initial role", "role", rc.To, "epoch", rc.Epoch, "why", rc.Reason)
 	if _, err := r.deps.Bus.Publish(ctx, rc, nil); err != nil {
 		return false, err
@@ -87,6 +89,7 @@ func (r *runner) configured(st *pair.State, why string) events.RoleChanged {
 	if rc.To == events.RoleActive {
 		rc.Epoch = decide.NextEpoch(st.MaxEpoch, r.opts.Site, r.opts.Peer)
 	}
+	rc.Lineage = st.LineageAfter(rc)
 	return rc
 }
 

@@ -247,7 +247,9 @@ func (x *Executor) Resume(ctx context.Context, s *pair.Saga) error {
 
 func (x *Executor) complete(ctx context.Context, s *pair.Saga, start time.Time) error {
 	if !s.RoleChanged {
+		st, _ := x.Wait(ctx, func(*pair.State) bool { return true }, 0)
 		rc := events.RoleChanged{From: s.From, To: s.To, Epoch: s.Epoch, Reason: clip1k(s.Reason), FailoverID: s.ID}
+		rc.Lineage = st.LineageAfter(rc)
 		if err := x.publish(ctx, rc); err != nil {
 			return fmt.Errorf("announce role: %w", err)
 		}

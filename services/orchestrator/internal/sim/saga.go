@@ -379,7 +379,9 @@ func (s *site) positions(tag string, lim pair.LagLimits, patience time.Duration,
 func (s *site) complete() {
 	g := s.run.g
 	if !g.RoleChanged {
-		s.publish(&events.RoleChanged{From: g.From, To: g.To, Epoch: g.Epoch, Reason: clip(g.Reason, 1024), FailoverID: g.ID})
+		rc := events.RoleChanged{From: g.From, To: g.To, Epoch: g.Epoch, Reason: clip(g.Reason, 1024), FailoverID: g.ID}
+		rc.Lineage = s.st.LineageAfter(rc)
+		s.publish(&rc)
 	}
 	s.publish(&events.FailoverCompleted{FailoverID: g.ID, Role: g.To, Epoch: g.Epoch})
 	s.sagaBusy, s.run = false, nil

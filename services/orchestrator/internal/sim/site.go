@@ -250,8 +250,10 @@ func (s *site) start(initial bool) {
 			// role.go, simplified: the pair always has an activation
 			// on record here, so a site whose log lost every role of its
 			// own starts standby at the highest epoch it knows.
-			s.publish(&events.RoleChanged{From: events.RoleStandby, To: events.RoleStandby, Epoch: s.st.MaxEpoch,
-				Reason: "no role of its own in the log: starts standby"})
+			rc := events.RoleChanged{From: events.RoleStandby, To: events.RoleStandby, Epoch: s.st.MaxEpoch,
+				Reason: "no role of its own in the log: starts standby"}
+			rc.Lineage = s.st.LineageAfter(rc)
+			s.publish(&rc)
 		}
 	}
 	s.hbDown = false

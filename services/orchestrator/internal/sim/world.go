@@ -366,7 +366,7 @@ func (w *world) genesis() {
 	b.db = database{follows: true}
 	a.vip = true
 	a.proc, b.proc = true, true
-	a.publish(&events.RoleChanged{From: events.RoleStandby, To: events.RoleActive, Epoch: 1, Reason: "the pair's first start"})
+	a.publish(&events.RoleChanged{From: events.RoleStandby, To: events.RoleActive, Epoch: 1, Reason: "the pair's first start", Lineage: 1})
 	b.publish(&events.RoleChanged{From: events.RoleStandby, To: events.RoleStandby, Epoch: 0, Reason: "the pair's first start"})
 	a.confirmed = true
 	// The pair's history before the run is sourced and synced.
