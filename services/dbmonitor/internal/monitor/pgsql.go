@@ -178,10 +178,18 @@ func (p *PgSQL) conninfo() string {
 }
 
 // replConninfo is the standby's primary_conninfo for host:port: the
-// replication user, and certificate verification when TLS is configured.
+// replication user with its password (the server keeps it in
+// postgresql.auto.conf, 0600), and certificate verification when TLS is
+// configured.
 func (p *PgSQL) replConninfo(host string, port int) string {
-	ci := fmt.Sprintf("host=%s port=%d user=%s password=%s application_name=drwatch",
-		kv(host), port, kv(p.ReplUser), kv(p.ReplPassword))
+	return p.replConninfoNoPass(host, port) + " password=" + kv(p.ReplPassword)
+}
+
+// replConninfoNoPass is replConninfo without the password, for a tool's
+// command line (pg_basebackup), which every local user can read.
+func (p *PgSQL) replConninfoNoPass(host string, port int) string {
+	ci := fmt.Sprintf("host=%s port=%d user=%s application_name=drwatch",
+		kv(host), port, kv(p.ReplUser))
 	if p.TLS.CA != "" {
 		ci += " sslmode=verify-ca sslrootcert=" + kv(p.TLS.CA)
 		if p.TLS.Cert != "" {
@@ -289,7 +297,7 @@ func (p *PgSQL) rebuild(ctx context.Context, host string, port int, tryRewind bo
 		}
 		log.Warn("pg_rewind failed, copying the primary in full", "err", err)
 	}
-	if err := p.Host.BaseBackup(ctx, repl); err != nil {
+	if err := p.Host.BaseBackup(ctx, p.replConninfoNoPass(host, port), p.ReplPassword); err != nil {
 		return "", fmt.Errorf("rebuild %s: %w", p.Local.Addr(), err)
 	}
 	if err := p.Host.Stop(ctx); err != nil {
@@ -340,7 +348,8 @@ func (p *PgSQL) rewind(ctx context.Context, opts, host string, port int, repl st
 	if err := p.Host.Stop(ctx); err != nil {
 		return err
 	}
-	out, err := p.Host.Rewind(ctx, p.Local.AdminConninfo(host, port))
+	source, password := p.Local.AdminConninfo(host, port)
+	out, err := p.Host.Rewind(ctx, source, password)
 	if err != nil {
 		return err
 	}

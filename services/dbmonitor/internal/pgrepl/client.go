@@ -54,12 +54,13 @@ func (c *Client) WithAddr(ctx context.Context, host string, port int) (*Client, 
 	return Open(ctx, dsn)
 }
 
-// AdminConninfo is a libpq conninfo for host:port with this client's
-// credentials and database: pg_rewind's --source-server.
-func (c *Client) AdminConninfo(host string, port int) string {
+// AdminConninfo is a libpq conninfo for host:port with this client's user
+// and database, and its password apart: pg_rewind's --source-server, whose
+// password must not be on the command line.
+func (c *Client) AdminConninfo(host string, port int) (conninfo, password string) {
 	cc := c.cfg.ConnConfig
-	return fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=%s connect_timeout=5",
-		quoteKV(host), port, quoteKV(cc.User), quoteKV(cc.Password), quoteKV(cc.Database))
+	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s connect_timeout=5",
+		quoteKV(host), port, quoteKV(cc.User), quoteKV(cc.Database)), cc.Password
 }
 
 // Read takes one reading of the local server.
