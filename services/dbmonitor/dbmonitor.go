@@ -86,7 +86,7 @@ func RunWithOptions(ctx context.Context, deps service.Deps, opts Options) error 
 	targets := map[events.Database]monitor.Target{}
 	g, gctx := errgroup.WithContext(ctx)
 	if cfg.MySQL.Enabled {
-		t, err := newMySQL(cfg)
+		t, err := newMySQL(cfg, log.With("database", "mysql"))
 		if err != nil {
 			return err
 		}
@@ -138,6 +138,11 @@ func RunWithOptions(ctx context.Context, deps service.Deps, opts Options) error 
 		t, ok := targets[cmd.Database]
 		if !ok {
 			return answer(fmt.Errorf("%s is not enabled on site %s", cmd.Database, site))
+		}
+		role, _ := roles.Current()
+		if err := monitor.GuardResync(cmd, site, role); err != nil {
+			log.Warn("database command refused", "command", cmd.Command, "database", cmd.Database, "err", err)
+			return answer(err)
 		}
 		return monitor.HandleCommand(ctx, t, deps.Bus, log, env, cmd)
 	})
@@ -213,14 +218,14 @@ func resumeCommands(ctx context.Context, js jetstream.JetStream, spec *bus.Consu
 	return nil
 }
 
-func newMySQL(cfg *config.Config) (*monitor.MySQL, error) {
+func newMySQL(cfg *config.Config, log *slog.Logger) (*monitor.MySQL, error) {
 	local, err := mysqlrepl.Open(cfg.MySQL.DSN.Value())
 	if err != nil {
 		return nil, fmt.Errorf("mysql.dsn: %w", err)
 	}
 	t := &monitor.MySQL{Local: local, ReplUser: cfg.MySQL.ReplicationUser, ReplPassword: cfg.MySQL.ReplicationPassword.Value(),
-		PeerHosts: peerHosts(cfg.MySQL.PeerVIP, cfg.MySQL.PeerNodes),
-		TLS:       mysqlrepl.TLSFiles{CA: cfg.MySQL.TLS.CA, Cert: cfg.MySQL.TLS.Cert, Key: cfg.MySQL.TLS.Key}}
+		PeerHosts: peerHosts(cfg.MySQL.PeerVIP, cfg.MySQL.PeerNodes), KeepDir: cfg.MySQL.KeepDir, Log: log,
+		TLS: mysqlrepl.TLSFiles{CA: cfg.MySQL.TLS.CA, Cert: cfg.MySQL.TLS.Cert, Key: cfg.MySQL.TLS.Key}}
 	if cfg.MySQL.PeerDSN.IsSet() {
 		if t.Peer, err = mysqlrepl.Open(cfg.MySQL.PeerDSN.Value()); err != nil {
 			local.Close()

@@ -90,7 +90,7 @@ func ParseOpts(s string) (string, error) {
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func (h *Host) bin(name string) string {
-	if h.BinDir == "" {
+	if h.BinDir == "" || filepath.IsAbs(name) {
 		return name
 	}
 	return filepath.Join(h.BinDir, name)
@@ -200,6 +200,27 @@ func (h *Host) Rewind(ctx context.Context, source, password string) (string, err
 	return out, err
 }
 
+// Keep copies the stopped server's data directory beside it, to
+// <DataDir>.drwatch-kept-<now>, before pg_rewind rewrites it in place:
+// what the rewind discards (the WAL and pages past the fork point) stays
+// there for an operator. It needs as much free space again; cp uses
+// reflinks where the file system has them.
+func (h *Host) Keep(ctx context.Context, now time.Time) (string, error) {
+	dst := fmt.Sprintf("%s.drwatch-kept-%s", h.DataDir, now.UTC().Format("20060102T150405"))
+	if _, err := os.Lstat(dst); err == nil {
+		return "", fmt.Errorf("keep a copy of %s: %s exists already", h.DataDir, dst)
+	}
+	cp, err := exec.LookPath("cp")
+	if err != nil {
+		return "", fmt.Errorf("keep a copy of %s: %w", h.DataDir, err)
+	}
+	if _, err := h.run(ctx, cp, "-a", "--reflink=auto", h.DataDir, dst); err != nil {
+		_ = os.RemoveAll(dst)
+		return "", fmt.Errorf("keep a copy of %s: %w", h.DataDir, err)
+	}
+	return dst, nil
+}
+
 // NewDir is where BaseBackup writes the fresh copy.
 func (h *Host) NewDir() string { return h.DataDir + ".drwatch-new" }
 
@@ -227,7 +248,7 @@ func (h *Host) BaseBackup(ctx context.Context, conninfo, password string) error 
 }
 
 // Swap puts the fresh copy in place and the old data directory aside; it
-// returns where the old one went, for Restore or removal.
+// returns where the old one went, for Restore or to be kept.
 func (h *Host) Swap(now time.Time) (string, error) {
 	old := fmt.Sprintf("%s.drwatch-old-%s", h.DataDir, now.UTC().Format("20060102T150405"))
 	if err := os.Rename(h.DataDir, old); err != nil {
