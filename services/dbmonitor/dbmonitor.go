@@ -242,7 +242,7 @@ func newPgSQL(ctx context.Context, cfg *config.Config, log *slog.Logger, now fun
 	}
 	t := &monitor.PgSQL{Local: local, ReplUser: cfg.PgSQL.ReplicationUser, ReplPassword: cfg.PgSQL.ReplicationPassword.Value(),
 		PeerHosts: peerHosts(cfg.PgSQL.PeerFmpmVIP, cfg.PgSQL.PeerNodes),
-		TLS:       monitor.PgTLS{CA: cfg.PgSQL.TLS.CA, Cert: cfg.PgSQL.TLS.Cert, Key: cfg.PgSQL.TLS.Key},
+		TLS:       pgrepl.TLSFiles{CA: cfg.PgSQL.TLS.CA, Cert: cfg.PgSQL.TLS.Cert, Key: cfg.PgSQL.TLS.Key},
 		Log:       log, Now: now}
 	if cfg.PgSQL.DataDir != "" {
 		// The server is on this host: resync and the return of a former
@@ -250,12 +250,31 @@ func newPgSQL(ctx context.Context, cfg *config.Config, log *slog.Logger, now fun
 		t.Host = &pghost.Host{DataDir: cfg.PgSQL.DataDir, BinDir: cfg.PgSQL.BinDir, OSUser: cfg.PgSQL.OSUser, Log: log}
 	}
 	if cfg.PgSQL.PeerDSN.IsSet() {
+		if err := verifiedPeer(cfg.PgSQL.PeerDSN.Value(), cfg.PgSQL.TLS.CA); err != nil {
+			local.Close()
+			return nil, err
+		}
 		if t.Peer, err = pgrepl.Open(ctx, cfg.PgSQL.PeerDSN.Value()); err != nil {
 			local.Close()
 			return nil, fmt.Errorf("pgsql.peerDsn: %w", err)
 		}
 	}
 	return t, nil
+}
+
+// verifiedPeer refuses a pgsql.peerDsn that would not check the peer's
+// certificate while pgsql.tls.ca says the pair uses TLS: the peer is on
+// the other site, and the DSN carries a superuser's password.
+func verifiedPeer(dsn, ca string) error {
+	if ca == "" {
+		return nil
+	}
+	for _, mode := range []string{"sslmode=verify-full", "sslmode=verify-ca"} {
+		if strings.Contains(dsn, mode) {
+			return nil
+		}
+	}
+	return fmt.Errorf("pgsql.peerDsn: sslmode must be verify-full (or verify-ca) while pgsql.tls.ca is set, so the peer's certificate is checked: add sslmode=verify-full&sslrootcert=%s (URL form) or sslmode=verify-full sslrootcert=%s", ca, ca)
 }
 
 func peerHosts(vip string, nodes config.List) []string {

@@ -608,7 +608,7 @@ func TestPgSQLPromoteAndDivergence(t *testing.T) {
 	// On command the forked server is rewound onto the primary's timeline:
 	// its own write is discarded, the primary's rows arrive.
 	_, sh := pgHosts(t)
-	target.Host, target.TLS, target.StreamTimeout, target.Log = sh, PgTLS{CA: env(t, "DRWATCH_TEST_TLS_CA")}, 30*time.Second, testLog(t)
+	target.Host, target.TLS, target.StreamTimeout, target.Log = sh, pgrepl.TLSFiles{CA: env(t, "DRWATCH_TEST_TLS_CA")}, 30*time.Second, testLog(t)
 	// Promoted, it is a primary now: a resync is refused unless forced,
 	// and the server keeps its own write.
 	if _, err := target.Command(ctx, events.DatabaseCommand{Command: "resync"}); !errors.Is(err, ErrIsPrimary) || !strings.Contains(err.Error(), "force") {
@@ -721,7 +721,7 @@ func TestPgSQLPositionDoesNotWaitForASilentPrimary(t *testing.T) {
 	_, standby := pgPair(t)
 	addr := silentListener(t)
 	ctx := context.Background()
-	silent, err := standby.WithAddr(ctx, addr.IP.String(), addr.Port)
+	silent, err := standby.WithAddr(ctx, addr.IP.String(), addr.Port, pgrepl.TLSFiles{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ func pgHosts(t *testing.T) (primary, standby *pghost.Host) {
 
 func pgTarget(t *testing.T, local, peer *pgrepl.Client, host *pghost.Host) *PgSQL {
 	return &PgSQL{Local: local, Peer: peer, Host: host, ReplUser: env(t, "DRWATCH_TEST_PGSQL_REPL_USER"),
-		ReplPassword: env(t, "DRWATCH_TEST_PGSQL_REPL_PASSWORD"), TLS: PgTLS{CA: env(t, "DRWATCH_TEST_TLS_CA")},
+		ReplPassword: env(t, "DRWATCH_TEST_PGSQL_REPL_PASSWORD"), TLS: pgrepl.TLSFiles{CA: env(t, "DRWATCH_TEST_TLS_CA")},
 		StreamTimeout: 30 * time.Second, Log: testLog(t)}
 }
 

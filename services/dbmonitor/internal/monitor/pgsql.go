@@ -18,10 +18,6 @@ import (
 	"github.com/drwatch/drwatch/services/dbmonitor/internal/watch"
 )
 
-// PgTLS names the files a standby verifies its primary with (paths on
-// this host, readable by pgsql.osUser).
-type PgTLS struct{ CA, Cert, Key string }
-
 // ResyncCommandPgSQL is the documented operator command for a rebuild.
 const ResyncCommandPgSQL = "pg_ctl -D $PGDATA stop && pg_rewind --target-pgdata=$PGDATA --source-server='host=PRIMARY user=drwatch' -R (or: mv $PGDATA aside; pg_basebackup -h PRIMARY -U replication -D $PGDATA -R -X stream) && pg_ctl -D $PGDATA start"
 
@@ -35,10 +31,12 @@ type PgSQL struct {
 	// Host, when set, is this server's data directory and tools: resync and
 	// the return of a former primary to standby are then done here.
 	Host *pghost.Host
-	// TLS, when CA is set, is required of the replication link:
-	// primary_conninfo gets sslmode=verify-ca and the check "tls" fails
-	// while the link is plain.
-	TLS PgTLS
+	// TLS, when CA is set, is required of every connection to another
+	// server (paths on this host, readable by pgsql.osUser):
+	// primary_conninfo, pg_basebackup, pg_rewind's source and dbmonitor's
+	// own look at the primary use sslmode=verify-full, and the check "tls"
+	// fails while the replication link is plain.
+	TLS pgrepl.TLSFiles
 	// StreamTimeout bounds the wait for a rebuilt standby to stream (90 s
 	// when zero).
 	StreamTimeout time.Duration
@@ -87,7 +85,7 @@ func (p *PgSQL) primary(ctx context.Context, r *pgrepl.Receiver) *pgrepl.Client 
 	if p.derived != nil {
 		p.derived.Close()
 	}
-	c, err := p.Local.WithAddr(ctx, p.lastSeen.SenderHost, p.lastSeen.SenderPort)
+	c, err := p.Local.WithAddr(ctx, p.lastSeen.SenderHost, p.lastSeen.SenderPort, p.TLS)
 	if err != nil {
 		return nil
 	}
@@ -195,10 +193,9 @@ func (p *PgSQL) replConninfoNoPass(host string, port int) string {
 	ci := fmt.Sprintf("host=%s port=%d user=%s application_name=drwatch",
 		kv(host), port, kv(p.ReplUser))
 	if p.TLS.CA != "" {
-		ci += " sslmode=verify-ca sslrootcert=" + kv(p.TLS.CA)
-		if p.TLS.Cert != "" {
-			ci += " sslcert=" + kv(p.TLS.Cert) + " sslkey=" + kv(p.TLS.Key)
-		}
+		// verify-full: a certificate from the same CA issued to another
+		// host (the standby's own) must not pass for the primary's.
+		ci += " " + p.TLS.Conninfo()
 	}
 	return ci
 }
@@ -295,7 +292,7 @@ func (p *PgSQL) resync(ctx context.Context, host string, port int, force bool) (
 	// pg_rewind ("no rewind required", then the same missing segment).
 	walGone := false
 	if err == nil && s.InRecovery {
-		if c, err := p.Local.WithAddr(ctx, host, port); err == nil {
+		if c, err := p.Local.WithAddr(ctx, host, port, p.TLS); err == nil {
 			if pr, err := c.ReadPrimary(ctx, max(s.Receive, s.Replay)); err == nil && pr.SegmentGone {
 				walGone = true
 			}
@@ -312,7 +309,7 @@ func (p *PgSQL) discarded(ctx context.Context, host string, port int) string {
 	if err != nil {
 		return ""
 	}
-	c, err := p.Local.WithAddr(ctx, host, port)
+	c, err := p.Local.WithAddr(ctx, host, port, p.TLS)
 	if err != nil {
 		return ""
 	}
@@ -400,7 +397,7 @@ func (p *PgSQL) rewind(ctx context.Context, opts, host string, port int, repl st
 	// just-promoted server updates only at its next checkpoint: without one
 	// it sees "the same timeline", rewinds nothing, and the server then
 	// waits forever for WAL of a timeline forked before its own position.
-	src, err := p.Local.WithAddr(ctx, host, port)
+	src, err := p.Local.WithAddr(ctx, host, port, p.TLS)
 	if err != nil {
 		return "", err
 	}
@@ -421,7 +418,7 @@ func (p *PgSQL) rewind(ctx context.Context, opts, host string, port int, repl st
 		}
 		return "", err
 	}
-	source, password := p.Local.AdminConninfo(host, port)
+	source, password := p.Local.AdminConninfo(host, port, p.TLS)
 	out, err := p.Host.Rewind(ctx, source, password)
 	if err != nil {
 		return kept, err
