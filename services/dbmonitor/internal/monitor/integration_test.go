@@ -159,7 +159,7 @@ func mustExec(t *testing.T, db *sql.DB, q string, args ...any) {
 func newMySQLMonitor(t *testing.T, replica *mysqlrepl.Client, limits watch.Limits) (*Monitor, *recorder, *MySQL) {
 	rec := &recorder{}
 	target := &MySQL{Local: replica, ReplUser: env(t, "DRWATCH_TEST_MYSQL_REPL_USER"), ReplPassword: env(t, "DRWATCH_TEST_MYSQL_REPL_PASSWORD"),
-		KeepDir: t.TempDir()}
+		KeepDir: t.TempDir(), TLS: mysqlrepl.TLSFiles{CA: env(t, "DRWATCH_TEST_TLS_CA")}}
 	if limits.BackOff == 0 {
 		limits.BackOff = 200 * time.Millisecond
 	}
@@ -243,7 +243,7 @@ func TestMySQLLagUnderWriteLoad(t *testing.T) {
 func TestMySQLPromoteAndRepointBothWays(t *testing.T) {
 	p, r, db := mysqlPair(t)
 	_, _, rt := newMySQLMonitor(t, r, watch.Limits{})
-	pt := &MySQL{Local: p, ReplUser: rt.ReplUser, ReplPassword: rt.ReplPassword}
+	pt := &MySQL{Local: p, ReplUser: rt.ReplUser, ReplPassword: rt.ReplPassword, TLS: rt.TLS}
 	ctx := context.Background()
 	mustExec(t, p.DB(), "INSERT INTO "+db+".t VALUES (1, 'before')")
 	waitRow(t, r.DB(), "SELECT COUNT(*) FROM "+db+".t", 1)
@@ -372,7 +372,7 @@ func TestMySQLResyncOfAPrimaryRefusedUnlessForced(t *testing.T) {
 	waitRow(t, r.DB(), "SELECT COUNT(*) FROM "+db+".t", 1)
 	keep := t.TempDir()
 	primary := &MySQL{Local: p, Peer: r, ReplUser: env(t, "DRWATCH_TEST_MYSQL_REPL_USER"),
-		ReplPassword: env(t, "DRWATCH_TEST_MYSQL_REPL_PASSWORD"), KeepDir: keep}
+		ReplPassword: env(t, "DRWATCH_TEST_MYSQL_REPL_PASSWORD"), KeepDir: keep, TLS: mysqlrepl.TLSFiles{CA: env(t, "DRWATCH_TEST_TLS_CA")}}
 	done, err := primary.Command(context.Background(), events.DatabaseCommand{Command: "resync"})
 	if !errors.Is(err, ErrIsPrimary) || !strings.Contains(err.Error(), "force") || !strings.Contains(err.Error(), p.Addr()) {
 		t.Fatalf("resync of the primary = %+v, %v; want ErrIsPrimary naming the server and force", done, err)
