@@ -147,7 +147,8 @@ my_users() {
 CREATE USER IF NOT EXISTS '$ADMIN_USER'@'127.0.0.1' IDENTIFIED BY '$ADMIN_PASS';
 GRANT ALL PRIVILEGES ON *.* TO '$ADMIN_USER'@'127.0.0.1' WITH GRANT OPTION;
 CREATE USER IF NOT EXISTS '$REPL_USER'@'127.0.0.1' IDENTIFIED BY '$REPL_PASS';
-GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '$REPL_USER'@'127.0.0.1';"
+GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '$REPL_USER'@'127.0.0.1';
+ALTER USER '$REPL_USER'@'127.0.0.1' REQUIRE SSL;"
 }
 
 my_change_master() {
@@ -284,7 +285,9 @@ pg_heal() {
 	pg_stop pg2
 	local d; d=$(pg_dir pg2)
 	rm -rf "$d"; mkdir -p "$d"; chown postgres:postgres "$d"
-	as_pg "$PGBIN/pg_basebackup" -d "host=127.0.0.1 port=$PG1_PORT user=$REPL_USER password=$REPL_PASS application_name=drwatch sslmode=verify-ca sslrootcert=$TLS_DIR/ca.crt" \
+	# The password goes through the environment, not the command line; -R
+	# writes it into primary_conninfo (postgresql.auto.conf, 0600).
+	PGPASSWORD=$REPL_PASS as_pg "$PGBIN/pg_basebackup" -d "host=127.0.0.1 port=$PG1_PORT user=$REPL_USER application_name=drwatch sslmode=verify-full sslrootcert=$TLS_DIR/ca.crt" \
 		-D "$d/data" -R -X stream -c fast --no-sync >&2 || die "pg_basebackup failed"
 	pg_ctl_start pg2
 	for _ in $(seq 1 100); do pg_healthy && return 0; sleep 0.1; done
@@ -310,8 +313,8 @@ export DRWATCH_TEST_MYSQL_PRIMARY_DSN='$ADMIN_USER:$ADMIN_PASS@tcp(127.0.0.1:$MY
 export DRWATCH_TEST_MYSQL_REPLICA_DSN='$ADMIN_USER:$ADMIN_PASS@tcp(127.0.0.1:$MY2_PORT)/'
 export DRWATCH_TEST_MYSQL_REPL_USER='$REPL_USER'
 export DRWATCH_TEST_MYSQL_REPL_PASSWORD='$REPL_PASS'
-export DRWATCH_TEST_PGSQL_PRIMARY_DSN='postgres://$ADMIN_USER:$ADMIN_PASS@127.0.0.1:$PG1_PORT/postgres?sslmode=disable'
-export DRWATCH_TEST_PGSQL_STANDBY_DSN='postgres://$ADMIN_USER:$ADMIN_PASS@127.0.0.1:$PG2_PORT/postgres?sslmode=disable'
+export DRWATCH_TEST_PGSQL_PRIMARY_DSN='postgres://$ADMIN_USER:$ADMIN_PASS@127.0.0.1:$PG1_PORT/postgres?sslmode=verify-full&sslrootcert=$TLS_DIR/ca.crt'
+export DRWATCH_TEST_PGSQL_STANDBY_DSN='postgres://$ADMIN_USER:$ADMIN_PASS@127.0.0.1:$PG2_PORT/postgres?sslmode=verify-full&sslrootcert=$TLS_DIR/ca.crt'
 export DRWATCH_TEST_PGSQL_REPL_USER='$REPL_USER'
 export DRWATCH_TEST_PGSQL_REPL_PASSWORD='$REPL_PASS'
 export DRWATCH_TEST_PGSQL_PRIMARY_DATADIR='$(pg_dir pg1)/data'

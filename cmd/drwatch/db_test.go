@@ -19,6 +19,7 @@ func TestDBCommands(t *testing.T) {
 	s.expectFail(t, 2, `db "promote": want resync or position`, "db", "promote", "--database", "mysql")
 	s.expectFail(t, 2, `--database "oracle": want mysql or pgsql`, "db", "resync", "--database", "oracle")
 	s.expectFail(t, 2, "--primary-port 70000", "db", "resync", "--database", "mysql", "--primary-port", "70000")
+	s.expectFail(t, 2, "--force applies to resync only", "db", "position", "--database", "mysql", "--force")
 
 	// Nobody answers: exit 4, the command stays recorded.
 	r := runCLI(t, cfg, "db", "position", "--database", "pgsql", "--timeout", "1s")
@@ -42,6 +43,10 @@ func TestDBCommands(t *testing.T) {
 			if cmd.Command == "resync" {
 				done = events.DatabaseCommandDone{Command: cmd.Command, Database: cmd.Database, Error: "primary 10.0.0.9:3306 unreachable"}
 			}
+			if cmd.Command == "resync" && cmd.Force {
+				done = events.DatabaseCommandDone{Command: cmd.Command, Database: cmd.Database, OK: true, Position: "0-1-50",
+					Kept: "/var/lib/drwatch/kept/resync-db-3306.sql", Discarded: "errant GTIDs: 0-2-5"}
+			}
 			_, _ = db.Publish(ctx, done, env)
 		})
 	}()
@@ -53,9 +58,13 @@ func TestDBCommands(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "resync of mysql failed on site a: primary 10.0.0.9:3306 unreachable") {
 		t.Errorf("resync: %v", r)
 	}
+	r = runCLI(t, cfg, "db", "resync", "--database", "mysql", "--force", "--timeout", "20s")
+	if r.code != 0 || !strings.Contains(r.stdout, "kept in /var/lib/drwatch/kept/resync-db-3306.sql") || !strings.Contains(r.stdout, "discarded: errant GTIDs: 0-2-5") {
+		t.Errorf("forced resync: %v", r)
+	}
 	var resync *events.DatabaseCommand
 	for _, env := range s.logOf(t, events.SiteTypeFilter("a", "DatabaseCommand")) {
-		if cmd, err := events.DecodeInto[events.DatabaseCommand](env); err == nil && cmd.Command == "resync" {
+		if cmd, err := events.DecodeInto[events.DatabaseCommand](env); err == nil && cmd.Command == "resync" && !cmd.Force {
 			resync = &cmd
 		}
 	}

@@ -131,6 +131,10 @@ type MySQL struct {
 	// AutoResync copies the primary in full when it purged the binlogs the
 	// replica needs (seed 002); off, the copy waits for a resync command.
 	AutoResync bool `yaml:"autoResync"`
+	// KeepDir is where a resync dumps the replica's databases before it
+	// drops them (on dbmonitor's host), so nothing is discarded without a
+	// copy.
+	KeepDir string `yaml:"keepDir"`
 }
 
 // PgSQL is seed 000's pgsql section plus how to reach the servers.
@@ -425,6 +429,7 @@ func Defaults() Config {
 			CheckInterval:   Duration(10 * time.Second),
 			LagThreshold:    Duration(30 * time.Second),
 			RepairAttempts:  3,
+			KeepDir:         "/var/lib/drwatch/kept",
 		},
 		PgSQL: PgSQL{
 			ReplicationUser:   "replication",

@@ -146,6 +146,9 @@ func (c *Config) validateDatabases(p *problems) {
 			p.add("mysql.repairAttempts", "%d must be 0 or more", c.MySQL.RepairAttempts)
 		}
 		validateTLS(p, "mysql.tls", c.MySQL.TLS)
+		if !strings.HasPrefix(c.MySQL.KeepDir, "/") {
+			p.add("mysql.keepDir", "%q must be an absolute path (a resync dumps the replica's databases there before dropping them; default /var/lib/drwatch/kept)", c.MySQL.KeepDir)
+		}
 	}
 	if c.PgSQL.Enabled {
 		if !c.PgSQL.DSN.IsSet() {

@@ -80,7 +80,9 @@ type DatabaseCommand struct {
 	FailoverID  string `json:"failoverId,omitempty" validate:"max=64"`
 	// Force, on promote, makes the promotion go on when the replica could
 	// not apply everything it received (those transactions are discarded
-	// and named in the answer's Error, with OK true).
+	// and named in the answer's Error, with OK true). On resync it lets the
+	// copy replace the data of the active site's server or of a server that
+	// is a primary, which dbmonitor otherwise refuses.
 	Force bool `json:"force,omitempty"`
 	// FollowEpoch, on a repoint of a standby's server at the active peer
 	// outside any failover, is the peer's active epoch it follows; the
@@ -125,6 +127,16 @@ type DatabaseCommandDone struct {
 	// the failover is forced.
 	FollowsNone bool   `json:"followsNone,omitempty"`
 	FailoverID  string `json:"failoverId,omitempty" validate:"max=64"`
+	// Kept, on a command that replaced the server's data (resync, a
+	// PostgreSQL return to standby), is where the copy of the data it
+	// replaced is: a dump file (MariaDB/MySQL) or the old data directory
+	// put aside (PostgreSQL), on the database's host. Empty when nothing
+	// was replaced.
+	Kept string `json:"kept,omitempty" validate:"max=1024"`
+	// Discarded names what the replaced data had that the primary lacks:
+	// errant GTIDs (MariaDB/MySQL) or the WAL past the fork point
+	// (PostgreSQL). Empty when nothing was discarded or it is unknown.
+	Discarded string `json:"discarded,omitempty" validate:"max=4096"`
 }
 
 // EventType implements Event.

@@ -86,7 +86,7 @@ func RunWithOptions(ctx context.Context, deps service.Deps, opts Options) error 
 	targets := map[events.Database]monitor.Target{}
 	g, gctx := errgroup.WithContext(ctx)
 	if cfg.MySQL.Enabled {
-		t, err := newMySQL(cfg)
+		t, err := newMySQL(cfg, log.With("database", "mysql"))
 		if err != nil {
 			return err
 		}
@@ -138,6 +138,11 @@ func RunWithOptions(ctx context.Context, deps service.Deps, opts Options) error 
 		t, ok := targets[cmd.Database]
 		if !ok {
 			return answer(fmt.Errorf("%s is not enabled on site %s", cmd.Database, site))
+		}
+		role, _ := roles.Current()
+		if err := monitor.GuardResync(cmd, site, role); err != nil {
+			log.Warn("database command refused", "command", cmd.Command, "database", cmd.Database, "err", err)
+			return answer(err)
 		}
 		return monitor.HandleCommand(ctx, t, deps.Bus, log, env, cmd)
 	})
@@ -213,14 +218,14 @@ func resumeCommands(ctx context.Context, js jetstream.JetStream, spec *bus.Consu
 	return nil
 }
 
-func newMySQL(cfg *config.Config) (*monitor.MySQL, error) {
+func newMySQL(cfg *config.Config, log *slog.Logger) (*monitor.MySQL, error) {
 	local, err := mysqlrepl.Open(cfg.MySQL.DSN.Value())
 	if err != nil {
 		return nil, fmt.Errorf("mysql.dsn: %w", err)
 	}
 	t := &monitor.MySQL{Local: local, ReplUser: cfg.MySQL.ReplicationUser, ReplPassword: cfg.MySQL.ReplicationPassword.Value(),
-		PeerHosts: peerHosts(cfg.MySQL.PeerVIP, cfg.MySQL.PeerNodes),
-		TLS:       mysqlrepl.TLSFiles{CA: cfg.MySQL.TLS.CA, Cert: cfg.MySQL.TLS.Cert, Key: cfg.MySQL.TLS.Key}}
+		PeerHosts: peerHosts(cfg.MySQL.PeerVIP, cfg.MySQL.PeerNodes), KeepDir: cfg.MySQL.KeepDir, Log: log,
+		TLS: mysqlrepl.TLSFiles{CA: cfg.MySQL.TLS.CA, Cert: cfg.MySQL.TLS.Cert, Key: cfg.MySQL.TLS.Key}}
 	if cfg.MySQL.PeerDSN.IsSet() {
 		if t.Peer, err = mysqlrepl.Open(cfg.MySQL.PeerDSN.Value()); err != nil {
 			local.Close()
@@ -237,7 +242,7 @@ func newPgSQL(ctx context.Context, cfg *config.Config, log *slog.Logger, now fun
 	}
 	t := &monitor.PgSQL{Local: local, ReplUser: cfg.PgSQL.ReplicationUser, ReplPassword: cfg.PgSQL.ReplicationPassword.Value(),
 		PeerHosts: peerHosts(cfg.PgSQL.PeerFmpmVIP, cfg.PgSQL.PeerNodes),
-		TLS:       monitor.PgTLS{CA: cfg.PgSQL.TLS.CA, Cert: cfg.PgSQL.TLS.Cert, Key: cfg.PgSQL.TLS.Key},
+		TLS:       pgrepl.TLSFiles{CA: cfg.PgSQL.TLS.CA, Cert: cfg.PgSQL.TLS.Cert, Key: cfg.PgSQL.TLS.Key},
 		Log:       log, Now: now}
 	if cfg.PgSQL.DataDir != "" {
 		// The server is on this host: resync and the return of a former
@@ -245,12 +250,31 @@ func newPgSQL(ctx context.Context, cfg *config.Config, log *slog.Logger, now fun
 		t.Host = &pghost.Host{DataDir: cfg.PgSQL.DataDir, BinDir: cfg.PgSQL.BinDir, OSUser: cfg.PgSQL.OSUser, Log: log}
 	}
 	if cfg.PgSQL.PeerDSN.IsSet() {
+		if err := verifiedPeer(cfg.PgSQL.PeerDSN.Value(), cfg.PgSQL.TLS.CA); err != nil {
+			local.Close()
+			return nil, err
+		}
 		if t.Peer, err = pgrepl.Open(ctx, cfg.PgSQL.PeerDSN.Value()); err != nil {
 			local.Close()
 			return nil, fmt.Errorf("pgsql.peerDsn: %w", err)
 		}
 	}
 	return t, nil
+}
+
+// verifiedPeer refuses a pgsql.peerDsn that would not check the peer's
+// certificate while pgsql.tls.ca says the pair uses TLS: the peer is on
+// the other site, and the DSN carries a superuser's password.
+func verifiedPeer(dsn, ca string) error {
+	if ca == "" {
+		return nil
+	}
+	for _, mode := range []string{"sslmode=verify-full", "sslmode=verify-ca"} {
+		if strings.Contains(dsn, mode) {
+			return nil
+		}
+	}
+	return fmt.Errorf("pgsql.peerDsn: sslmode must be verify-full (or verify-ca) while pgsql.tls.ca is set, so the peer's certificate is checked: add sslmode=verify-full&sslrootcert=%s (URL form) or sslmode=verify-full sslrootcert=%s", ca, ca)
 }
 
 func peerHosts(vip string, nodes config.List) []string {

@@ -519,3 +519,96 @@ func TestRunRejectsBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestResyncRefusedOnTheActiveSite: a resync sent to the active site's
+// dbmonitor is answered OK=false naming the role and force, and the
+// server's data is untouched; with force it runs and the answer says
+// where the replaced databases were dumped.
+func TestResyncRefusedOnTheActiveSite(t *testing.T) {
+	cfg := config.Defaults()
+	cfg.Site.Name, cfg.Site.Role = "a", "active"
+	cfg.MySQL.Enabled = true
+	cfg.MySQL.DSN = config.NewSecret(env(t, "DRWATCH_TEST_MYSQL_REPLICA_DSN"))
+	cfg.MySQL.PeerDSN = config.NewSecret(env(t, "DRWATCH_TEST_MYSQL_PRIMARY_DSN"))
+	cfg.MySQL.ReplicationUser = env(t, "DRWATCH_TEST_MYSQL_REPL_USER")
+	cfg.MySQL.ReplicationPassword = config.NewSecret(env(t, "DRWATCH_TEST_MYSQL_REPL_PASSWORD"))
+	cfg.MySQL.TLS.CA = env(t, "DRWATCH_TEST_TLS_CA")
+	cfg.MySQL.CheckInterval = config.Duration(time.Second)
+	cfg.MySQL.KeepDir = t.TempDir()
+	t.Cleanup(func() { testdb(t, "heal", "mysql") })
+	replicateOneWrite(t)
+	replica, err := sql.Open("mysql", env(t, "DRWATCH_TEST_MYSQL_REPLICA_DSN"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replica.Close()
+	rows := func() int {
+		var n int
+		if err := replica.QueryRow("SELECT COUNT(*) FROM dbmonitor_test.writes").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := rows()
+
+	site := bustest.RunJetStream(t)
+	orch := site.Bus(t, "orchestrator", "")
+	seen := &log{}
+	ctx, cancel := context.WithCancel(context.Background())
+	watching := make(chan error, 1)
+	go func() {
+		watching <- orch.Consume(ctx, bus.ConsumerSpec{Durable: "test-watch", Handler: seen.handle,
+			Filters: []string{events.TypeFilter("DatabaseCommandDone")}})
+	}()
+	deps := service.Deps{Config: &cfg, Bus: site.Bus(t, "dbmonitor", ""), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now}
+	ran := make(chan error, 1)
+	go func() { ran <- dbmonitor.Run(ctx, deps) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-ran; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		<-watching
+	})
+	bustest.WaitFor(t, 10*time.Second, "dbmonitor-commands consumer", func() bool {
+		s, err := orch.JetStream().Stream(context.Background(), bus.EventsStream)
+		if err != nil {
+			return false
+		}
+		_, err = s.Consumer(context.Background(), dbmonitor.CommandsConsumer)
+		return err == nil
+	})
+	resync := func(force bool, from int) (events.DatabaseCommandDone, int) {
+		t.Helper()
+		env, err := orch.Publish(context.Background(), &events.DatabaseCommand{Command: "resync", Database: events.MySQL, Target: "a", Force: force}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, next := seen.wait(t, from, "answer to resync", doneFor(t, env))
+		done, err := events.DecodeInto[events.DatabaseCommandDone](got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return done, next
+	}
+
+	done, at := resync(false, 0)
+	if done.OK || !strings.Contains(done.Error, "site a is active") || !strings.Contains(done.Error, "force") || done.Kept != "" {
+		t.Fatalf("resync on the active site: %+v; want refused naming the role and force", done)
+	}
+	if n := rows(); n != before {
+		t.Fatalf("a refused resync changed the data: %d rows, had %d", n, before)
+	}
+	if entries, _ := os.ReadDir(cfg.MySQL.KeepDir); len(entries) != 0 {
+		t.Errorf("a refused resync wrote to keepDir: %d file(s)", len(entries))
+	}
+
+	done, _ = resync(true, at)
+	if !done.OK || !strings.HasPrefix(done.Kept, cfg.MySQL.KeepDir+"/") {
+		t.Fatalf("forced resync: %+v; want OK with the dump in %s", done, cfg.MySQL.KeepDir)
+	}
+	b, err := os.ReadFile(done.Kept)
+	if err != nil || !strings.Contains(string(b), "CREATE DATABASE") || !strings.Contains(string(b), "`dbmonitor_test`") {
+		t.Errorf("kept dump %s does not hold the replaced databases (%v)", done.Kept, err)
+	}
+}

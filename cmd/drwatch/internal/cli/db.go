@@ -27,6 +27,7 @@ func dbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	db := fs.String("database", "", "mysql or pgsql")
 	host := fs.String("primary-host", "", "resync: the primary to copy from (default: the one dbmonitor knows)")
 	port := fs.Int("primary-port", 0, "resync: the primary's port")
+	force := fs.Bool("force", false, "resync: replace the data even on the active site or on a server that is a primary (a copy is kept first)")
 	wait := fs.Duration("timeout", 10*time.Minute, "how long to wait for dbmonitor's answer (0: do not wait)")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
@@ -35,6 +36,9 @@ func dbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case events.MySQL, events.PgSQL:
 	default:
 		return fmt.Errorf("%w: --database %q: want mysql or pgsql", errUsage, *db)
+	}
+	if *force && command != "resync" {
+		return fmt.Errorf("%w: --force applies to resync only", errUsage)
 	}
 	if *port < 0 || *port > 65535 {
 		return fmt.Errorf("%w: --primary-port %d: want 1-65535", errUsage, *port)
@@ -49,7 +53,7 @@ func dbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: read the log position: %v", errUnreachable, err)
 	}
 	site := events.SiteID(cfg.Site.Name)
-	cmd := events.DatabaseCommand{Command: command, Database: events.Database(*db), Target: site, PrimaryHost: *host, PrimaryPort: *port}
+	cmd := events.DatabaseCommand{Command: command, Database: events.Database(*db), Target: site, PrimaryHost: *host, PrimaryPort: *port, Force: *force}
 	env, err := c.bus.Publish(ctx, cmd, nil)
 	if err != nil {
 		return fmt.Errorf("record the %s command: %w", command, err)
@@ -78,6 +82,9 @@ func dbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	select {
 	case done := <-answer:
 		if !done.OK {
+			if done.Kept != "" {
+				fmt.Fprintf(stdout, "the data it replaced is kept in %s\n", done.Kept)
+			}
 			return fmt.Errorf("%s of %s failed on site %s: %s", command, *db, site, done.Error)
 		}
 		fmt.Fprintf(stdout, "%s of %s done", command, *db)
@@ -91,6 +98,12 @@ func dbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}
 		fmt.Fprintln(stdout)
+		if done.Kept != "" {
+			fmt.Fprintf(stdout, "the data it replaced is kept in %s\n", done.Kept)
+		}
+		if done.Discarded != "" {
+			fmt.Fprintf(stdout, "discarded: %s\n", done.Discarded)
+		}
 		return nil
 	case err := <-followErr:
 		if err != nil && wctx.Err() == nil {

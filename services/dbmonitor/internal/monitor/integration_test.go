@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -157,7 +158,8 @@ func mustExec(t *testing.T, db *sql.DB, q string, args ...any) {
 
 func newMySQLMonitor(t *testing.T, replica *mysqlrepl.Client, limits watch.Limits) (*Monitor, *recorder, *MySQL) {
 	rec := &recorder{}
-	target := &MySQL{Local: replica, ReplUser: env(t, "DRWATCH_TEST_MYSQL_REPL_USER"), ReplPassword: env(t, "DRWATCH_TEST_MYSQL_REPL_PASSWORD")}
+	target := &MySQL{Local: replica, ReplUser: env(t, "DRWATCH_TEST_MYSQL_REPL_USER"), ReplPassword: env(t, "DRWATCH_TEST_MYSQL_REPL_PASSWORD"),
+		KeepDir: t.TempDir(), TLS: mysqlrepl.TLSFiles{CA: env(t, "DRWATCH_TEST_TLS_CA")}}
 	if limits.BackOff == 0 {
 		limits.BackOff = 200 * time.Millisecond
 	}
@@ -241,7 +243,7 @@ func TestMySQLLagUnderWriteLoad(t *testing.T) {
 func TestMySQLPromoteAndRepointBothWays(t *testing.T) {
 	p, r, db := mysqlPair(t)
 	_, _, rt := newMySQLMonitor(t, r, watch.Limits{})
-	pt := &MySQL{Local: p, ReplUser: rt.ReplUser, ReplPassword: rt.ReplPassword}
+	pt := &MySQL{Local: p, ReplUser: rt.ReplUser, ReplPassword: rt.ReplPassword, TLS: rt.TLS}
 	ctx := context.Background()
 	mustExec(t, p.DB(), "INSERT INTO "+db+".t VALUES (1, 'before')")
 	waitRow(t, r.DB(), "SELECT COUNT(*) FROM "+db+".t", 1)
@@ -329,7 +331,82 @@ func TestMySQLDivergenceHeldThenResync(t *testing.T) {
 	waitRow(t, r.DB(), "SELECT COUNT(*) FROM "+db+".t WHERE id = 100", 0)
 	mustExec(t, p.DB(), "INSERT INTO "+db+".t VALUES (3, 'after resync')")
 	waitRow(t, r.DB(), "SELECT COUNT(*) FROM "+db+".t", 3)
-	t.Logf("resynced from %s", done.Position)
+	t.Logf("resynced from %s; kept %s; discarded %s", done.Position, done.Kept, done.Discarded)
+	// What the copy replaced is kept: a 0600 dump in keepDir holding the
+	// row only the replica had, and the answer names the errant GTID.
+	checkKeptDump(t, target.KeepDir, done.Kept, "written on the replica")
+	if !strings.Contains(done.Discarded, "0-2-") {
+		t.Errorf("answer does not name the discarded errant GTID: %q", done.Discarded)
+	}
+}
+
+// checkKeptDump checks that kept is a dump file in dir, readable by its
+// owner alone, containing want.
+func checkKeptDump(t *testing.T, dir, kept, want string) {
+	t.Helper()
+	if kept == "" || filepath.Dir(kept) != dir {
+		t.Fatalf("kept %q, want a file in %s", kept, dir)
+	}
+	st, err := os.Stat(kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("kept dump %s has mode %v, want 0600", kept, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), want) {
+		t.Errorf("kept dump %s lacks %q", kept, want)
+	}
+}
+
+// A resync of a server that replicates from nobody (a primary) is refused
+// unless forced, and touches nothing; forced, it keeps a dump first.
+func TestMySQLResyncOfAPrimaryRefusedUnlessForced(t *testing.T) {
+	p, r, db := mysqlPair(t)
+	t.Cleanup(func() { testdb(t, "heal", "mysql") })
+	mustExec(t, p.DB(), "INSERT INTO "+db+".t VALUES (1, 'a')")
+	waitRow(t, r.DB(), "SELECT COUNT(*) FROM "+db+".t", 1)
+	keep := t.TempDir()
+	primary := &MySQL{Local: p, Peer: r, ReplUser: env(t, "DRWATCH_TEST_MYSQL_REPL_USER"),
+		ReplPassword: env(t, "DRWATCH_TEST_MYSQL_REPL_PASSWORD"), KeepDir: keep, TLS: mysqlrepl.TLSFiles{CA: env(t, "DRWATCH_TEST_TLS_CA")}}
+	done, err := primary.Command(context.Background(), events.DatabaseCommand{Command: "resync"})
+	if !errors.Is(err, ErrIsPrimary) || !strings.Contains(err.Error(), "force") || !strings.Contains(err.Error(), p.Addr()) {
+		t.Fatalf("resync of the primary = %+v, %v; want ErrIsPrimary naming the server and force", done, err)
+	}
+	if entries, _ := os.ReadDir(keep); len(entries) != 0 {
+		t.Errorf("a refused resync wrote %d file(s) to keepDir", len(entries))
+	}
+	waitRow(t, p.DB(), "SELECT COUNT(*) FROM "+db+".t", 1)
+	if st, err := p.Read(context.Background()); err != nil || len(st.Replicas) != 0 || st.ReadOnly {
+		t.Fatalf("the primary changed after a refused resync: %+v %v", st, err)
+	}
+
+	// Without a keepDir nothing is dropped either, forced or not.
+	primary.KeepDir = ""
+	if _, err := primary.Command(context.Background(), events.DatabaseCommand{Command: "resync", Force: true}); !errors.Is(err, mysqlrepl.ErrNoKeepDir) {
+		t.Fatalf("resync without keepDir: %v, want ErrNoKeepDir", err)
+	}
+	waitRow(t, p.DB(), "SELECT COUNT(*) FROM "+db+".t", 1)
+
+	// Forced: the former primary becomes a copy of the other server, and
+	// what it had is in the dump.
+	primary.KeepDir = keep
+	mustExec(t, r.DB(), "STOP SLAVE")
+	mustExec(t, r.DB(), "RESET SLAVE ALL")
+	mustExec(t, p.DB(), "INSERT INTO "+db+".t VALUES (2, 'only on the old primary')")
+	done, err = primary.Command(context.Background(), events.DatabaseCommand{Command: "resync", Force: true})
+	if err != nil {
+		t.Fatalf("forced resync: %v", err)
+	}
+	waitRow(t, p.DB(), "SELECT COUNT(*) FROM "+db+".t", 1)
+	checkKeptDump(t, keep, done.Kept, "only on the old primary")
+	if !strings.Contains(done.Discarded, "0-1-") {
+		t.Errorf("answer does not name the old primary's GTID it discarded: %q", done.Discarded)
+	}
 }
 
 func TestMySQLPurgedBinlogsAutoResync(t *testing.T) {
@@ -531,13 +608,23 @@ func TestPgSQLPromoteAndDivergence(t *testing.T) {
 	// On command the forked server is rewound onto the primary's timeline:
 	// its own write is discarded, the primary's rows arrive.
 	_, sh := pgHosts(t)
-	target.Host, target.TLS, target.StreamTimeout, target.Log = sh, PgTLS{CA: env(t, "DRWATCH_TEST_TLS_CA")}, 30*time.Second, testLog(t)
+	target.Host, target.TLS, target.StreamTimeout, target.Log = sh, pgrepl.TLSFiles{CA: env(t, "DRWATCH_TEST_TLS_CA")}, 30*time.Second, testLog(t)
+	// Promoted, it is a primary now: a resync is refused unless forced,
+	// and the server keeps its own write.
+	if _, err := target.Command(ctx, events.DatabaseCommand{Command: "resync"}); !errors.Is(err, ErrIsPrimary) || !strings.Contains(err.Error(), "force") {
+		t.Fatalf("resync of a promoted server without force: %v, want ErrIsPrimary", err)
+	}
+	pgWaitRows(t, s, "SELECT count(*) FROM pgt_promote WHERE id = 2", 1)
 	start = time.Now()
-	done, err := target.Command(ctx, events.DatabaseCommand{Command: "resync"})
+	done, err := target.Command(ctx, events.DatabaseCommand{Command: "resync", Force: true})
 	if err != nil {
 		t.Fatalf("resync of the forked standby: %v", err)
 	}
-	t.Logf("rewound in %s to %s", time.Since(start).Round(time.Millisecond), done.Position)
+	t.Logf("rewound in %s to %s; kept %s; discarded: %s", time.Since(start).Round(time.Millisecond), done.Position, done.Kept, done.Discarded)
+	checkKeptDataDir(t, sh.DataDir, done.Kept, ".drwatch-kept-")
+	if !strings.Contains(done.Discarded, fmt.Sprintf("timeline %d", st.Timeline)) {
+		t.Errorf("answer does not name the discarded timeline %d: %q", st.Timeline, done.Discarded)
+	}
 	if _, err := p.Pool().Exec(ctx, "INSERT INTO pgt_promote VALUES (4)"); err != nil {
 		t.Fatal(err)
 	}
@@ -634,7 +721,7 @@ func TestPgSQLPositionDoesNotWaitForASilentPrimary(t *testing.T) {
 	_, standby := pgPair(t)
 	addr := silentListener(t)
 	ctx := context.Background()
-	silent, err := standby.WithAddr(ctx, addr.IP.String(), addr.Port)
+	silent, err := standby.WithAddr(ctx, addr.IP.String(), addr.Port, pgrepl.TLSFiles{})
 	if err != nil {
 		t.Fatal(err)
 	}

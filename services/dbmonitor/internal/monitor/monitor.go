@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/drwatch/drwatch/pkg/events"
@@ -85,6 +86,16 @@ func (m *Monitor) Round(ctx context.Context) {
 		m.encrypted = obs.Encrypted
 	}
 	evs, acts := m.tracker.Step(m.Now(), obs)
+	if !expectReplica {
+		// An automatic rebuild never replaces the active site's data.
+		acts = slices.DeleteFunc(acts, func(a watch.Action) bool {
+			if a.Kind == watch.Resync {
+				m.Log.Warn("automatic resync refused: this site is not standby", "role", role, "check", a.Check, "server", obs.Server)
+				return true
+			}
+			return false
+		})
+	}
 	for _, ev := range evs {
 		if _, err := m.Bus.Publish(ctx, ev, nil); err != nil {
 			m.Log.Error("publish", "type", ev.EventType(), "err", err)
@@ -109,6 +120,30 @@ func (m *Monitor) Round(ctx context.Context) {
 
 // ErrUnknownCommand marks a command this build does not execute.
 var ErrUnknownCommand = errors.New("unknown database command")
+
+// Refusals of a resync that would replace data which may be the only copy
+// of what the pair wrote; DatabaseCommand.Force overrides both.
+var (
+	// ErrActiveSite: this site is active (or standalone), its database is
+	// the one clients write to.
+	ErrActiveSite = errors.New("this site is active")
+	// ErrIsPrimary: the server follows no primary (PostgreSQL out of
+	// recovery, MariaDB/MySQL without a replica connection).
+	ErrIsPrimary = errors.New("the server is a primary")
+)
+
+// GuardResync refuses a resync on a site whose role is active or
+// standalone unless the command is forced. Other commands pass.
+func GuardResync(cmd events.DatabaseCommand, site events.SiteID, role events.Role) error {
+	if cmd.Command != "resync" || cmd.Force {
+		return nil
+	}
+	if role == events.RoleActive || role == events.RoleStandalone {
+		return fmt.Errorf("resync of %s refused: %w: site %s is %s, its database is the one clients write to; a resync would replace it with the peer's copy. Make this site standby first, or send the resync with force",
+			cmd.Database, ErrActiveSite, site, role)
+	}
+	return nil
+}
 
 // HandleCommand executes cmd and publishes DatabaseCommandDone with env as
 // parent. A failed command is an answer with OK false, not a redelivery:

@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -28,6 +29,10 @@ type MySQL struct {
 	// ApplyTimeout bounds how long a promotion waits for the SQL thread to
 	// apply what the replica received (0: DefaultApplyTimeout).
 	ApplyTimeout time.Duration
+	// KeepDir is where a resync dumps the replica's databases before
+	// dropping them (mysql.keepDir).
+	KeepDir string
+	Log     *slog.Logger
 
 	mu      sync.Mutex
 	derived *mysqlrepl.Client
@@ -100,22 +105,34 @@ func (m *MySQL) Act(ctx context.Context, a watch.Action) error {
 	case watch.Hold:
 		return m.Local.StopReplica(ctx)
 	case watch.Resync:
-		_, err := m.resync(ctx)
+		// Never forced: an automatic rebuild does not replace a primary.
+		r, err := m.resync(ctx, false)
+		if err == nil && r.Kept != "" && m.Log != nil {
+			m.Log.Warn("automatic resync kept the replaced databases", "kept", r.Kept, "discarded", r.Discarded)
+		}
 		return err
 	}
 	return fmt.Errorf("mysql: unknown action %q", a.Kind)
 }
 
-func (m *MySQL) resync(ctx context.Context) (string, error) {
+// resync replaces the replica's data with a copy of its primary's, after
+// keeping a dump of it. A server with no replica connection is a primary
+// (or a former one never re-pointed): its data may be the only copy of
+// what the pair wrote, so it is replaced only when forced.
+func (m *MySQL) resync(ctx context.Context, force bool) (mysqlrepl.Resynced, error) {
 	s, err := m.Local.Read(ctx)
 	if err != nil {
-		return "", err
+		return mysqlrepl.Resynced{}, err
+	}
+	if len(s.Replicas) == 0 && !force {
+		return mysqlrepl.Resynced{}, fmt.Errorf("resync of mysql %s refused: %w: it replicates from nobody, so its data may be the only copy of what was written on it (gtid_binlog_pos %s); send the resync with force to replace it anyway (a dump is kept first)",
+			m.Local.Addr(), ErrIsPrimary, s.BinlogPos)
 	}
 	p := m.primary(s)
 	if p == nil {
-		return "", fmt.Errorf("resync %s: no primary known: set mysql.peerDsn or repoint first", m.Local.Addr())
+		return mysqlrepl.Resynced{}, fmt.Errorf("resync %s: no primary known: set mysql.peerDsn or repoint first", m.Local.Addr())
 	}
-	return m.Local.Resync(ctx, p, m.ReplUser, m.ReplPassword, m.TLS)
+	return m.Local.Resync(ctx, p, m.ReplUser, m.ReplPassword, m.TLS, m.KeepDir)
 }
 
 // Command implements Target.
@@ -149,7 +166,9 @@ func (m *MySQL) Command(ctx context.Context, cmd events.DatabaseCommand) (events
 	case "position":
 		done.Position, done.LagTransactions, done.FollowsNone, err = m.position(ctx)
 	case "resync":
-		done.Position, err = m.resync(ctx)
+		var r mysqlrepl.Resynced
+		r, err = m.resync(ctx, cmd.Force)
+		done.Position, done.Kept, done.Discarded = r.Position, r.Kept, r.Discarded
 	default:
 		err = fmt.Errorf("%w: %q", ErrUnknownCommand, cmd.Command)
 	}

@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,7 +28,7 @@ func pgHosts(t *testing.T) (primary, standby *pghost.Host) {
 
 func pgTarget(t *testing.T, local, peer *pgrepl.Client, host *pghost.Host) *PgSQL {
 	return &PgSQL{Local: local, Peer: peer, Host: host, ReplUser: env(t, "DRWATCH_TEST_PGSQL_REPL_USER"),
-		ReplPassword: env(t, "DRWATCH_TEST_PGSQL_REPL_PASSWORD"), TLS: PgTLS{CA: env(t, "DRWATCH_TEST_TLS_CA")},
+		ReplPassword: env(t, "DRWATCH_TEST_PGSQL_REPL_PASSWORD"), TLS: pgrepl.TLSFiles{CA: env(t, "DRWATCH_TEST_TLS_CA")},
 		StreamTimeout: 30 * time.Second, Log: testLog(t)}
 }
 
@@ -122,8 +123,24 @@ func TestPgSQLRemovedWALAutoResync(t *testing.T) {
 	pgWaitRows(t, s, "SELECT count(*) FROM pgt_wal WHERE id IN (1, 2)", 2)
 	pgExec(t, p, "INSERT INTO pgt_wal VALUES (3, 'after')")
 	pgWaitRows(t, s, "SELECT count(*) FROM pgt_wal WHERE id = 3", 1)
-	if matches := globOld(t, sh.DataDir); len(matches) != 0 {
-		t.Errorf("old data directory left after a successful rebuild: %v", matches)
+	// The replaced data directory is kept beside the new one, and nothing
+	// else is left over.
+	if matches := globOld(t, sh.DataDir); len(matches) != 1 || !strings.Contains(matches[0], ".drwatch-old-") {
+		t.Errorf("after a rebuild want the old data directory kept, nothing else: %v", matches)
+	} else {
+		checkKeptDataDir(t, sh.DataDir, matches[0], ".drwatch-old-")
+	}
+}
+
+// checkKeptDataDir checks that kept is a data directory put beside
+// dataDir with the given infix.
+func checkKeptDataDir(t *testing.T, dataDir, kept, infix string) {
+	t.Helper()
+	if !strings.HasPrefix(kept, dataDir+infix) {
+		t.Fatalf("kept %q, want %s%s<time>", kept, dataDir, infix)
+	}
+	if _, err := os.Stat(filepath.Join(kept, "PG_VERSION")); err != nil {
+		t.Errorf("kept %s is not a data directory: %v", kept, err)
 	}
 }
 
@@ -150,7 +167,8 @@ func TestPgSQLPromoteAndRepointBothWays(t *testing.T) {
 	if err != nil {
 		t.Fatalf("repoint old primary to the new one: %v", err)
 	}
-	t.Logf("a rewound to standby of b in %s at %s", time.Since(start).Round(time.Millisecond), done.Position)
+	t.Logf("a rewound to standby of b in %s at %s, kept %s", time.Since(start).Round(time.Millisecond), done.Position, done.Kept)
+	checkKeptDataDir(t, ph.DataDir, done.Kept, ".drwatch-kept-")
 	pgExec(t, s, "INSERT INTO pgt_both VALUES (2, 'on b')")
 	pgWaitRows(t, p, "SELECT count(*) FROM pgt_both", 2)
 
@@ -174,7 +192,7 @@ func TestPgSQLPromoteAndRepointBothWays(t *testing.T) {
 func globOld(t *testing.T, dataDir string) []string {
 	t.Helper()
 	var out []string
-	for _, suffix := range []string{".drwatch-old-*", ".drwatch-new"} {
+	for _, suffix := range []string{".drwatch-old-*", ".drwatch-kept-*", ".drwatch-new"} {
 		m, _ := filepath.Glob(dataDir + suffix)
 		out = append(out, m...)
 	}

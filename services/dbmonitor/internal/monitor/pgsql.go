@@ -18,10 +18,6 @@ import (
 	"github.com/drwatch/drwatch/services/dbmonitor/internal/watch"
 )
 
-// PgTLS names the files a standby verifies its primary with (paths on
-// this host, readable by pgsql.osUser).
-type PgTLS struct{ CA, Cert, Key string }
-
 // ResyncCommandPgSQL is the documented operator command for a rebuild.
 const ResyncCommandPgSQL = "pg_ctl -D $PGDATA stop && pg_rewind --target-pgdata=$PGDATA --source-server='host=PRIMARY user=drwatch' -R (or: mv $PGDATA aside; pg_basebackup -h PRIMARY -U replication -D $PGDATA -R -X stream) && pg_ctl -D $PGDATA start"
 
@@ -35,10 +31,12 @@ type PgSQL struct {
 	// Host, when set, is this server's data directory and tools: resync and
 	// the return of a former primary to standby are then done here.
 	Host *pghost.Host
-	// TLS, when CA is set, is required of the replication link:
-	// primary_conninfo gets sslmode=verify-ca and the check "tls" fails
-	// while the link is plain.
-	TLS PgTLS
+	// TLS, when CA is set, is required of every connection to another
+	// server (paths on this host, readable by pgsql.osUser):
+	// primary_conninfo, pg_basebackup, pg_rewind's source and dbmonitor's
+	// own look at the primary use sslmode=verify-full, and the check "tls"
+	// fails while the replication link is plain.
+	TLS pgrepl.TLSFiles
 	// StreamTimeout bounds the wait for a rebuilt standby to stream (90 s
 	// when zero).
 	StreamTimeout time.Duration
@@ -87,7 +85,7 @@ func (p *PgSQL) primary(ctx context.Context, r *pgrepl.Receiver) *pgrepl.Client 
 	if p.derived != nil {
 		p.derived.Close()
 	}
-	c, err := p.Local.WithAddr(ctx, p.lastSeen.SenderHost, p.lastSeen.SenderPort)
+	c, err := p.Local.WithAddr(ctx, p.lastSeen.SenderHost, p.lastSeen.SenderPort, p.TLS)
 	if err != nil {
 		return nil
 	}
@@ -158,7 +156,11 @@ func (p *PgSQL) Act(ctx context.Context, a watch.Action) error {
 		// PostgreSQL itself refuses, so there is nothing to stop.
 		return nil
 	case watch.Resync:
-		_, err := p.resync(ctx, "", 0)
+		// Never forced: an automatic rebuild does not replace a primary.
+		r, err := p.resync(ctx, "", 0, false)
+		if err == nil && r.Kept != "" {
+			p.logger().Warn("automatic rebuild kept the replaced data directory", "kept", r.Kept, "discarded", r.Discarded)
+		}
 		return err
 	}
 	return fmt.Errorf("pgsql: unknown action %q", a.Kind)
@@ -178,15 +180,22 @@ func (p *PgSQL) conninfo() string {
 }
 
 // replConninfo is the standby's primary_conninfo for host:port: the
-// replication user, and certificate verification when TLS is configured.
+// replication user with its password (the server keeps it in
+// postgresql.auto.conf, 0600), and certificate verification when TLS is
+// configured.
 func (p *PgSQL) replConninfo(host string, port int) string {
-	ci := fmt.Sprintf("host=%s port=%d user=%s password=%s application_name=drwatch",
-		kv(host), port, kv(p.ReplUser), kv(p.ReplPassword))
+	return p.replConninfoNoPass(host, port) + " password=" + kv(p.ReplPassword)
+}
+
+// replConninfoNoPass is replConninfo without the password, for a tool's
+// command line (pg_basebackup), which every local user can read.
+func (p *PgSQL) replConninfoNoPass(host string, port int) string {
+	ci := fmt.Sprintf("host=%s port=%d user=%s application_name=drwatch",
+		kv(host), port, kv(p.ReplUser))
 	if p.TLS.CA != "" {
-		ci += " sslmode=verify-ca sslrootcert=" + kv(p.TLS.CA)
-		if p.TLS.Cert != "" {
-			ci += " sslcert=" + kv(p.TLS.Cert) + " sslkey=" + kv(p.TLS.Key)
-		}
+		// verify-full: a certificate from the same CA issued to another
+		// host (the standby's own) must not pass for the primary's.
+		ci += " " + p.TLS.Conninfo()
 	}
 	return ci
 }
@@ -244,23 +253,46 @@ func (p *PgSQL) primaryAddr(host string, port int) (string, int, error) {
 // host and pgsql.dataDir is not set.
 var ErrNotLocal = errors.New("pgsql.dataDir is not set")
 
+// Rebuilt is what a rebuild did.
+type Rebuilt struct {
+	// Position is where replication resumed.
+	Position string
+	// Kept is the copy of the data directory as it was before: the copy
+	// taken before pg_rewind, or the old directory a base backup replaced.
+	Kept string
+	// Discarded says what the old data had past the primary's history
+	// (Fork's reason), "" when nothing or unknown.
+	Discarded string
+}
+
 // resync rebuilds this standby from the primary at host:port (or the
 // known one): pg_rewind when only the timelines diverged, else (or when
 // rewinding fails) a fresh pg_basebackup; then it waits until the standby
-// streams. It returns the position replication resumed from.
-func (p *PgSQL) resync(ctx context.Context, host string, port int) (string, error) {
+// streams. A server out of recovery is a primary (or a former one): its
+// data may be the only copy of what was written on it, so it is rebuilt
+// only when forced; one that cannot be read is not judged and refused the
+// same way.
+func (p *PgSQL) resync(ctx context.Context, host string, port int, force bool) (Rebuilt, error) {
 	if p.Host == nil {
-		return "", fmt.Errorf("pgsql resync of %s: %w: run on the standby's host with pgsql.dataDir, or by hand: %s", p.Local.Addr(), ErrNotLocal, ResyncCommandPgSQL)
+		return Rebuilt{}, fmt.Errorf("pgsql resync of %s: %w: run on the standby's host with pgsql.dataDir, or by hand: %s", p.Local.Addr(), ErrNotLocal, ResyncCommandPgSQL)
 	}
 	host, port, err := p.primaryAddr(host, port)
 	if err != nil {
-		return "", err
+		return Rebuilt{}, err
+	}
+	s, err := p.Local.Read(ctx)
+	switch {
+	case err != nil && !force:
+		return Rebuilt{}, fmt.Errorf("resync of pgsql %s refused: cannot tell whether it is a primary: %w; send the resync with force to rebuild it anyway (its data directory is kept)", p.Local.Addr(), err)
+	case err == nil && !s.InRecovery && !force:
+		return Rebuilt{}, fmt.Errorf("resync of pgsql %s refused: %w: it is out of recovery at %s on timeline %d, so its data may be the only copy of what was written on it; send the resync with force to rebuild it anyway (its data directory is kept)",
+			p.Local.Addr(), ErrIsPrimary, s.Current, s.Timeline)
 	}
 	// A standby whose WAL is gone from the primary gains nothing from
 	// pg_rewind ("no rewind required", then the same missing segment).
 	walGone := false
-	if s, err := p.Local.Read(ctx); err == nil && s.InRecovery {
-		if c, err := p.Local.WithAddr(ctx, host, port); err == nil {
+	if err == nil && s.InRecovery {
+		if c, err := p.Local.WithAddr(ctx, host, port, p.TLS); err == nil {
 			if pr, err := c.ReadPrimary(ctx, max(s.Receive, s.Replay)); err == nil && pr.SegmentGone {
 				walGone = true
 			}
@@ -270,34 +302,63 @@ func (p *PgSQL) resync(ctx context.Context, host string, port int) (string, erro
 	return p.rebuild(ctx, host, port, !walGone)
 }
 
-// rebuild makes the local server a standby of host:port.
-func (p *PgSQL) rebuild(ctx context.Context, host string, port int, tryRewind bool) (string, error) {
+// discarded says what the local server has past the history of the
+// primary at host:port, read before a rebuild throws it away.
+func (p *PgSQL) discarded(ctx context.Context, host string, port int) string {
+	s, err := p.Local.Read(ctx)
+	if err != nil {
+		return ""
+	}
+	c, err := p.Local.WithAddr(ctx, host, port, p.TLS)
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	pr, err := c.ReadPrimary(ctx, 0)
+	if err != nil {
+		return ""
+	}
+	if forked, why := pgrepl.Fork(s.Timeline, s.Current, pr.Timeline, pr.History); forked {
+		return why
+	}
+	return ""
+}
+
+// rebuild makes the local server a standby of host:port. The data it
+// replaces is kept: copied aside before pg_rewind, or the old directory
+// put aside by the base backup (not both: after a failed rewind the copy
+// taken before it is the one worth keeping).
+func (p *PgSQL) rebuild(ctx context.Context, host string, port int, tryRewind bool) (Rebuilt, error) {
+	var res Rebuilt
 	if p.Host == nil {
-		return "", fmt.Errorf("%s: %w", p.Local.Addr(), ErrNotLocal)
+		return res, fmt.Errorf("%s: %w", p.Local.Addr(), ErrNotLocal)
 	}
 	opts, err := p.Host.Options()
 	if err != nil {
-		return "", fmt.Errorf("rebuild %s: %w", p.Local.Addr(), err)
+		return res, fmt.Errorf("rebuild %s: %w", p.Local.Addr(), err)
 	}
+	res.Discarded = p.discarded(ctx, host, port)
 	repl := p.replConninfo(host, port)
 	log := p.logger().With("primary", net.JoinHostPort(host, strconv.Itoa(port)), "dataDir", p.Host.DataDir)
 	if tryRewind {
-		err := p.rewind(ctx, opts, host, port, repl)
+		kept, err := p.rewind(ctx, opts, host, port, repl)
+		res.Kept = kept
 		if err == nil {
-			log.Info("rewound to a standby")
-			return p.Local.Position(ctx)
+			log.Info("rewound to a standby", "kept", kept)
+			res.Position, err = p.Local.Position(ctx)
+			return res, err
 		}
-		log.Warn("pg_rewind failed, copying the primary in full", "err", err)
+		log.Warn("pg_rewind failed, copying the primary in full", "err", err, "kept", kept)
 	}
-	if err := p.Host.BaseBackup(ctx, repl); err != nil {
-		return "", fmt.Errorf("rebuild %s: %w", p.Local.Addr(), err)
+	if err := p.Host.BaseBackup(ctx, p.replConninfoNoPass(host, port), p.ReplPassword); err != nil {
+		return res, fmt.Errorf("rebuild %s: %w", p.Local.Addr(), err)
 	}
 	if err := p.Host.Stop(ctx); err != nil {
-		return "", fmt.Errorf("rebuild %s: %w", p.Local.Addr(), err)
+		return res, fmt.Errorf("rebuild %s: %w", p.Local.Addr(), err)
 	}
 	old, err := p.Host.Swap(p.now())
 	if err != nil {
-		return "", fmt.Errorf("rebuild %s: %w", p.Local.Addr(), err)
+		return res, fmt.Errorf("rebuild %s: %w", p.Local.Addr(), err)
 	}
 	err = p.Host.WriteStandby(repl)
 	if err == nil {
@@ -311,47 +372,65 @@ func (p *PgSQL) rebuild(ctx context.Context, host string, port int, tryRewind bo
 		// directory comes back (an operator may still need it).
 		_ = p.Host.Stop(ctx)
 		if rerr := p.Host.Restore(old); rerr != nil {
-			return "", fmt.Errorf("rebuild %s: %w; restoring %s failed too: %v", p.Local.Addr(), err, old, rerr)
+			return res, fmt.Errorf("rebuild %s: %w; restoring %s failed too: %v", p.Local.Addr(), err, old, rerr)
 		}
 		_ = p.Host.Start(ctx, opts)
-		return "", fmt.Errorf("rebuild %s from a base backup: %w (old data directory restored)", p.Local.Addr(), err)
+		return res, fmt.Errorf("rebuild %s from a base backup: %w (old data directory restored)", p.Local.Addr(), err)
 	}
-	if err := os.RemoveAll(old); err != nil {
-		log.Warn("remove old data directory", "dir", old, "err", err)
+	if res.Kept == "" {
+		res.Kept = old
+	} else if err := os.RemoveAll(old); err != nil {
+		// The rewind attempt left this one half rewritten; the copy taken
+		// before it is kept.
+		log.Warn("remove the data directory a failed rewind left", "dir", old, "err", err)
 	}
-	log.Info("rebuilt from a base backup")
-	return p.Local.Position(ctx)
+	log.Info("rebuilt from a base backup", "kept", res.Kept)
+	res.Position, err = p.Local.Position(ctx)
+	return res, err
 }
 
-func (p *PgSQL) rewind(ctx context.Context, opts, host string, port int, repl string) error {
+// rewind turns the local server into a standby of host:port with
+// pg_rewind, after copying its data directory aside; it returns the copy
+// (also when the rewind then fails).
+func (p *PgSQL) rewind(ctx context.Context, opts, host string, port int, repl string) (string, error) {
 	// pg_rewind reads the source's timeline from its control file, which a
 	// just-promoted server updates only at its next checkpoint: without one
 	// it sees "the same timeline", rewinds nothing, and the server then
 	// waits forever for WAL of a timeline forked before its own position.
-	src, err := p.Local.WithAddr(ctx, host, port)
+	src, err := p.Local.WithAddr(ctx, host, port, p.TLS)
 	if err != nil {
-		return err
+		return "", err
 	}
 	_, err = src.Pool().Exec(ctx, "CHECKPOINT")
 	src.Close()
 	if err != nil {
-		return fmt.Errorf("checkpoint on the new primary %s:%d before pg_rewind: %w", host, port, err)
+		return "", fmt.Errorf("checkpoint on the new primary %s:%d before pg_rewind: %w", host, port, err)
 	}
 	if err := p.Host.Stop(ctx); err != nil {
-		return err
+		return "", err
 	}
-	out, err := p.Host.Rewind(ctx, p.Local.AdminConninfo(host, port))
+	kept, err := p.Host.Keep(ctx, p.now())
 	if err != nil {
-		return err
+		// Nothing is rewritten without a copy; the server comes back as it
+		// was.
+		if serr := p.Host.Start(ctx, opts); serr != nil {
+			return "", fmt.Errorf("%w; restarting it unchanged failed too: %v", err, serr)
+		}
+		return "", err
+	}
+	source, password := p.Local.AdminConninfo(host, port, p.TLS)
+	out, err := p.Host.Rewind(ctx, source, password)
+	if err != nil {
+		return kept, err
 	}
 	p.logger().Info("pg_rewind", "output", lastLine(out))
 	if err := p.Host.WriteStandby(repl); err != nil {
-		return err
+		return kept, err
 	}
 	if err := p.Host.Start(ctx, opts); err != nil {
-		return err
+		return kept, err
 	}
-	return p.waitStreaming(ctx, port)
+	return kept, p.waitStreaming(ctx, port)
 }
 
 // waitStreaming waits until the local server is a standby streaming from
@@ -403,19 +482,20 @@ func (p *PgSQL) now() time.Time {
 // follow points this server at the primary host:port: a standby re-reads
 // primary_conninfo; a (former) primary is rewound into a standby when its
 // data directory is local.
-func (p *PgSQL) follow(ctx context.Context, host string, port int) (string, error) {
+func (p *PgSQL) follow(ctx context.Context, host string, port int) (Rebuilt, error) {
 	s, err := p.Local.Read(ctx)
 	if err != nil {
-		return "", err
+		return Rebuilt{}, err
 	}
 	if s.InRecovery {
 		if err := p.Local.Reconnect(ctx, p.replConninfo(host, port), true); err != nil {
-			return "", err
+			return Rebuilt{}, err
 		}
-		return p.Local.Position(ctx)
+		pos, err := p.Local.Position(ctx)
+		return Rebuilt{Position: pos}, err
 	}
 	if p.Host == nil {
-		return "", fmt.Errorf("%s is a primary: returning it to standby of %s:%d needs its data directory: %w", p.Local.Addr(), host, port, ErrNotLocal)
+		return Rebuilt{}, fmt.Errorf("%s is a primary: returning it to standby of %s:%d needs its data directory: %w", p.Local.Addr(), host, port, ErrNotLocal)
 	}
 	return p.rebuild(ctx, host, port, true)
 }
@@ -433,7 +513,9 @@ func (p *PgSQL) Command(ctx context.Context, cmd events.DatabaseCommand) (events
 			break
 		}
 		if cmd.PrimaryHost != "" && cmd.PrimaryPort != 0 && p.Host != nil {
-			done.Position, err = p.follow(ctx, cmd.PrimaryHost, cmd.PrimaryPort)
+			var r Rebuilt
+			r, err = p.follow(ctx, cmd.PrimaryHost, cmd.PrimaryPort)
+			done.Position, done.Kept, done.Discarded = r.Position, r.Kept, r.Discarded
 		} else {
 			done.Position, err = p.Local.Position(ctx)
 		}
@@ -441,7 +523,9 @@ func (p *PgSQL) Command(ctx context.Context, cmd events.DatabaseCommand) (events
 		if cmd.PrimaryHost == "" || cmd.PrimaryPort == 0 {
 			return done, fmt.Errorf("repoint needs primaryHost and primaryPort")
 		}
-		done.Position, err = p.follow(ctx, cmd.PrimaryHost, cmd.PrimaryPort)
+		var r Rebuilt
+		r, err = p.follow(ctx, cmd.PrimaryHost, cmd.PrimaryPort)
+		done.Position, done.Kept, done.Discarded = r.Position, r.Kept, r.Discarded
 	case "position":
 		done.Position, err = p.Local.Position(ctx)
 		var s pgrepl.Standby
@@ -456,7 +540,9 @@ func (p *PgSQL) Command(ctx context.Context, cmd events.DatabaseCommand) (events
 			done.LagBytes = obs.LagBytes
 		}
 	case "resync":
-		done.Position, err = p.resync(ctx, cmd.PrimaryHost, cmd.PrimaryPort)
+		var r Rebuilt
+		r, err = p.resync(ctx, cmd.PrimaryHost, cmd.PrimaryPort, cmd.Force)
+		done.Position, done.Kept, done.Discarded = r.Position, r.Kept, r.Discarded
 	default:
 		err = fmt.Errorf("%w: %q", ErrUnknownCommand, cmd.Command)
 	}

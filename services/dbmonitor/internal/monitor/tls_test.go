@@ -7,6 +7,7 @@ import (
 
 	"github.com/drwatch/drwatch/pkg/events"
 	"github.com/drwatch/drwatch/services/dbmonitor/internal/mysqlrepl"
+	"github.com/drwatch/drwatch/services/dbmonitor/internal/pgrepl"
 	"github.com/drwatch/drwatch/services/dbmonitor/internal/watch"
 )
 
@@ -39,7 +40,7 @@ func TestPgSQLTLSRequiredPlainLinkRepaired(t *testing.T) {
 	t.Cleanup(func() { testdb(t, "heal", "pgsql") })
 	ctx := context.Background()
 	m, rec, target := newPgMonitor(t, s, p, watch.Limits{RepairAttempts: 3})
-	target.TLS = PgTLS{CA: env(t, "DRWATCH_TEST_TLS_CA")}
+	target.TLS = pgrepl.TLSFiles{CA: env(t, "DRWATCH_TEST_TLS_CA")}
 	if obs := target.Observe(ctx, true); len(obs.Findings) != 0 || obs.Encrypted != "yes" {
 		t.Fatalf("test pair over TLS: findings %+v, encrypted %q", obs.Findings, obs.Encrypted)
 	}

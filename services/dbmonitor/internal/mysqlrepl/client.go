@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -414,61 +415,154 @@ func (c *Client) Repoint(ctx context.Context, host string, port int, user, passw
 
 var gtidLine = regexp.MustCompile(`SET GLOBAL gtid_slave_pos='([0-9,\-]*)'`)
 
+// Resynced is what a resync did.
+type Resynced struct {
+	// Position is where replication starts from.
+	Position string
+	// Kept is the dump file of the replica's databases taken before they
+	// were dropped ("" when it had none).
+	Kept string
+	// Discarded lists the replica's errant GTIDs (in its
+	// gtid_binlog_state, not in the primary's) that the copy throws away.
+	Discarded string
+}
+
+// ErrNoKeepDir means a resync has nowhere to keep the dump of what it
+// would drop.
+var ErrNoKeepDir = errors.New("mysql.keepDir is not set")
+
 // Resync copies the primary's databases into this replica with a
 // consistent dump that records its GTID position, then replicates from
-// that position (seed 002's full resync). The replica's own binlog is
-// reset, so errant transactions are discarded. Accounts (the mysql schema)
-// are not copied. It returns the position replication starts from.
-func (c *Client) Resync(ctx context.Context, primary *Client, replUser, replPassword string, tls TLSFiles) (string, error) {
+// that position (seed 002's full resync). Before dropping the replica's
+// databases it dumps them into a file in keepDir (0600), so nothing is
+// thrown away without a copy; if that dump fails nothing is dropped. The
+// replica's own binlog is reset, so errant transactions are discarded and
+// named in the result. Accounts (the mysql schema) are not copied.
+func (c *Client) Resync(ctx context.Context, primary *Client, replUser, replPassword string, tls TLSFiles, keepDir string) (Resynced, error) {
+	var res Resynced
+	if keepDir == "" {
+		return res, fmt.Errorf("resync %s: %w: it keeps a dump of the replica's databases there before dropping them", c.cfg.Addr, ErrNoKeepDir)
+	}
 	if err := c.exec(ctx, "STOP ALL SLAVES"); err != nil {
-		return "", err
+		return res, err
 	}
 	dbs, err := userDatabases(ctx, primary.db)
 	if err != nil {
-		return "", err
+		return res, err
 	}
 	mine, err := userDatabases(ctx, c.db)
 	if err != nil {
-		return "", err
+		return res, err
+	}
+	res.Discarded, err = c.errantAgainst(ctx, primary)
+	if err != nil {
+		return res, err
+	}
+	if len(mine) > 0 {
+		if res.Kept, err = c.keep(ctx, mine, keepDir); err != nil {
+			return res, fmt.Errorf("resync %s refused: keep a copy of %s first: %w", c.cfg.Addr, strings.Join(mine, ", "), err)
+		}
 	}
 	conn, err := c.db.Conn(ctx)
 	if err != nil {
-		return "", err
+		return res, err
 	}
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, "SET SESSION sql_log_bin=0"); err != nil {
-		return "", fmt.Errorf("resync %s: %w", c.cfg.Addr, err)
+		return res, fmt.Errorf("resync %s: %w", c.cfg.Addr, err)
 	}
 	for _, db := range mine {
 		if _, err := conn.ExecContext(ctx, "DROP DATABASE "+ident(db)); err != nil {
-			return "", fmt.Errorf("resync %s: drop %s: %w", c.cfg.Addr, db, err)
+			return res, fmt.Errorf("resync %s: drop %s: %w", c.cfg.Addr, db, err)
 		}
 	}
 	if _, err := conn.ExecContext(ctx, "RESET MASTER"); err != nil {
-		return "", fmt.Errorf("resync %s: %w", c.cfg.Addr, err)
+		return res, fmt.Errorf("resync %s: %w", c.cfg.Addr, err)
 	}
 	pos := ""
 	if len(dbs) > 0 {
 		if pos, err = c.load(ctx, primary, dbs); err != nil {
-			return "", err
+			return res, err
 		}
 	}
 	if pos == "" {
 		if pos, err = primary.Position(ctx); err != nil {
-			return "", err
+			return res, err
 		}
 	}
 	if _, err := conn.ExecContext(ctx, "SET GLOBAL gtid_slave_pos="+quote(pos)); err != nil {
-		return "", fmt.Errorf("resync %s: set gtid_slave_pos %s: %w", c.cfg.Addr, pos, err)
+		return res, fmt.Errorf("resync %s: set gtid_slave_pos %s: %w", c.cfg.Addr, pos, err)
 	}
+	res.Position = pos
 	host, port, err := splitAddr(primary.cfg.Addr)
+	if err != nil {
+		return res, err
+	}
+	if err := c.Repoint(ctx, host, port, replUser, replPassword, tls); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// errantAgainst names this server's GTIDs the primary's binlog state
+// lacks: what a resync from primary discards.
+func (c *Client) errantAgainst(ctx context.Context, primary *Client) (string, error) {
+	mine, err := c.BinlogState(ctx)
 	if err != nil {
 		return "", err
 	}
-	if err := c.Repoint(ctx, host, port, replUser, replPassword, tls); err != nil {
+	theirs, err := primary.BinlogState(ctx)
+	if err != nil {
 		return "", err
 	}
-	return pos, nil
+	m, err1 := ParseGTIDList(mine)
+	p, err2 := ParseGTIDList(theirs)
+	if err := errors.Join(err1, err2); err != nil {
+		return "", fmt.Errorf("resync %s: compare gtid_binlog_state with %s: %w", c.cfg.Addr, primary.cfg.Addr, err)
+	}
+	errant := Errant(m, p)
+	if len(errant) == 0 {
+		return "", nil
+	}
+	return "errant GTIDs (in this server's gtid_binlog_state, not the primary's): " + formatGTIDs(errant), nil
+}
+
+// keep dumps dbs of this server into a new file in dir, readable by this
+// process's user alone, and returns its path. A partial file is removed.
+func (c *Client) keep(ctx context.Context, dbs []string, dir string) (string, error) {
+	dumpBin, err := lookPath("mariadb-dump", "mysqldump")
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("mysql.keepDir: %w", err)
+	}
+	h, p, err := splitAddr(c.cfg.Addr)
+	if err != nil {
+		return "", err
+	}
+	name := fmt.Sprintf("resync-%s-%d-%s.sql", strings.NewReplacer(":", "_", "/", "_").Replace(h), p, time.Now().UTC().Format("20060102T150405.000"))
+	path := filepath.Join(dir, name)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("mysql.keepDir: %w", err)
+	}
+	args := append([]string{"--no-defaults", "-h", h, "-P", strconv.Itoa(p), "-u", c.cfg.User, "--protocol=tcp",
+		"--single-transaction", "--routines", "--triggers", "--events", "--databases"}, dbs...)
+	dump := exec.CommandContext(ctx, dumpBin, args...)
+	dump.Env = append(os.Environ(), "MYSQL_PWD="+c.cfg.Passwd)
+	dump.Stdout = f
+	var stderr strings.Builder
+	dump.Stderr = &stderr
+	err = dump.Run()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(path)
+		return "", fmt.Errorf("%s of %s: %w: %s", dumpBin, c.cfg.Addr, err, strings.TrimSpace(stderr.String()))
+	}
+	return path, nil
 }
 
 // load pipes mariadb-dump of the primary into the mariadb client on this

@@ -90,7 +90,7 @@ func ParseOpts(s string) (string, error) {
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func (h *Host) bin(name string) string {
-	if h.BinDir == "" {
+	if h.BinDir == "" || filepath.IsAbs(name) {
 		return name
 	}
 	return filepath.Join(h.BinDir, name)
@@ -99,10 +99,16 @@ func (h *Host) bin(name string) string {
 // run executes a tool as OSUser in its own session (a server it starts
 // must outlive this process's group) and returns its output on failure.
 func (h *Host) run(ctx context.Context, name string, args ...string) (string, error) {
+	return h.runEnv(ctx, nil, name, args...)
+}
+
+// runEnv is run with extra environment variables for the tool alone.
+func (h *Host) runEnv(ctx context.Context, extra []string, name string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, h.bin(name), args...)
 	cmd.Dir = filepath.Dir(h.DataDir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=5")
+	cmd.Env = append(cmd.Env, extra...)
 	if cred, home, err := h.credential(); err != nil {
 		return "", err
 	} else if cred != nil {
@@ -179,24 +185,61 @@ func (h *Host) Start(ctx context.Context, opts string) error {
 
 // Rewind makes DataDir a copy of the source server from the point their
 // histories split. source is a libpq conninfo of a superuser on the new
-// primary. The server must be stopped cleanly.
-func (h *Host) Rewind(ctx context.Context, source string) (string, error) {
-	out, err := h.run(ctx, "pg_rewind", "--target-pgdata="+h.DataDir, "--source-server="+source, "--progress")
+// primary without its password, which pg_rewind reads from a passfile
+// (see withPassfile). The server must be stopped cleanly.
+func (h *Host) Rewind(ctx context.Context, source, password string) (string, error) {
+	if err := noPassword(source); err != nil {
+		return "", err
+	}
+	var out string
+	err := h.withPassfile(password, func(env []string) error {
+		var err error
+		out, err = h.runEnv(ctx, env, "pg_rewind", "--target-pgdata="+h.DataDir, "--source-server="+source, "--progress")
+		return err
+	})
 	return out, err
+}
+
+// Keep copies the stopped server's data directory beside it, to
+// <DataDir>.drwatch-kept-<now>, before pg_rewind rewrites it in place:
+// what the rewind discards (the WAL and pages past the fork point) stays
+// there for an operator. It needs as much free space again; cp uses
+// reflinks where the file system has them.
+func (h *Host) Keep(ctx context.Context, now time.Time) (string, error) {
+	dst := fmt.Sprintf("%s.drwatch-kept-%s", h.DataDir, now.UTC().Format("20060102T150405"))
+	if _, err := os.Lstat(dst); err == nil {
+		return "", fmt.Errorf("keep a copy of %s: %s exists already", h.DataDir, dst)
+	}
+	cp, err := exec.LookPath("cp")
+	if err != nil {
+		return "", fmt.Errorf("keep a copy of %s: %w", h.DataDir, err)
+	}
+	if _, err := h.run(ctx, cp, "-a", "--reflink=auto", h.DataDir, dst); err != nil {
+		_ = os.RemoveAll(dst)
+		return "", fmt.Errorf("keep a copy of %s: %w", h.DataDir, err)
+	}
+	return dst, nil
 }
 
 // NewDir is where BaseBackup writes the fresh copy.
 func (h *Host) NewDir() string { return h.DataDir + ".drwatch-new" }
 
-// BaseBackup copies the primary named by conninfo (a replication user)
-// into NewDir with -R, so the copy starts as its standby. The current data
-// directory is not touched.
-func (h *Host) BaseBackup(ctx context.Context, conninfo string) error {
+// BaseBackup copies the primary named by conninfo (a replication user,
+// without the password: that comes from a passfile) into NewDir with -R,
+// so the copy starts as its standby. The current data directory is not
+// touched.
+func (h *Host) BaseBackup(ctx context.Context, conninfo, password string) error {
+	if err := noPassword(conninfo); err != nil {
+		return err
+	}
 	dir := h.NewDir()
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("clear %s: %w", dir, err)
 	}
-	_, err := h.run(ctx, "pg_basebackup", "-d", conninfo, "-D", dir, "-R", "-X", "stream", "-c", "fast", "--no-sync")
+	err := h.withPassfile(password, func(env []string) error {
+		_, err := h.runEnv(ctx, env, "pg_basebackup", "-d", conninfo, "-D", dir, "-R", "-X", "stream", "-c", "fast", "--no-sync")
+		return err
+	})
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return err
@@ -205,7 +248,7 @@ func (h *Host) BaseBackup(ctx context.Context, conninfo string) error {
 }
 
 // Swap puts the fresh copy in place and the old data directory aside; it
-// returns where the old one went, for Restore or removal.
+// returns where the old one went, for Restore or to be kept.
 func (h *Host) Swap(now time.Time) (string, error) {
 	old := fmt.Sprintf("%s.drwatch-old-%s", h.DataDir, now.UTC().Format("20060102T150405"))
 	if err := os.Rename(h.DataDir, old); err != nil {
@@ -284,6 +327,56 @@ func (h *Host) chown(path string) error {
 		return err
 	}
 	return os.Chown(path, int(cred.Uid), int(cred.Gid))
+}
+
+// ErrPasswordInArgs means a conninfo meant for a tool's command line
+// carries a password: every local user could read it in /proc.
+var ErrPasswordInArgs = errors.New("conninfo for a command line carries a password")
+
+func noPassword(conninfo string) error {
+	for _, f := range strings.Fields(conninfo) {
+		if strings.HasPrefix(f, "password=") {
+			return fmt.Errorf("%w: %s (pass the password separately; it goes to a passfile)", ErrPasswordInArgs, RedactConninfo(conninfo))
+		}
+	}
+	if strings.Contains(conninfo, "://") && strings.Contains(conninfo, "@") {
+		if u, _, ok := strings.Cut(conninfo[strings.Index(conninfo, "://")+3:], "@"); ok && strings.Contains(u, ":") {
+			return fmt.Errorf("%w: a URL with user:password (pass the password separately; it goes to a passfile)", ErrPasswordInArgs)
+		}
+	}
+	return nil
+}
+
+// withPassfile runs fn with PGPASSFILE naming a file that holds password
+// for any server, readable by OSUser alone (libpq ignores a passfile others
+// can read), and removes it when fn returns. libpq reads it at connect
+// time, so the password is never on a command line, where every local
+// user can read it (/proc/<pid>/cmdline, ps). An empty password runs fn
+// without a passfile.
+func (h *Host) withPassfile(password string, fn func(env []string) error) error {
+	if password == "" {
+		return fn(nil)
+	}
+	dir, err := os.MkdirTemp("", "drwatch-pgpass-")
+	if err != nil {
+		return fmt.Errorf("passfile: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "pgpass")
+	// host:port:database:user:password; one connection target per run, so
+	// wildcards are exact enough and avoid matching libpq's idea of the
+	// host name. ':' and '\' in the password are escaped.
+	line := "*:*:*:*:" + strings.NewReplacer(`\`, `\\`, ":", `\:`).Replace(password) + "\n"
+	if err := os.WriteFile(path, []byte(line), 0o600); err != nil {
+		return fmt.Errorf("passfile: %w", err)
+	}
+	if err := h.chown(dir); err != nil {
+		return fmt.Errorf("passfile: %w", err)
+	}
+	if err := h.chown(path); err != nil {
+		return fmt.Errorf("passfile: %w", err)
+	}
+	return fn([]string{"PGPASSFILE=" + path})
 }
 
 func redactArgs(args []string) []string {

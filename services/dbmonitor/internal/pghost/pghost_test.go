@@ -1,6 +1,8 @@
 package pghost
 
 import (
+	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -47,5 +49,64 @@ func TestRedactConninfo(t *testing.T) {
 	got := RedactConninfo("host=h port=1 user=repl password='s3cret' sslmode=verify-ca")
 	if strings.Contains(got, "s3cret") || !strings.Contains(got, "password=***") {
 		t.Errorf("RedactConninfo = %q", got)
+	}
+}
+
+func TestNoPasswordOnCommandLine(t *testing.T) {
+	tests := []struct {
+		conninfo string
+		bad      bool
+	}{
+		{"host=h port=1 user=repl sslmode=verify-full", false},
+		{"host=h port=1 user=repl password=x", true},
+		{"host=h user=repl password='a b'", true},
+		{"postgres://repl:secret@h:5432/db", true},
+		{"postgres://repl@h:5432/db", false},
+	}
+	for _, tc := range tests {
+		err := noPassword(tc.conninfo)
+		if (err != nil) != tc.bad || (err != nil && !errors.Is(err, ErrPasswordInArgs)) {
+			t.Errorf("noPassword(%q) = %v, want bad=%v", tc.conninfo, err, tc.bad)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("noPassword(%q) error shows the password: %v", tc.conninfo, err)
+		}
+	}
+}
+
+func TestPassfileEscapesAndIsRemoved(t *testing.T) {
+	h := &Host{}
+	var path string
+	err := h.withPassfile(`a:b\c`, func(env []string) error {
+		if len(env) != 1 || !strings.HasPrefix(env[0], "PGPASSFILE=") {
+			t.Fatalf("env = %q", env)
+		}
+		path = strings.TrimPrefix(env[0], "PGPASSFILE=")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if got, want := string(b), `*:*:*:*:a\:b\\c`+"\n"; got != want {
+			t.Errorf("passfile = %q, want %q", got, want)
+		}
+		st, err := os.Stat(path)
+		if err != nil {
+			return err
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("passfile mode %v, want 0600", st.Mode().Perm())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("passfile %s still there: %v", path, err)
+	}
+	called := false
+	_ = h.withPassfile("", func(env []string) error { called = len(env) == 0; return nil })
+	if !called {
+		t.Error("an empty password should run without a passfile")
 	}
 }

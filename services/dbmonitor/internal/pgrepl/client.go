@@ -46,20 +46,41 @@ func (c *Client) Addr() string {
 // Pool exposes the pool to tests.
 func (c *Client) Pool() *pgxpool.Pool { return c.pool }
 
-// WithAddr returns a client for host:port with the same credentials.
-func (c *Client) WithAddr(ctx context.Context, host string, port int) (*Client, error) {
+// TLSFiles name the certificate files a connection verifies the server
+// with (paths on this host); an empty CA means no TLS.
+type TLSFiles struct{ CA, Cert, Key string }
+
+// Conninfo is the libpq TLS part of a conninfo: sslmode=verify-full (the
+// certificate must chain to CA and name the host dialled) with the files,
+// or sslmode=disable without a CA.
+func (f TLSFiles) Conninfo() string {
+	if f.CA == "" {
+		return "sslmode=disable"
+	}
+	s := "sslmode=verify-full sslrootcert=" + quoteKV(f.CA)
+	if f.Cert != "" {
+		s += " sslcert=" + quoteKV(f.Cert) + " sslkey=" + quoteKV(f.Key)
+	}
+	return s
+}
+
+// WithAddr returns a client for host:port with the same credentials,
+// verifying the server's certificate with tls when its CA is set.
+func (c *Client) WithAddr(ctx context.Context, host string, port int, tls TLSFiles) (*Client, error) {
 	cc := c.cfg.ConnConfig
-	dsn := fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=%s sslmode=disable connect_timeout=3",
-		quoteKV(host), port, quoteKV(cc.User), quoteKV(cc.Password), quoteKV(cc.Database))
+	dsn := fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=%s %s connect_timeout=3",
+		quoteKV(host), port, quoteKV(cc.User), quoteKV(cc.Password), quoteKV(cc.Database), tls.Conninfo())
 	return Open(ctx, dsn)
 }
 
-// AdminConninfo is a libpq conninfo for host:port with this client's
-// credentials and database: pg_rewind's --source-server.
-func (c *Client) AdminConninfo(host string, port int) string {
+// AdminConninfo is a libpq conninfo for host:port with this client's user
+// and database and tls's verification, and its password apart:
+// pg_rewind's --source-server, whose password must not be on the command
+// line.
+func (c *Client) AdminConninfo(host string, port int, tls TLSFiles) (conninfo, password string) {
 	cc := c.cfg.ConnConfig
-	return fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=%s connect_timeout=5",
-		quoteKV(host), port, quoteKV(cc.User), quoteKV(cc.Password), quoteKV(cc.Database))
+	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s %s connect_timeout=5",
+		quoteKV(host), port, quoteKV(cc.User), quoteKV(cc.Database), tls.Conninfo()), cc.Password
 }
 
 // Read takes one reading of the local server.
