@@ -401,6 +401,11 @@ func (s *State) PeerPromoting() bool {
 	return s.PeerSagaRunning() && s.PeerSaga.To == events.RoleActive
 }
 
+// PeerDemoting reports a demotion of the peer started and not yet ended.
+func (s *State) PeerDemoting() bool {
+	return s.PeerSagaRunning() && s.PeerSaga.To == events.RoleStandby
+}
+
 // Lineage is the epoch of the newest history a site's databases hold: the
 // highest at which it became active or promoted a database. The site with
 // the higher one holds what the other lacks.

@@ -133,7 +133,11 @@ func decide(s *pair.State, p Policy, now time.Time) Decision {
 	}
 	// Fencing by epoch comes first: two actives that can hear each other
 	// must end at once, whatever else is configured.
-	if s.Role == events.RoleActive && s.PeerRole == events.RoleActive {
+	// A peer already standing down (its demotion under way) is leaving
+	// the role: yielding to it would leave the pair with no active, and
+	// this site, still serving, may hold the newer writes (the peer
+	// restarted on a role its log kept from before a takeover here).
+	if s.Role == events.RoleActive && s.PeerRole == events.RoleActive && !s.PeerDemoting() {
 		if s.PeerEpoch > s.Epoch || (s.PeerEpoch == s.Epoch && s.Peer < s.Site) {
 			return act(events.ActionBeStandby, "epoch.fence",
 				fmt.Sprintf("peer %s is active at epoch %d, this site at %d", s.Peer, s.PeerEpoch, s.Epoch))

@@ -386,6 +386,22 @@ func TestDecide(t *testing.T) {
 		{name: "two actives at one epoch: the lesser name stays", self: A, role: standby, policy: def,
 			log: with(logEntry{B, time.Minute, role(standby, active, 1)}),
 			now: 2 * time.Minute, action: events.ActionNothing, branch: "active.stay"},
+		// Found by the simulator (seed 12954): the peer restarted on the
+		// "active at 3" its log kept from before this site's takeover at
+		// 2, and began to stand down; yielding to it demoted the primary
+		// serving and lost its writes.
+		{name: "a peer at a higher epoch already standing down does not move this site", self: B, role: standby, policy: def,
+			log: with(logEntry{B, time.Minute, role(standby, active, 2)}, logEntry{A, 2 * time.Minute, role(standby, active, 3)},
+				logEntry{A, 3 * time.Minute, events.FailoverStarted{FailoverID: "a-sd", From: active, To: standby, Epoch: 3, Reason: "restarted without its peer", StandDown: true, Steps: []string{"release-vip"}}}),
+			now: 4 * time.Minute, action: events.ActionNothing, branch: "active.stay"},
+		{name: "once it has stood down, nothing either", self: B, role: standby, policy: def,
+			log: with(logEntry{B, time.Minute, role(standby, active, 2)}, logEntry{A, 2 * time.Minute, role(standby, active, 3)},
+				logEntry{A, 3 * time.Minute, events.FailoverStarted{FailoverID: "a-sd", From: active, To: standby, Epoch: 3, Reason: "restarted without its peer", StandDown: true, Steps: []string{"release-vip"}}},
+				logEntry{A, 3 * time.Minute, role(active, standby, 3)}, logEntry{A, 3 * time.Minute, events.FailoverCompleted{FailoverID: "a-sd", Role: standby, Epoch: 3}}),
+			now: 4 * time.Minute, action: events.ActionNothing, branch: "active.stay"},
+		{name: "a peer at a higher epoch not standing down: this site yields", self: B, role: standby, policy: def,
+			log: with(logEntry{B, time.Minute, role(standby, active, 2)}, logEntry{A, 2 * time.Minute, role(standby, active, 3)}),
+			now: 4 * time.Minute, action: events.ActionBeStandby, act: true, branch: "epoch.fence", epoch: 3},
 		{name: "the peer active at a lower epoch does not move this site", self: B, role: standby, policy: def,
 			log: with(logEntry{B, time.Minute, role(standby, active, 2)}),
 			now: 2 * time.Minute, action: events.ActionNothing, branch: "active.stay"},
