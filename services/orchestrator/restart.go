@@ -131,6 +131,26 @@ func (r *runner) claimOnRestart(ctx context.Context, d decide.RestartDecision) d
 // read-only, then hooks and services), marked StandDown so the projection
 // knows the site was active last. It returns once the saga has ended, so
 // the hold is lifted on a standby site whose databases accept no writes.
+// startStandDown records the stand-down that settles a site with no role
+// of its own on standby (announceInitialRole): release-vip and demote-*
+// first, like every demotion, then rc as the saga's RoleChanged. It
+// returns once the projection holds the saga; the loop runs it.
+func (r *runner) startStandDown(ctx context.Context, rc events.RoleChanged) error {
+	id := uuid.Must(uuid.NewV7()).String()
+	plan := (&saga.Executor{Peer: r.opts.Peer, VIP: r.sagaVIP(), Services: r.opts.Services, Hooks: r.opts.Hooks, Databases: r.opts.Databases}).Plan(events.RoleStandby, false)
+	ev := events.FailoverStarted{FailoverID: id, From: events.RoleStandby, To: events.RoleStandby, Epoch: rc.Epoch,
+		Reason: rc.Reason, StandDown: true, Steps: plan}
+	r.log.Info("standing down before announcing standby: this site may have been active", "epoch", rc.Epoch, "why", rc.Reason, "steps", plan)
+	r.mu.Lock()
+	r.started[id] = true
+	r.mu.Unlock()
+	if _, err := r.deps.Bus.Publish(ctx, ev, nil); err != nil {
+		return fmt.Errorf("record the stand-down: %w", err)
+	}
+	_, err := r.wait(ctx, func(s *pair.State) bool { return s.Saga != nil && s.Saga.ID == id }, 10*time.Second)
+	return err
+}
+
 func (r *runner) standDown(ctx context.Context, st *pair.State, why string) error {
 	epoch := max(st.Epoch, st.MaxEpoch)
 	r.log.Warn("restarted active without its peer: standing down", "epoch", epoch, "why", why)

@@ -63,6 +63,13 @@ func (r *runner) announceInitialRole(ctx context.Context) (awaiting bool, err er
 		rc = r.configured(st, reasonFirstStart)
 	}
 	rc.From = rc.To
+	if rc.To == events.RoleStandby && rc.Reason != reasonFirstStart {
+		// This site may have been active before its store was lost: its
+		// VIP may be up and its databases may accept writes. Standby is
+		// recorded once they are fenced, by a stand-down the loop runs
+		// first (its completion records the RoleChanged).
+		return awaiting, r.startStandDown(ctx, rc)
+	}
 	st, _ = r.snapshot()
 	rc.Lineage = st.LineageAfter(rc)
 	r.log.Info("announcing the initial role", "role", rc.To, "epoch", rc.Epoch, "why", rc.Reason)
@@ -126,7 +133,10 @@ func (r *runner) awaitPeer(ctx context.Context) {
 		case <-tick.C:
 		}
 		st, _ := r.snapshot()
-		if st.MaxEpoch > 0 || st.Role != events.RoleStandby || st.SagaRunning() {
+		if st.SagaRunning() {
+			continue // the initial stand-down, or a takeover: its end decides
+		}
+		if st.MaxEpoch > 0 || st.Role != events.RoleStandby {
 			return
 		}
 		peer, err := r.deps.Bus.PeerFacts(ctx)

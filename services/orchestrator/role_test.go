@@ -2,6 +2,8 @@ package orchestrator
 
 import (
 	"context"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -248,8 +250,10 @@ func TestNoRoleAndNoPeerStartsStandby(t *testing.T) {
 			if len(got) != 1 || got[0].To != events.RoleStandby || !strings.Contains(got[0].Reason, "does not answer") {
 				t.Fatalf("a announced %+v, want standby because the peer does not answer", got)
 			}
-			if ops := vipA.opsSeen(); len(ops) != 0 {
-				t.Fatalf("a moved the VIP: %v", ops)
+			// The stand-down before "standby" releases the VIP (a site
+			// with no role of its own may have held it); it never takes it.
+			if ops := vipA.opsSeen(); slices.Contains(ops, "take") {
+				t.Fatalf("a took the VIP: %v", ops)
 			}
 			switch then {
 			case "peer answers":
@@ -338,5 +342,43 @@ func TestRestoredActiveLearnsThePeersDurableRole(t *testing.T) {
 		if op == "take" {
 			t.Errorf("a took the VIP while b was active at a higher epoch: %v", vipA.opsSeen())
 		}
+	}
+}
+
+// TestNoRoleOfItsOwnFencesItsDatabasesFirst: a site whose store lost its
+// role may have been the active one, its database still writable (the
+// real-process chaos harness's seed 2001: a's store wiped while it was
+// active; it restarted standby and never made its MariaDB read-only, so
+// b's promotion left two writable primaries). Standby is recorded only
+// after its databases were demoted.
+func TestNoRoleOfItsOwnFencesItsDatabasesFirst(t *testing.T) {
+	p := bustest.RunPair(t)
+	p.Link.Cut()
+	ctx := t.Context()
+	aBus := p.A.Bus(t, "orchestrator", "b")
+	seen := make(chan events.DatabaseCommand, 16)
+	answerDBCommands(ctx, p.A.Bus(t, "dbmonitor", "b"), "a", seen, nil)
+	runSite(t, aBus, "a", "b", events.RoleActive, &fakeVIP{}, func(o *Options) {
+		o.Databases = []events.Database{events.MySQL}
+	})
+	bustest.WaitFor(t, 15*time.Second, "a announces its role", func() bool {
+		_, ok := latestRole(t, aBus, "a")
+		return ok
+	})
+	var order []string
+	_, err := aBus.Replay(ctx, 0, []string{events.SiteTypeFilter("a", "DatabaseCommandDone"), events.SiteTypeFilter("a", "RoleChanged")}, func(_ uint64, env *events.Envelope) error {
+		switch ev, _ := events.Decode(env); ev := ev.(type) {
+		case events.DatabaseCommandDone:
+			order = append(order, ev.Command+":"+strconv.FormatBool(ev.OK))
+		case events.RoleChanged:
+			order = append(order, "RoleChanged:"+string(ev.To))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(order, []string{"demote:true", "RoleChanged:standby"}) {
+		t.Fatalf("a's log: %v, want its database demoted, then standby recorded", order)
 	}
 }

@@ -249,11 +249,15 @@ func (s *site) start(initial bool) {
 		if !s.st.RoleKnown {
 			// role.go, simplified: the pair always has an activation
 			// on record here, so a site whose log lost every role of its
-			// own starts standby at the highest epoch it knows.
-			rc := events.RoleChanged{From: events.RoleStandby, To: events.RoleStandby, Epoch: s.st.MaxEpoch,
-				Reason: "no role of its own in the log: starts standby"}
-			rc.Lineage = s.st.LineageAfter(rc)
-			s.publish(&rc)
+			// own stands down (its server may be writable, it may hold
+			// the VIP) and then records standby at the highest epoch it
+			// knows (runner.startStandDown).
+			s.nextID++
+			id := string(s.id) + "-sd" + strconv.Itoa(s.nextID)
+			s.own[id] = true
+			s.w.tracef("%s has no role of its own in its log: stands down", s.id)
+			s.publish(&events.FailoverStarted{FailoverID: id, From: events.RoleStandby, To: events.RoleStandby, Epoch: s.st.MaxEpoch,
+				Reason: "no role of its own in the log: starts standby", StandDown: true, Steps: s.plan(events.RoleStandby, false)})
 		}
 	}
 	s.hbDown = false
