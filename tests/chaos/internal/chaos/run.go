@@ -31,7 +31,11 @@ type Options struct {
 	Seed     uint64        // run i uses Seed+i
 	Kinds    []string
 	// Liveness is the bound, after the final heal, within which exactly
-	// one site must be active (one VIP holder, its database alone writable).
+	// one site must be active (one VIP holder, its database alone
+	// writable). The default is the longest wait drwatch's timing
+	// contract states for these settings (`drwatch validate`:
+	// restartYield 2m25.5s, a site that stood down on restart leaving the
+	// peer time to take over) plus 15 s.
 	Liveness time.Duration
 	Repo     string // the repository drwatch is built from
 	Work     string // where each run's directory goes
@@ -42,7 +46,7 @@ type Options struct {
 
 // DefaultOptions are one 60 s run with every fault kind.
 func DefaultOptions() Options {
-	return Options{Runs: 1, Duration: 60 * time.Second, Seed: 1, Kinds: Kinds, Liveness: 120 * time.Second,
+	return Options{Runs: 1, Duration: 60 * time.Second, Seed: 1, Kinds: Kinds, Liveness: 160 * time.Second,
 		Work: filepath.Join(os.TempDir(), "drchaos"), Out: os.Stdout, Log: slog.Default()}
 }
 
@@ -96,7 +100,11 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
+	// mariadbd runs as mysql and must reach its directory below.
 	if err := os.MkdirAll(o.Work, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(o.Work, 0o755); err != nil {
 		return nil, err
 	}
 	bin := filepath.Join(o.Work, "drwatch")
