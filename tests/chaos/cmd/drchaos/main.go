@@ -35,6 +35,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Runs, "runs", o.Runs, "runs, seeds -seed, -seed+1, …")
 	fs.DurationVar(&o.Duration, "duration", o.Duration, "faults are drawn within this long per run")
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "first seed")
+	fs.DurationVar(&o.MaxHold, "max-hold", o.MaxHold, "longest a fault is held (3 s up to this)")
 	fs.DurationVar(&o.Liveness, "liveness", o.Liveness, "bound after the final heal for exactly one active")
 	fs.StringVar(&o.Work, "work", o.Work, "directory for runs (a failing run's directory is kept)")
 	fs.BoolVar(&o.Keep, "keep", o.Keep, "keep every run's directory")

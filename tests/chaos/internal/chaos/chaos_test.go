@@ -10,7 +10,7 @@ import (
 )
 
 func TestScheduleIsTheSeeds(t *testing.T) {
-	a, b := Schedule(101, time.Minute, Kinds), Schedule(101, time.Minute, Kinds)
+	a, b := Schedule(101, time.Minute, 15*time.Second, Kinds), Schedule(101, time.Minute, 15*time.Second, Kinds)
 	if d := cmp.Diff(a, b); d != "" {
 		t.Fatalf("one seed, two schedules (-first +second):\n%s", d)
 	}
@@ -25,7 +25,7 @@ func TestScheduleIsTheSeeds(t *testing.T) {
 			t.Errorf("fault %d %s starts before the previous one healed plus 2 s", i, f)
 		}
 	}
-	if d := cmp.Diff(a, Schedule(102, time.Minute, Kinds)); d == "" {
+	if d := cmp.Diff(a, Schedule(102, time.Minute, 15*time.Second, Kinds)); d == "" {
 		t.Error("seeds 101 and 102 drew the same schedule")
 	}
 }

@@ -43,14 +43,19 @@ func (f Fault) String() string {
 }
 
 // Schedule draws a run's faults from its seed: after a warm-up, a gap of
-// 2–6 s, then a fault held 3–15 s, until the run's duration.
-func Schedule(seed uint64, d time.Duration, kinds []string) []Fault {
+// 2–6 s, then a fault held from 3 s to maxHold, until the run's duration.
+// With maxHold 15 s no fault outlasts drwatch's earliestTakeover (20 s
+// with these settings); a longer maxHold lets a stopped or cut active
+// stay so while its peer takes over.
+func Schedule(seed uint64, d, maxHold time.Duration, kinds []string) []Fault {
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	var out []Fault
 	t := 5 * time.Second
 	for {
 		t += time.Duration(2000+r.IntN(4000)) * time.Millisecond
-		hold := time.Duration(3000+r.IntN(12000)) * time.Millisecond
+		// Whole milliseconds through IntN, as before -max-hold existed, so
+		// a recorded seed draws the same schedule at the default.
+		hold := time.Duration(3000+r.IntN(max(int((maxHold-3*time.Second)/time.Millisecond), 1))) * time.Millisecond
 		if t+hold > d {
 			return out
 		}

@@ -27,7 +27,7 @@ func runOnce(ctx context.Context, o Options, bin, self string, seed uint64) Resu
 		r.Err = err.Error()
 		return r
 	}
-	r.Faults = Schedule(seed, o.Duration, o.Kinds)
+	r.Faults = Schedule(seed, o.Duration, o.MaxHold, o.Kinds)
 	w := &world{dir: r.Dir, bin: bin, drwatch: map[string]*proc{}, db: map[string]*proc{}}
 	cleanTopology(ctx)
 	defer func() {

@@ -30,6 +30,7 @@ type Options struct {
 	Duration time.Duration // faults are drawn within it
 	Seed     uint64        // run i uses Seed+i
 	Kinds    []string
+	MaxHold  time.Duration // longest a fault is held
 	// Liveness is the bound, after the final heal, within which exactly
 	// one site must be active (one VIP holder, its database alone
 	// writable). The default is the longest wait drwatch's timing
@@ -46,7 +47,7 @@ type Options struct {
 
 // DefaultOptions are one 60 s run with every fault kind.
 func DefaultOptions() Options {
-	return Options{Runs: 1, Duration: 60 * time.Second, Seed: 1, Kinds: Kinds, Liveness: 160 * time.Second,
+	return Options{Runs: 1, Duration: 60 * time.Second, Seed: 1, Kinds: Kinds, MaxHold: 15 * time.Second, Liveness: 160 * time.Second,
 		Work: filepath.Join(os.TempDir(), "drchaos"), Out: os.Stdout, Log: slog.Default()}
 }
 
@@ -56,6 +57,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("runs: %d must be 1 or more", o.Runs)
 	case o.Duration < 10*time.Second:
 		return fmt.Errorf("duration: %s is shorter than the 10 s a fault needs with its warm-up", o.Duration)
+	case o.MaxHold < 3*time.Second || o.MaxHold+7*time.Second > o.Duration:
+		return fmt.Errorf("maxHold: %s must be at least 3 s and leave the 5 s warm-up and a 2 s gap within duration %s", o.MaxHold, o.Duration)
 	case o.Liveness <= 0:
 		return fmt.Errorf("liveness: %s must be positive", o.Liveness)
 	case o.Repo == "":
@@ -118,7 +121,7 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 		return nil, err
 	}
 	rev, _ := output(ctx, "git", "-C", o.Repo, "log", "-1", "--format=%h %s")
-	fmt.Fprintf(o.Out, "drchaos: drwatch at %s; %d runs of %s, seeds %d…, faults %s\n", strings.TrimSpace(rev), o.Runs, o.Duration, o.Seed, strings.Join(o.Kinds, ","))
+	fmt.Fprintf(o.Out, "drchaos: drwatch at %s; %d runs of %s, seeds %d…, holds ≤ %s, faults %s\n", strings.TrimSpace(rev), o.Runs, o.Duration, o.Seed, o.MaxHold, strings.Join(o.Kinds, ","))
 	var results []Result
 	for i := 0; i < o.Runs && ctx.Err() == nil; i++ {
 		seed := o.Seed + uint64(i)
