@@ -210,11 +210,18 @@ func (r *Result) judge(ctx context.Context, w *world, t0 time.Time, downs []chec
 		r.Violations = append(r.Violations, fmt.Sprintf("no single active site (one VIP holder, its database alone writable) within %s of the final heal", bound))
 	}
 
-	// Every acknowledged append must be in the final active's database.
+	// Every acknowledged append must be in the final active's database;
+	// with no single active, in the last VIP holder's (the database the
+	// client's VIP appends went to last), else site a's.
 	final := siteA
-	if r.FinalActive == "b" {
+	last := ""
+	if len(vips) > 0 && len(vips[len(vips)-1].holders) == 1 {
+		last = vips[len(vips)-1].holders[0]
+	}
+	if r.FinalActive == "b" || (r.FinalActive == "" && last == "b") {
 		final = siteB
 	}
+	r.JudgedAgainst = final.name
 	present, err := w.ids(ctx, final)
 	if err != nil {
 		return err

@@ -76,19 +76,20 @@ func (o Options) validate() error {
 
 // Result is one run's verdict.
 type Result struct {
-	Seed         uint64         `json:"seed"`
-	Dir          string         `json:"dir"`
-	Faults       []Fault        `json:"faults"`
-	Violations   []string       `json:"violations"`
-	Acked        map[string]int `json:"acked"`               // per via: vip, a, b
-	Lost         map[string]int `json:"lost"`                // acked and absent from the final active's database
-	Diverged     int            `json:"replicationDiverged"` // ReplicationDiverged events drwatch logged
-	RoleChanges  int            `json:"roleChanges"`
-	Observations int            `json:"observations"`
-	MaxGap       time.Duration  `json:"maxObservationGap"`
-	Settled      time.Duration  `json:"settled"` // final heal → exactly one active; -1 if never
-	FinalActive  string         `json:"finalActive"`
-	Err          string         `json:"error,omitempty"`
+	Seed          uint64         `json:"seed"`
+	Dir           string         `json:"dir"`
+	Faults        []Fault        `json:"faults"`
+	Violations    []string       `json:"violations"`
+	Acked         map[string]int `json:"acked"`               // per via: vip, a, b
+	Lost          map[string]int `json:"lost"`                // acked and absent from the final active's database
+	Diverged      int            `json:"replicationDiverged"` // ReplicationDiverged events drwatch logged
+	RoleChanges   int            `json:"roleChanges"`
+	Observations  int            `json:"observations"`
+	MaxGap        time.Duration  `json:"maxObservationGap"`
+	Settled       time.Duration  `json:"settled"` // final heal → exactly one active; -1 if never
+	FinalActive   string         `json:"finalActive"`
+	JudgedAgainst string         `json:"judgedAgainst"` // whose database the appends were looked up in
+	Err           string         `json:"error,omitempty"`
 }
 
 // Failed says whether the run found something: a violation, a setup error,
@@ -147,8 +148,8 @@ func (r Result) line() string {
 	if r.Settled >= 0 {
 		settled = r.Settled.Round(100 * time.Millisecond).String()
 	}
-	return fmt.Sprintf("seed %d: %d faults, %d violations; acked vip/a/b %d/%d/%d, lost %d/%d/%d; diverged %d; role changes %d; %d observations (max gap %s); one active %s after heal (%s)",
-		r.Seed, len(r.Faults), len(r.Violations), r.Acked["vip"], r.Acked["a"], r.Acked["b"], r.Lost["vip"], r.Lost["a"], r.Lost["b"],
+	return fmt.Sprintf("seed %d: %d faults, %d violations; acked vip/a/b %d/%d/%d, lost %d/%d/%d (in %s's database); diverged %d; role changes %d; %d observations (max gap %s); one active %s after heal (%s)",
+		r.Seed, len(r.Faults), len(r.Violations), r.Acked["vip"], r.Acked["a"], r.Acked["b"], r.Lost["vip"], r.Lost["a"], r.Lost["b"], r.JudgedAgainst,
 		r.Diverged, r.RoleChanges, r.Observations, r.MaxGap.Round(time.Millisecond), settled, r.FinalActive)
 }
 
