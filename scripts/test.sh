@@ -11,11 +11,13 @@ export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 # strace proves the log is fsynced on every write (pkg/bus sync_test.go);
 # debootstrap builds the Debian base of the end-to-end suite's images
 # (scripts/images.sh); iptables queues packets for the bench's delayer test
-# (bench/internal/nfqdelay).
+# (bench/internal/nfqdelay); sshd runs the chaos harness's arbiters
+# (tests/chaos).
 missing=()
 command -v strace >/dev/null 2>&1 || missing+=(strace)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y "${missing[@]}" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y "${missing[@]}" >/dev/null; }
 fi

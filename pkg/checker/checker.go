@@ -1,4 +1,5 @@
-// Package checker proves, from what two sites logged, the two promises the
+// Package checker proves, from what two sites logged (and, for the chaos
+// harness, what it observed of the VIP and the databases), the two promises the
 // end-to-end suite and the partition fuzzer hold drwatch to: there was
 // never a moment with two active sites, and no event was lost or copied
 // twice between the sites' logs. It is pure: the suite gathers the facts
@@ -208,4 +209,114 @@ func NothingLost(site string, own, peerCopy []string) []string {
 	}
 	sort.Strings(bad)
 	return bad
+}
+
+// Observation is what a harness saw of the pair at one instant from
+// outside drwatch: which sites held the VIP and whose database accepted
+// writes. A site whose database did not answer is in neither list.
+type Observation struct {
+	At       time.Time
+	VIP      []string
+	Writable []string
+}
+
+// StartAtWritable moves each span's start back to the first observation,
+// after that site's previous span ended, at which its database was
+// writable or it held the VIP. RoleChanged is logged after the promotion
+// and the VIP, so a span that starts there misses the moments a client
+// could already write to the new active. Spans keep their ends and order.
+func StartAtWritable(ivs []Interval, obs []Observation) []Interval {
+	out := slices.Clone(ivs)
+	prevEnd := map[string]time.Time{}
+	for i := range out {
+		iv := &out[i]
+		from := prevEnd[iv.Site]
+		for _, o := range obs {
+			if !o.At.After(from) || !o.At.Before(iv.Start) {
+				continue
+			}
+			if slices.Contains(o.Writable, iv.Site) || slices.Contains(o.VIP, iv.Site) {
+				iv.Start = o.At
+				break
+			}
+		}
+		prevEnd[iv.Site] = iv.End
+		if iv.End.IsZero() {
+			prevEnd[iv.Site] = time.Unix(1<<40, 0)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
+	return out
+}
+
+// NeverTwoActiveObserved is NeverTwoActive over the spans started at the
+// first writable moment (StartAtWritable), plus what the observations
+// show on their own: two writable databases or two VIP holders at one
+// instant, and a site writable or holding the VIP while the other site's
+// span is open. Consecutive observations of one kind of violation are
+// reported once, with the first and last instant and how many there were.
+func NeverTwoActiveObserved(ivs []Interval, obs []Observation) []string {
+	bad := NeverTwoActive(StartAtWritable(ivs, obs), nil)
+	type episode struct {
+		first, last time.Time
+		n           int
+	}
+	var order, lines []string
+	eps := map[string]*episode{}
+	open := map[string]bool{}
+	note := func(key string, at time.Time) {
+		open[key] = true
+		if e := eps[key]; e != nil && e.n > 0 {
+			e.last, e.n = at, e.n+1
+			return
+		}
+		eps[key] = &episode{first: at, last: at, n: 1}
+		order = append(order, key)
+	}
+	flush := func(key string) {
+		e := eps[key]
+		lines = append(lines, fmt.Sprintf("%s from %s to %s (%d observations)", key, e.first.Format(time.RFC3339Nano), e.last.Format(time.RFC3339Nano), e.n))
+		e.n = 0
+	}
+	for _, o := range obs {
+		seen := map[string]bool{}
+		if len(o.Writable) > 1 {
+			seen["the databases of "+strings.Join(o.Writable, " and ")+" were writable at once"] = true
+		}
+		if len(o.VIP) > 1 {
+			seen["the VIP was held by "+strings.Join(o.VIP, " and ")] = true
+		}
+		for _, iv := range ivs {
+			if o.At.Before(iv.Start) || (!iv.End.IsZero() && !o.At.Before(iv.End)) {
+				continue
+			}
+			for _, w := range o.Writable {
+				if w != iv.Site {
+					seen[fmt.Sprintf("site %s's database was writable while %s was active (epoch %d)", w, iv.Site, iv.Epoch)] = true
+				}
+			}
+			for _, h := range o.VIP {
+				if h != iv.Site {
+					seen[fmt.Sprintf("site %s held the VIP while %s was active (epoch %d)", h, iv.Site, iv.Epoch)] = true
+				}
+			}
+		}
+		for key := range seen {
+			note(key, o.At)
+		}
+		for key := range open {
+			if !seen[key] {
+				flush(key)
+				delete(open, key)
+			}
+		}
+	}
+	for _, key := range order {
+		if open[key] {
+			flush(key)
+			delete(open, key)
+		}
+	}
+	sort.Strings(lines)
+	return append(bad, lines...)
 }

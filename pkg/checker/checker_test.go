@@ -101,3 +101,73 @@ func TestNothingLost(t *testing.T) {
 		})
 	}
 }
+
+func ms(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+
+func TestStartAtWritable(t *testing.T) {
+	ivs := []Interval{
+		{Site: "a", Start: at(0), End: at(5)},
+		{Site: "b", Epoch: 1, Start: at(10)},
+	}
+	obs := []Observation{
+		{At: at(4), Writable: []string{"a"}},
+		{At: at(7)},
+		{At: at(8), Writable: []string{"b"}},
+		{At: at(9), Writable: []string{"b"}, VIP: []string{"b"}},
+	}
+	want := []Interval{
+		{Site: "a", Start: at(0), End: at(5)},
+		{Site: "b", Epoch: 1, Start: at(8)},
+	}
+	if d := cmp.Diff(want, StartAtWritable(ivs, obs)); d != "" {
+		t.Errorf("spans (-want +got):\n%s", d)
+	}
+}
+
+func TestNeverTwoActiveObserved(t *testing.T) {
+	clean := []Interval{{Site: "a", Start: at(0), End: at(5)}, {Site: "b", Epoch: 1, Start: at(10)}}
+	tests := []struct {
+		name string
+		ivs  []Interval
+		obs  []Observation
+		want []string
+	}{
+		{
+			name: "writable only inside its own span",
+			ivs:  clean,
+			obs:  []Observation{{At: at(1), Writable: []string{"a"}, VIP: []string{"a"}}, {At: at(7)}, {At: at(11), Writable: []string{"b"}, VIP: []string{"b"}}},
+		},
+		{
+			// b's database was promoted at 4 s, before a's span ended:
+			// RoleChanged at 10 s alone would have hidden the overlap.
+			name: "promoted before the peer stood down",
+			ivs:  clean,
+			obs:  []Observation{{At: at(4), Writable: []string{"b"}}},
+			want: []string{
+				"a (epoch 0, 12:00:00.000–12:00:05.000) and b (epoch 1, 12:00:04.000–now) were active at the same time",
+				"site b's database was writable while a was active (epoch 0) from 2026-01-01T12:00:04Z to 2026-01-01T12:00:04Z (1 observations)",
+			},
+		},
+		{
+			name: "two writable databases, one episode",
+			ivs:  []Interval{{Site: "b", Epoch: 1, Start: at(0)}},
+			obs: []Observation{
+				{At: ms(10), Writable: []string{"b"}},
+				{At: ms(20), Writable: []string{"a", "b"}},
+				{At: ms(30), Writable: []string{"a", "b"}},
+				{At: ms(40), Writable: []string{"b"}},
+			},
+			want: []string{
+				"site a's database was writable while b was active (epoch 1) from 2026-01-01T12:00:00.02Z to 2026-01-01T12:00:00.03Z (2 observations)",
+				"the databases of a and b were writable at once from 2026-01-01T12:00:00.02Z to 2026-01-01T12:00:00.03Z (2 observations)",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if d := cmp.Diff(tt.want, NeverTwoActiveObserved(tt.ivs, tt.obs)); d != "" {
+				t.Errorf("violations (-want +got):\n%s", d)
+			}
+		})
+	}
+}
