@@ -118,8 +118,13 @@ type State struct {
 	// OwnLineage and PeerLineage are the highest Lineage each site's
 	// RoleChanged events carried (Lineage folds them in).
 	OwnLineage, PeerLineage events.Epoch
-	// BothStandbySince is when both sites became standby, zero otherwise.
+	// BothStandbySince is when both sites became standby — the later of
+	// the moments each began its standby spell, whatever order the log
+	// received them in — zero otherwise.
 	BothStandbySince time.Time
+	// standbySince and peerStandbySince are when each site's current
+	// standby spell began (zero while it is not standby).
+	standbySince, peerStandbySince time.Time
 
 	// Lines is each configured heartbeat line's last announcement. A line
 	// no longer configured is left out: its last status stays in the log
@@ -711,6 +716,7 @@ func (s *State) applyRole(own bool, e events.RoleChanged, at time.Time) {
 			// A verdict was reached for the old role.
 			s.Verdict = nil
 		}
+		s.standbySince = spell(s.standbySince, s.RoleKnown && s.Role == events.RoleStandby, e.To, at)
 		s.ConfirmedAt = at
 		if c := s.Claim; c != nil && e.To != events.RoleActive && at.After(c.At) {
 			s.Claim = nil
@@ -725,6 +731,7 @@ func (s *State) applyRole(own bool, e events.RoleChanged, at time.Time) {
 			s.Saga.RoleChanged = true
 		}
 	} else {
+		s.peerStandbySince = spell(s.peerStandbySince, s.PeerRole == events.RoleStandby, e.To, at)
 		s.PeerRole, s.PeerEpoch = e.To, e.Epoch
 		s.PeerLineage = max(s.PeerLineage, e.Lineage)
 		if e.To == events.RoleStandby {
@@ -746,12 +753,26 @@ func (s *State) applyRole(own bool, e events.RoleChanged, at time.Time) {
 		}
 	}
 	if s.Role == events.RoleStandby && s.PeerRole == events.RoleStandby {
-		if s.BothStandbySince.IsZero() {
-			s.BothStandbySince = at
+		s.BothStandbySince = s.standbySince
+		if s.peerStandbySince.After(s.BothStandbySince) {
+			s.BothStandbySince = s.peerStandbySince
 		}
 	} else {
 		s.BothStandbySince = time.Time{}
 	}
+}
+
+// spell is when a site's standby spell began after a RoleChanged to to at
+// at: kept while it was standby already, at when it becomes standby, zero
+// when it leaves standby.
+func spell(since time.Time, wasStandby bool, to events.Role, at time.Time) time.Time {
+	switch {
+	case to != events.RoleStandby:
+		return time.Time{}
+	case wasStandby && !since.IsZero():
+		return since
+	}
+	return at
 }
 
 // Lag is one database's replica lag in the units that database has.

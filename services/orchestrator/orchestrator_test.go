@@ -493,6 +493,9 @@ func TestManualFailoverWithAndWithoutForce(t *testing.T) {
 	if len(decodeAll[events.FailoverStarted](h)) != 0 {
 		t.Fatal("a lagging replica was promoted without force")
 	}
+	// Site b burned: the heartbeat has lost it, so force may promote
+	// past a fence nobody answers (this site has no arbiters to claim).
+	h.peerDown()
 	req = h.publish(events.FailoverRequested{Target: "a", ToRole: events.RoleActive, Manual: true, Force: true, Reason: "site b burned", RequestedBy: "root@a", Epoch: maxEpoch(t, h.bus)})
 	rc := h.waitRole(events.RoleActive, 1)
 	st := decodeAll[events.FailoverStarted](h)
@@ -623,8 +626,10 @@ func TestRequestExpires(t *testing.T) {
 	if len(decodeAll[events.FailoverStarted](h)) != 0 {
 		t.Fatal("a request its issuer no longer waits for was acted on")
 	}
-	// Forced: the harness runs no orchestrator for b, so nothing answers
-	// the fence, and this site has no arbiters to claim.
+	// Forced, b lost by the heartbeat: the harness runs no orchestrator
+	// for b, so nothing answers the fence, and this site has no arbiters
+	// to claim.
+	h.peerDown()
 	fresh := h.publish(events.FailoverRequested{Target: "a", ToRole: events.RoleActive, Manual: true, Force: true, Reason: "drill", RequestedBy: "root@a", Epoch: maxEpoch(t, h.bus)})
 	h.waitRole(events.RoleActive, 1)
 	if st := decodeAll[events.FailoverStarted](h); len(st) != 1 || st[0].RequestID != fresh.ID {

@@ -250,16 +250,17 @@ func decideStandby(s *pair.State, p Policy, now time.Time) Decision {
 	default:
 		return nothing("standby.no-verdict", "no verdict says beActive")
 	}
-	// Both sites standby: during waitDuration only the site that was active
-	// last may take over again.
-	if bothStandby && s.LastActive != "" && s.LastActive != s.Site {
+	// Both sites standby: during waitDuration only the leader (the site
+	// whose databases hold the newest history, the one the liveness rule
+	// resumes and the arbiter's both-standby grace favours) may take over.
+	if leader := s.Leader(); bothStandby && leader != "" && leader != s.Site {
 		until := s.BothStandbySince.Add(p.WaitDuration)
 		if v.WaitUntil != nil {
 			until = *v.WaitUntil
 		}
 		if now.Before(until) {
 			return blocked(events.ActionBeActive, "guard.wait-window",
-				fmt.Sprintf("both sites standby; %s was active last and has until %s to come back", s.LastActive, until.UTC().Format(time.RFC3339)))
+				fmt.Sprintf("both sites standby; %s leads (its databases hold the newest history) and has until %s to come back", leader, until.UTC().Format(time.RFC3339)))
 		}
 	}
 	// A site that stood down on restart was active last, so the window

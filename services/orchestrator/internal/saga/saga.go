@@ -435,16 +435,33 @@ func (x *Executor) fence(ctx context.Context, s *pair.Saga) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	start := time.Now()
 	st, waited, err := x.awaitFenceAnswer(ctx, env.ID)
 	if err != nil {
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
 		// A peer that answers the heartbeat but not the request (its
-		// orchestrator down, its log cut off from ours) cannot be told
-		// apart from one promoting behind the silence: the arbiters
-		// decide, as for an unreachable peer.
-		return x.fenceUnreachable(ctx, s, fmt.Sprintf("did not answer the fence request within %s", waited))
+		// orchestrator down, its log cut off from ours, or cut off from
+		// everything a moment ago) cannot be told apart from one still
+		// serving: it fences itself only once it has lost the arbiters,
+		// counted from a loss this site's heartbeat sees too. So the
+		// heartbeat must lose it first; then the takeover hold and the
+		// claim decide, as for any unreachable peer.
+		left := max(x.FenceTimeout-time.Since(start), 0)
+		st, err = x.Wait(ctx, func(st *pair.State) bool {
+			settled, _, _ := FenceAnswer(st, env.ID)
+			return settled || st.PeerUnreachable()
+		}, left)
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", ctx.Err()
+			}
+			return "", fmt.Errorf("peer %s answers the heartbeat but not the fence request (none within %s, %s in all): it may still serve; not promoting beside it", x.Peer, waited, x.FenceTimeout)
+		}
+		if settled, _, _ := FenceAnswer(st, env.ID); !settled {
+			return x.fenceUnreachable(ctx, s, fmt.Sprintf("did not answer the fence request within %s, then the heartbeat lost it", waited))
+		}
 	}
 	if settled, ok, why := FenceAnswer(st, env.ID); settled {
 		if !ok {
@@ -534,10 +551,7 @@ func (x *Executor) fenceUnreachable(ctx context.Context, s *pair.Saga, how strin
 		}
 		what = held + what
 		c, err := x.Claim(ctx, s.ID+"/fence", what+": "+s.Reason)
-		if err != nil && s.Force && c.Managed == 0 && ctx.Err() == nil {
-			// The operator's word stands where the arbiters cannot
-			// answer (unreachable, none listing anything), never against
-			// arbiters that show the peer managing them.
+		if err != nil && ForcedPastClaim(s, c, st(ctx, x)) && ctx.Err() == nil {
 			return fmt.Sprintf("%s; forced, proceeding on the operator's word although the claim failed (%v): no arbiter shows the peer managing it", what, err), nil
 		}
 		if err != nil {
@@ -548,10 +562,26 @@ func (x *Executor) fenceUnreachable(ctx context.Context, s *pair.Saga, how strin
 		// A custom failure-detection script's verdict is the only
 		// authority such a site has; it started this takeover.
 		return what + "; no arbiters to claim: proceeding on the failure-detection verdict", nil
-	case s.Force:
+	case s.Force && st(ctx, x).PeerUnreachable():
 		return what + "; no arbiters to claim: forced, proceeding on the operator's word", nil
 	}
 	return "", fmt.Errorf("%s and this site has no arbiters to claim (none configured, or a custom failure-detection script): only a forced failover proceeds", what)
+}
+
+// st is the projection as it stands.
+func st(ctx context.Context, x *Executor) *pair.State {
+	s, _ := x.Wait(ctx, func(*pair.State) bool { return true }, 0)
+	return s
+}
+
+// ForcedPastClaim reports whether a forced promotion goes on although its
+// claim of the arbiters failed: only over a peer the heartbeat has lost,
+// on an answer of the arbiter service (its silence is no word of the
+// arbiters'), and with no arbiter listing the peer's session — the
+// operator's word stands where the arbiters cannot answer, never against
+// ones that show the peer managing them.
+func ForcedPastClaim(s *pair.Saga, c events.ArbitersClaimed, st *pair.State) bool {
+	return s.Force && st.PeerUnreachable() && c.ClaimID != "" && c.Outcome != events.ClaimConflict && c.Managed == 0
 }
 
 // holdTakeover waits, when the peer is unreachable, until TakeoverHold has

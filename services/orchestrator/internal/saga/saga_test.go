@@ -682,11 +682,11 @@ func TestFenceStep(t *testing.T) {
 		// claimed: the saga claimed the arbiters already; claim: the
 		// arbiter service's answer to a claim made by the fence (nil:
 		// this site cannot claim); force: a forced failover.
-		claimed, force, vanishes, manual, silent, expired bool
-		claim                                             *events.ArbitersClaimed
-		ok                                                bool
-		requested                                         bool
-		output                                            string
+		claimed, force, vanishes, manual, silent, expired, claimSilent bool
+		claim                                                          *events.ArbitersClaimed
+		ok                                                             bool
+		requested                                                      bool
+		output                                                         string
 	}{
 		{name: "role unknown, no heartbeat events: asked, answers", requested: true, ok: true, output: "is  (it answered request.already)"},
 		{name: "standby: asked, answers standby", peer: []events.Event{events.RoleChanged{From: standby, To: standby, Reason: "x"}},
@@ -706,15 +706,21 @@ func TestFenceStep(t *testing.T) {
 		// promote. Silence now goes to the arbiters.
 		{name: "standby by a stale copy, silent: no claim possible, an operator's failover: refused", peer: []events.Event{events.RoleChanged{From: standby, To: standby, Reason: "x"}},
 			silent: true, manual: true, requested: true, ok: false},
-		{name: "standby by a stale copy, silent: the fence claims the arbiters", peer: []events.Event{events.RoleChanged{From: standby, To: standby, Reason: "x"}},
-			silent: true, claim: &events.ArbitersClaimed{Outcome: events.ClaimClear, N: 3, Held: 3}, requested: true, ok: true, output: "did not answer the fence request within 50ms; the arbiters claimed"},
-		{name: "silent, the claim conflicts: refused", peer: []events.Event{events.RoleChanged{From: standby, To: standby, Reason: "x"}},
-			silent: true, claim: &events.ArbitersClaimed{Outcome: events.ClaimConflict, N: 3, Held: 3, Managed: 2}, requested: true, ok: false},
-		{name: "silent, the claim conflicts: refused even forced", peer: []events.Event{events.RoleChanged{From: standby, To: standby, Reason: "x"}},
-			silent: true, manual: true, force: true, claim: &events.ArbitersClaimed{Outcome: events.ClaimConflict, N: 3, Held: 3, Managed: 2}, requested: true, ok: false},
-		{name: "silent, the arbiters unreachable, forced: goes on", peer: []events.Event{events.RoleChanged{From: standby, To: standby, Reason: "x"}},
-			silent: true, manual: true, force: true, claim: &events.ArbitersClaimed{Outcome: events.ClaimFailed, N: 3, Unreachable: 3}, requested: true, ok: true,
+		// Found by review: a peer cut off from everything a moment ago
+		// answers nothing yet still serves until it fences itself,
+		// counted from a loss this site's heartbeat sees too; claiming at
+		// once skipped the takeover hold.
+		{name: "standby by a stale copy, silent, the heartbeat still reaches it: refused", peer: []events.Event{events.RoleChanged{From: standby, To: standby, Reason: "x"}},
+			silent: true, claim: &events.ArbitersClaimed{Outcome: events.ClaimClear, N: 3, Held: 3}, requested: true, ok: false},
+		{name: "active, silent, the heartbeat still reaches it: refused even forced", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
+			silent: true, manual: true, force: true, claim: &events.ArbitersClaimed{Outcome: events.ClaimFailed, N: 3, Unreachable: 3}, requested: true, ok: false},
+		{name: "lost while being fenced, the claim conflicts: refused even forced", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
+			vanishes: true, manual: true, force: true, claim: &events.ArbitersClaimed{Outcome: events.ClaimConflict, N: 3, Held: 3, Managed: 2}, requested: true, ok: false},
+		{name: "lost while being fenced, the arbiters unreachable, forced: goes on", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
+			vanishes: true, manual: true, force: true, claim: &events.ArbitersClaimed{Outcome: events.ClaimFailed, N: 3, Unreachable: 3}, requested: true, ok: true,
 			output: "forced, proceeding on the operator's word although the claim failed"},
+		{name: "lost while being fenced, the arbiter service silent, forced: refused", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
+			vanishes: true, manual: true, force: true, claimSilent: true, requested: true, ok: false},
 		// Before, an unreachable peer let every promotion through on the
 		// operator's word or the verdict alone (safety-core path 5).
 		{name: "unreachable, no claim possible, an operator's failover: refused", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
@@ -778,7 +784,7 @@ func TestFenceStep(t *testing.T) {
 			w.claim, w.peerVanishes, w.peerSilent, w.peerExpires = tt.claim, tt.vanishes, tt.silent, tt.expired
 			x := &Executor{Site: siteA, Peer: siteB, Bus: w, FenceTimeout: 50 * time.Millisecond,
 				Wait: w.Wait, Now: func() time.Time { return t0 }, Log: slog.New(slog.DiscardHandler)}
-			if tt.claim != nil {
+			if tt.claim != nil || tt.claimSilent {
 				x.ClaimTimeout = time.Second
 			}
 			s := &pair.Saga{ID: "f1", From: standby, To: active, Epoch: 2, Reason: "x", Force: tt.force, Manual: tt.manual, Steps: []string{StepFencePeer}, Done: map[string]bool{StepClaimArbiters: tt.claimed}}

@@ -322,11 +322,14 @@ func (s *site) fence(done stepDone) {
 	}
 	id := s.lastID()
 	answered := func() bool { settled, _, _ := saga.FenceAnswer(s.st, id); return settled }
-	s.await(func() bool { return answered() || s.st.PeerUnreachable() }, s.w.tm.FenceTimeout, func(ok bool) {
+	start := s.w.now
+	judge := func(ok bool) {
 		settled, standby, why := saga.FenceAnswer(s.st, id)
 		switch {
 		case !ok:
-			s.fenceUnreachable("did not answer the fence request", done)
+			// saga.Executor.fence: an answer never came while the
+			// heartbeat still reaches the peer.
+			done(false, "", "peer answers the heartbeat but not the fence request")
 		case settled && standby:
 			done(true, "peer "+why, "")
 		case settled:
@@ -334,7 +337,24 @@ func (s *site) fence(done stepDone) {
 		default:
 			s.fenceUnreachable("became unreachable while being fenced", done)
 		}
-	})
+	}
+	// awaitFenceAnswer: the quick bound while the peer runs no failover,
+	// the fence timeout in all; then the heartbeat must lose it.
+	var wait func()
+	wait = func() {
+		quick := min(s.w.tm.FenceAnswerTimeout, s.w.tm.FenceTimeout-(s.w.now-start))
+		s.await(func() bool { return answered() || s.st.PeerUnreachable() }, max(quick, 0), func(ok bool) {
+			switch {
+			case ok:
+				judge(true)
+			case s.st.PeerSagaRunning() && s.w.now-start < s.w.tm.FenceTimeout:
+				wait()
+			default:
+				s.await(func() bool { return answered() || s.st.PeerUnreachable() }, max(s.w.tm.FenceTimeout-(s.w.now-start), 0), judge)
+			}
+		})
+	}
+	wait()
 }
 
 func (s *site) fenceUnreachable(how string, done stepDone) {

@@ -123,7 +123,10 @@ type Timers struct {
 	SessionTimeout    time.Duration
 	Timing            config.Timing
 	FenceTimeout      time.Duration
-	DecisionTick      time.Duration
+	// FenceAnswerTimeout is the orchestrator's (options.go): how long an
+	// idle peer has to answer a fence.
+	FenceAnswerTimeout time.Duration
+	DecisionTick       time.Duration
 	// Bound is how long after the last fault heals the pair must have
 	// exactly one active site.
 	Bound time.Duration
@@ -139,14 +142,15 @@ func DefaultTimers() Timers {
 	// As Parse does: the arbiter probe defaults to the heartbeat timeout.
 	c.Watchdog.FailureDetection.ProbeTimeout = c.Watchdog.Heartbeat.Timeout
 	t := Timers{
-		Interval:       c.Watchdog.Heartbeat.Interval.D(),
-		Timeout:        c.Watchdog.Heartbeat.Timeout.D(),
-		Retries:        c.Watchdog.Heartbeat.Retries,
-		ProbeTimeout:   c.Watchdog.FailureDetection.ProbeTimeout.D(),
-		SessionTimeout: c.Watchdog.FailureDetection.ArbiterSessionTimeout.D(),
-		Timing:         c.Timing(),
-		FenceTimeout:   2 * time.Minute,
-		DecisionTick:   time.Second,
+		Interval:           c.Watchdog.Heartbeat.Interval.D(),
+		Timeout:            c.Watchdog.Heartbeat.Timeout.D(),
+		Retries:            c.Watchdog.Heartbeat.Retries,
+		ProbeTimeout:       c.Watchdog.FailureDetection.ProbeTimeout.D(),
+		SessionTimeout:     c.Watchdog.FailureDetection.ArbiterSessionTimeout.D(),
+		Timing:             c.Timing(),
+		FenceTimeout:       2 * time.Minute,
+		FenceAnswerTimeout: 15 * time.Second,
+		DecisionTick:       time.Second,
 	}
 	tm := t.Timing
 	// After the heal: the heartbeat hears the peer again (an interval),
