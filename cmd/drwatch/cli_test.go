@@ -956,11 +956,19 @@ func TestManualFailoverWithTheOrchestrator(t *testing.T) {
 
 	// A lone site with no role in its store starts standby (site.role
 	// applies only to the pair's first start, which only the peer could
-	// confirm); the operator makes it active. Its peer never answers the
-	// fence and it cannot claim its arbiter: only the operator's --force
-	// promotes it.
+	// confirm); the operator makes it active. Its peer is gone — the
+	// heartbeat says so — and never answers the fence, and this site
+	// cannot claim its arbiter: only the operator's --force promotes it.
 	if first := roles()[0]; first.To != events.RoleStandby {
 		t.Fatalf("a lone site announced %+v, want standby until the peer or an operator says otherwise", first)
+	}
+	hb, err := bus.New(s.bus.Conn(), bus.Options{Source: events.Source{Site: "a", Node: "test", Service: "heartbeat"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := events.RemoteUnreachable{Peer: "b", Line: "default", Since: time.Now().Add(-time.Hour), Failed: []events.ProbeResult{{Target: "127.0.0.1", Kind: "tcp"}}}
+	if _, err := hb.Publish(context.Background(), lost, nil); err != nil {
+		t.Fatal(err)
 	}
 	r := runCLI(t, cfg, "manualFailover", "-a", "--force", "--timeout", "30s")
 	if r.code != 0 || !strings.Contains(r.stdout, "standby→active") {
