@@ -139,7 +139,12 @@ func startSite(t *testing.T, runArgs ...string) *testSite {
 		}
 	})
 	s.waitHealthy(t, done)
-	nc, err := nats.Connect(s.natsURL, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	// The test speaks for the orchestrator, as the site's own key.
+	auth, err := bus.ClientAuth(filepath.Join(s.dir, "nats", "keys"), "orchestrator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(s.natsURL, auth, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -865,7 +870,8 @@ func TestInitWritesAPairThatValidates(t *testing.T) {
 	if !strings.Contains(sql, "IDENTIFIED BY 'repPass' REQUIRE SSL") || !strings.Contains(sql, "IDENTIFIED BY 'repAdminPass'") {
 		t.Errorf("mysql-users.sql:\n%s", sql)
 	}
-	for _, f := range []string{"tls/ca.pem", "tls/ca-key.pem", "tls/a.pem", "tls/a-key.pem", "tls/b.pem", "tls/b-key.pem", "site-a.yaml", "site-b.yaml", "secrets/mysql-rep-pass", "secrets/a-http-token", "sql/pgsql-users.sql"} {
+	for _, f := range []string{"tls/ca.pem", "tls/ca-key.pem", "tls/a.pem", "tls/a-key.pem", "tls/b.pem", "tls/b-key.pem", "site-a.yaml", "site-b.yaml", "secrets/mysql-rep-pass", "secrets/a-http-token", "sql/pgsql-users.sql",
+		"nats/leaf.nk", "nats/a/site.nk", "nats/a/cli.nk", "nats/b/orchestrator.nk", "nats/b/dbmonitor.nk"} {
 		st, err := os.Stat(filepath.Join(dir, f))
 		if err != nil {
 			t.Errorf("%s: %v", f, err)
@@ -899,7 +905,8 @@ func TestInitWritesAPairThatValidates(t *testing.T) {
 	}
 	a := readFile(filepath.Join(dir, "site-a.yaml"))
 	b := readFile(filepath.Join(dir, "site-b.yaml"))
-	if !strings.Contains(a, "listen: 0.0.0.0:7422") || !strings.Contains(b, `remotes: ["nats-leaf://10.0.0.1:7422"]`) || strings.Contains(a+b, "repPass") {
+	if !strings.Contains(a, "listen: 0.0.0.0:7422") || !strings.Contains(b, `remotes: ["nats-leaf://10.0.0.1:7422"]`) || strings.Contains(a+b, "repPass") ||
+		!strings.Contains(a, "host: 127.0.0.1") || !strings.Contains(a, "keysDir: "+dir+"/nats/a") || !strings.Contains(b, "key: "+dir+"/nats/leaf.nk") {
 		t.Errorf("site configs:\n%s\n%s", a, b)
 	}
 
