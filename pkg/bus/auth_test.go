@@ -362,3 +362,66 @@ func TestDialingSiteDeniesAHostileHub(t *testing.T) {
 		t.Errorf("our log holds %d messages, want the 1 we published", info.State.Msgs)
 	}
 }
+
+// TestForgedEnvelopesAreParked: an envelope whose site, service or type
+// differs from the subject it was stored under is parked by a consumer and
+// skipped by a replay, whatever it claims.
+func TestForgedEnvelopesAreParked(t *testing.T) {
+	ctx := ctxT(t)
+	site := bustest.RunSite(t, "a", bustest.SiteOptions{Peer: "b"})
+	b := site.Bus(t, "orchestrator", "b")
+	nc := site.Connect(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerEnv, err := events.New(events.Source{Site: "b", Node: "b-node", Service: "orchestrator"},
+		events.RoleChanged{From: events.RoleStandby, To: events.RoleActive, Epoch: 7, Reason: "forged"}, time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongService := *peerEnv
+	wrongService.ID, wrongService.Site = "svc-"+peerEnv.ID, "a"
+	wrongType := wrongService
+	wrongType.ID, wrongType.Service = "type-"+peerEnv.ID, "orchestrator"
+	for _, tc := range []struct {
+		env     *events.Envelope
+		subject string
+		reason  string
+	}{
+		{peerEnv, "drwatch.a.evt.orchestrator.RoleChanged", `claims site "b"`},
+		{&wrongService, "drwatch.a.evt.heartbeat.RoleChanged", `claims service "orchestrator"`},
+		{&wrongType, "drwatch.a.evt.orchestrator.RemoteUnreachable", `claims type "RoleChanged"`},
+	} {
+		data, _ := tc.env.Marshal()
+		if _, err := js.Publish(ctx, tc.subject, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got collector
+	consume(t, ctx, b, bus.ConsumerSpec{Durable: "proj", Handler: got.handle})
+	poison, err := b.JetStream().Stream(ctx, bus.PoisonStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bustest.WaitFor(t, 10*time.Second, "three parked envelopes", func() bool {
+		info, err := poison.Info(ctx)
+		return err == nil && info.State.Msgs == 3
+	})
+	for i, want := range []string{`claims site "b"`, `claims service "orchestrator"`, `claims type "RoleChanged"`} {
+		m, err := poison.GetMsg(ctx, uint64(i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := m.Header.Get(bus.HeaderPoisonReason); !strings.Contains(r, want) {
+			t.Errorf("parked %d: reason %q, want it to say %s", i+1, r, want)
+		}
+	}
+	if got.len() != 0 {
+		t.Errorf("the handler saw %d forged envelopes", got.len())
+	}
+	n := 0
+	if _, err := b.Replay(ctx, 0, nil, func(uint64, *events.Envelope) error { n++; return nil }); err != nil || n != 0 {
+		t.Errorf("replay delivered %d forged envelopes (%v)", n, err)
+	}
+}
