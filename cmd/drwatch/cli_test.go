@@ -91,6 +91,22 @@ type testSite struct {
 
 // syncBuffer is shared with standalone_test.go.
 
+// connectAs connects to the site's NATS as one of its identities, with its
+// key from the site's keys directory.
+func (s *testSite) connectAs(t *testing.T, identity string) *nats.Conn {
+	t.Helper()
+	auth, err := bus.ClientAuth(filepath.Join(s.dir, "nats", "keys"), identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(s.natsURL, auth, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
 const siteTemplate = `site: {name: a, peer: b, role: active, peerAddresses: [127.0.0.1]}
 nats:
   embedded: {host: 127.0.0.1, port: %d, storeDir: %s}
@@ -139,17 +155,9 @@ func startSite(t *testing.T, runArgs ...string) *testSite {
 		}
 	})
 	s.waitHealthy(t, done)
-	// The test speaks for the orchestrator, as the site's own key.
-	auth, err := bus.ClientAuth(filepath.Join(s.dir, "nats", "keys"), "orchestrator")
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(s.natsURL, auth, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	s.bus, err = bus.New(nc, bus.Options{Source: events.Source{Site: "a", Node: "test", Service: "orchestrator"}})
+	// The test speaks for the orchestrator, with the site's own key.
+	var err error
+	s.bus, err = bus.New(s.connectAs(t, "orchestrator"), bus.Options{Source: events.Source{Site: "a", Node: "test", Service: "orchestrator"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -983,7 +991,7 @@ func TestManualFailoverWithTheOrchestrator(t *testing.T) {
 
 	// dbmonitor reports the standby's copy far behind: a promotion without
 	// --force must be refused by the lag guard and change nothing.
-	db, err := bus.New(s.bus.Conn(), bus.Options{Source: events.Source{Site: "a", Node: "test", Service: "dbmonitor"}})
+	db, err := bus.New(s.connectAs(t, "dbmonitor"), bus.Options{Source: events.Source{Site: "a", Node: "test", Service: "dbmonitor"}})
 	if err != nil {
 		t.Fatal(err)
 	}

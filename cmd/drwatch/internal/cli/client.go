@@ -46,7 +46,8 @@ func dial(ctx context.Context, cfg *config.Config, timeout time.Duration) (*clie
 	url := siteURL(cfg)
 	opts, err := service.Credentials(cfg, bus.IdentityCLI)
 	if err != nil {
-		return nil, fmt.Errorf("%w: site %s: %v", errUnreachable, cfg.Site.Name, err)
+		// No key yet: the site process never started here.
+		return nil, fmt.Errorf("%w: site %s: NATS at %s: %v (is the site running? start it with `drwatch start`)", errUnreachable, cfg.Site.Name, url, err)
 	}
 	nc, err := nats.Connect(url, append(opts, nats.Timeout(timeout), nats.NoReconnect())...)
 	if err != nil {
