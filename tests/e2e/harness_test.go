@@ -490,7 +490,11 @@ nats:
     port: 4222
     storeDir: /var/lib/drwatch/nats
     syncAlways: true
+    # In the secrets both containers of the site mount: dbmonitor, in the
+    # PostgreSQL container, connects with its own key too.
+    keysDir: /secrets/nats-{{.Name}}
     leafnode:
+      key: /secrets/leaf.nk
 {{- if eq .Name "a"}}
       listen: 0.0.0.0:7422
 {{- else}}
