@@ -486,6 +486,8 @@ var siteConfig = template.Must(template.New("site").Parse(`site:
   peerAddresses: [{{.PeerWan}}]
 nats:
   embedded:
+    # Not the example's loopback: the suite reads the log from the host
+    # (as the site's cli, with its key).
     host: 0.0.0.0
     port: 4222
     storeDir: /var/lib/drwatch/nats
