@@ -91,6 +91,10 @@ func StartServer(opts ServerOptions) (*Server, error) {
 	so.Nkeys = append(so.Nkeys, opts.ExtraUsers...)
 	var leafSeed, leafPub string
 	if opts.LeafListen != "" || len(opts.LeafRemotes) > 0 {
+		if opts.Peer == "" {
+			// The peer's permissions name its JetStream domain.
+			return nil, errors.New("start embedded nats: a leafnode needs the peer site's name (ServerOptions.Peer)")
+		}
 		if opts.LeafKeyFile == "" {
 			opts.LeafKeyFile = filepath.Join(opts.KeysDir, LeafKeyFile)
 		}
