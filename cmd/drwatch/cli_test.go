@@ -91,6 +91,22 @@ type testSite struct {
 
 // syncBuffer is shared with standalone_test.go.
 
+// connectAs connects to the site's NATS as one of its identities, with its
+// key from the site's keys directory.
+func (s *testSite) connectAs(t *testing.T, identity string) *nats.Conn {
+	t.Helper()
+	auth, err := bus.ClientAuth(filepath.Join(s.dir, "nats", "keys"), identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(s.natsURL, auth, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
 const siteTemplate = `site: {name: a, peer: b, role: active, peerAddresses: [127.0.0.1]}
 nats:
   embedded: {host: 127.0.0.1, port: %d, storeDir: %s}
@@ -139,12 +155,9 @@ func startSite(t *testing.T, runArgs ...string) *testSite {
 		}
 	})
 	s.waitHealthy(t, done)
-	nc, err := nats.Connect(s.natsURL, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	s.bus, err = bus.New(nc, bus.Options{Source: events.Source{Site: "a", Node: "test", Service: "orchestrator"}})
+	// The test speaks for the orchestrator, with the site's own key.
+	var err error
+	s.bus, err = bus.New(s.connectAs(t, "orchestrator"), bus.Options{Source: events.Source{Site: "a", Node: "test", Service: "orchestrator"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -865,7 +878,8 @@ func TestInitWritesAPairThatValidates(t *testing.T) {
 	if !strings.Contains(sql, "IDENTIFIED BY 'repPass' REQUIRE SSL") || !strings.Contains(sql, "IDENTIFIED BY 'repAdminPass'") {
 		t.Errorf("mysql-users.sql:\n%s", sql)
 	}
-	for _, f := range []string{"tls/ca.pem", "tls/ca-key.pem", "tls/a.pem", "tls/a-key.pem", "tls/b.pem", "tls/b-key.pem", "site-a.yaml", "site-b.yaml", "secrets/mysql-rep-pass", "secrets/a-http-token", "sql/pgsql-users.sql"} {
+	for _, f := range []string{"tls/ca.pem", "tls/ca-key.pem", "tls/a.pem", "tls/a-key.pem", "tls/b.pem", "tls/b-key.pem", "site-a.yaml", "site-b.yaml", "secrets/mysql-rep-pass", "secrets/a-http-token", "sql/pgsql-users.sql",
+		"nats/leaf.nk", "nats/a/site.nk", "nats/a/cli.nk", "nats/b/orchestrator.nk", "nats/b/dbmonitor.nk"} {
 		st, err := os.Stat(filepath.Join(dir, f))
 		if err != nil {
 			t.Errorf("%s: %v", f, err)
@@ -899,7 +913,8 @@ func TestInitWritesAPairThatValidates(t *testing.T) {
 	}
 	a := readFile(filepath.Join(dir, "site-a.yaml"))
 	b := readFile(filepath.Join(dir, "site-b.yaml"))
-	if !strings.Contains(a, "listen: 0.0.0.0:7422") || !strings.Contains(b, `remotes: ["nats-leaf://10.0.0.1:7422"]`) || strings.Contains(a+b, "repPass") {
+	if !strings.Contains(a, "listen: 0.0.0.0:7422") || !strings.Contains(b, `remotes: ["nats-leaf://10.0.0.1:7422"]`) || strings.Contains(a+b, "repPass") ||
+		!strings.Contains(a, "host: 127.0.0.1") || !strings.Contains(a, "keysDir: "+dir+"/nats/a") || !strings.Contains(b, "key: "+dir+"/nats/leaf.nk") {
 		t.Errorf("site configs:\n%s\n%s", a, b)
 	}
 
@@ -984,7 +999,7 @@ func TestManualFailoverWithTheOrchestrator(t *testing.T) {
 
 	// dbmonitor reports the standby's copy far behind: a promotion without
 	// --force must be refused by the lag guard and change nothing.
-	db, err := bus.New(s.bus.Conn(), bus.Options{Source: events.Source{Site: "a", Node: "test", Service: "dbmonitor"}})
+	db, err := bus.New(s.connectAs(t, "dbmonitor"), bus.Options{Source: events.Source{Site: "a", Node: "test", Service: "dbmonitor"}})
 	if err != nil {
 		t.Fatal(err)
 	}

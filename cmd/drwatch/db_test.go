@@ -29,7 +29,7 @@ func TestDBCommands(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	db, err := bus.New(s.bus.Conn(), bus.Options{Source: events.Source{Site: "a", Node: "test", Service: "dbmonitor"}})
+	db, err := bus.New(s.connectAs(t, "dbmonitor"), bus.Options{Source: events.Source{Site: "a", Node: "test", Service: "dbmonitor"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -189,10 +189,9 @@ func (b *Bus) handle(ctx context.Context, spec *ConsumerSpec, m jetstream.Msg) {
 		b.park(ctx, spec.Durable, m, 0, fmt.Sprintf("no JetStream metadata: %v", err))
 		return
 	}
-	env, err := events.Unmarshal(m.Data())
+	env, err := decodeMsg(m.Subject(), m.Data())
 	if err == nil {
 		env.Stored = meta.Timestamp
-		_, err = events.Decode(env)
 	}
 	if err != nil {
 		b.park(ctx, spec.Durable, m, meta.Sequence.Stream, err.Error())
@@ -238,6 +237,23 @@ func (b *Bus) handle(ctx context.Context, spec *ConsumerSpec, m jetstream.Msg) {
 	if nerr := m.NakWithDelay(delay); nerr != nil && ctx.Err() == nil {
 		b.log.Warn("nak failed", "consumer", spec.Durable, "err", nerr)
 	}
+}
+
+// decodeMsg decodes a message of the log and checks that its envelope
+// agrees with the subject it was stored under: the subject is what the
+// server's permissions vouch for.
+func decodeMsg(subject string, data []byte) (*events.Envelope, error) {
+	env, err := events.Unmarshal(data)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := events.Decode(env); err != nil {
+		return nil, err
+	}
+	if err := events.CheckSubject(subject, env); err != nil {
+		return nil, err
+	}
+	return env, nil
 }
 
 func callHandler(ctx context.Context, h events.Handler, env *events.Envelope) (err error) {
@@ -353,10 +369,9 @@ func (b *Bus) Replay(ctx context.Context, from uint64, filters []string, fn func
 			if seq > last {
 				return last, nil
 			}
-			env, err := events.Unmarshal(m.Data())
+			env, err := decodeMsg(m.Subject(), m.Data())
 			if err == nil {
 				env.Stored = meta.Timestamp
-				_, err = events.Decode(env)
 			}
 			if err != nil {
 				b.metrics.invalid.WithLabelValues("replay").Inc()
@@ -434,10 +449,9 @@ func (b *Bus) Follow(ctx context.Context, from uint64, filters []string, fn func
 		if err != nil {
 			return
 		}
-		env, err := events.Unmarshal(m.Data())
+		env, err := decodeMsg(m.Subject(), m.Data())
 		if err == nil {
 			env.Stored = meta.Timestamp
-			_, err = events.Decode(env)
 		}
 		if err != nil {
 			b.metrics.invalid.WithLabelValues("follow").Inc()

@@ -10,16 +10,22 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/drwatch/drwatch/pkg/events"
 )
 
 // ServerOptions configure the embedded nats-server of one site.
 type ServerOptions struct {
 	// Site is the JetStream domain and the server name's prefix.
 	Site string
+	// Peer is the other site (its JetStream domain); the identities may
+	// read its store.
+	Peer string
 	Host string
 	// Port is the client port; -1 picks a free one.
 	Port     int
@@ -33,7 +39,19 @@ type ServerOptions struct {
 	LeafRemotes []string
 	// TLS for the leafnode link; all empty means plain TCP.
 	LeafCert, LeafKey, LeafCA string
-	Logger                    *slog.Logger
+	// KeysDir holds the seed of every identity (Identities), created on
+	// first start when missing. Required: the server admits no client
+	// without one of them.
+	KeysDir string
+	// LeafKeyFile is the pair's leafnode seed (default KeysDir/leaf.nk,
+	// created when missing): the dialing site authenticates with it, the
+	// listening site admits its public key with PeerPermissions. Both
+	// sites must hold the same file.
+	LeafKeyFile string
+	// ExtraUsers are admitted besides the identities (tests and tools
+	// that need more than a service may).
+	ExtraUsers []*server.NkeyUser
+	Logger     *slog.Logger
 }
 
 // Server is a running embedded nats-server.
@@ -50,6 +68,11 @@ func StartServer(opts ServerOptions) (*Server, error) {
 	if err := os.MkdirAll(opts.StoreDir, 0o750); err != nil {
 		return nil, fmt.Errorf("start embedded nats: %w", err)
 	}
+	pubs, err := EnsureKeys(opts.KeysDir, Identities)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded nats: %w", err)
+	}
+	site, peer := events.SiteID(opts.Site), events.SiteID(opts.Peer)
 	so := &server.Options{
 		ServerName:      "drwatch-" + opts.Site,
 		Host:            opts.Host,
@@ -62,6 +85,26 @@ func StartServer(opts ServerOptions) (*Server, error) {
 		NoLog:           true,
 		MaxPayload:      8 << 20,
 	}
+	for _, id := range Identities {
+		so.Nkeys = append(so.Nkeys, &server.NkeyUser{Nkey: pubs[id], Permissions: Permissions(site, peer, id)})
+	}
+	so.Nkeys = append(so.Nkeys, opts.ExtraUsers...)
+	var leafSeed, leafPub string
+	if opts.LeafListen != "" || len(opts.LeafRemotes) > 0 {
+		if opts.Peer == "" {
+			// The peer's permissions name its JetStream domain.
+			return nil, errors.New("start embedded nats: a leafnode needs the peer site's name (ServerOptions.Peer)")
+		}
+		if opts.LeafKeyFile == "" {
+			opts.LeafKeyFile = filepath.Join(opts.KeysDir, LeafKeyFile)
+		}
+		if leafPub, err = ensureSeed(opts.LeafKeyFile); err != nil {
+			return nil, fmt.Errorf("start embedded nats: leafnode key: %w", err)
+		}
+		kp, _ := readSeed(opts.LeafKeyFile)
+		seed, _ := kp.Seed()
+		leafSeed = string(seed)
+	}
 	if opts.SyncAlways {
 		// nats-server applies sync_interval "always" as SyncAlways plus the
 		// default interval; set both as its config parser would.
@@ -69,7 +112,6 @@ func StartServer(opts ServerOptions) (*Server, error) {
 	}
 	var leafTLS *tls.Config
 	if opts.LeafCert != "" || opts.LeafCA != "" {
-		var err error
 		if leafTLS, err = loadTLS(opts.LeafCert, opts.LeafKey, opts.LeafCA); err != nil {
 			return nil, fmt.Errorf("start embedded nats: leafnode tls: %w", err)
 		}
@@ -88,6 +130,9 @@ func StartServer(opts ServerOptions) (*Server, error) {
 		// Peers dial only the URLs they were given: an advertised address
 		// would let a remote bypass the path an operator configured.
 		so.LeafNode.NoAdvertise = true
+		// The peer authenticates as a user of ours: nats-server applies
+		// a user's permissions to a leafnode that logs in with it.
+		so.Nkeys = append(so.Nkeys, &server.NkeyUser{Nkey: leafPub, Permissions: PeerPermissions(site, peer)})
 		if leafTLS != nil {
 			leafTLS.ClientAuth = tls.RequireAndVerifyClientCert
 			so.LeafNode.TLSConfig = leafTLS
@@ -99,7 +144,7 @@ func StartServer(opts ServerOptions) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("start embedded nats: leafnode remote %q: %w", r, err)
 		}
-		remote := &server.RemoteLeafOpts{URLs: []*url.URL{u}}
+		remote := &server.RemoteLeafOpts{URLs: []*url.URL{u}, Nkey: leafSeed, DenyImports: peerDenies(site)}
 		if leafTLS != nil {
 			remote.TLS = true
 			remote.TLSConfig = leafTLS.Clone()

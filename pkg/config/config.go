@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -63,13 +64,29 @@ type NATS struct {
 
 // Embedded configures the in-process nats-server.
 type Embedded struct {
+	// Host the client port listens on; loopback by default, as only the
+	// site's own processes connect.
 	Host     string `yaml:"host"`
 	Port     int    `yaml:"port"`
 	StoreDir string `yaml:"storeDir"`
 	// SyncAlways fsyncs every JetStream write. nats-server applies it to the
 	// whole server; drwatch's log holds role decisions, so it is on.
-	SyncAlways bool     `yaml:"syncAlways"`
-	Leafnode   Leafnode `yaml:"leafnode"`
+	SyncAlways bool `yaml:"syncAlways"`
+	// KeysDir holds one nkey seed per identity (site, each service, cli);
+	// the server admits only them, each with the permissions its work
+	// needs, and every client of the embedded server (services, the CLI)
+	// reads its own seed there. Missing seeds are created (0600) on first
+	// start. Default: <storeDir>/keys.
+	KeysDir  string   `yaml:"keysDir"`
+	Leafnode Leafnode `yaml:"leafnode"`
+}
+
+// Keys is the keys directory, defaulted.
+func (e Embedded) Keys() string {
+	if e.KeysDir != "" {
+		return e.KeysDir
+	}
+	return filepath.Join(e.StoreDir, "keys")
 }
 
 // Leafnode joins the two sites' servers.
@@ -80,6 +97,11 @@ type Leafnode struct {
 	// Remotes are the peer's leafnode URLs to dial.
 	Remotes List `yaml:"remotes"`
 	TLS     TLS  `yaml:"tls"`
+	// Key is the pair's leafnode nkey seed, the same file on both sites:
+	// the dialing site logs in with it, the listening site admits it with
+	// the peer's confined permissions. Created when missing (then copy it
+	// to the peer). Default: <keysDir>/leaf.nk.
+	Key string `yaml:"key"`
 }
 
 // TLS names certificate files.

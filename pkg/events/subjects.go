@@ -53,3 +53,23 @@ func ParseSubject(subject string) (site SiteID, service string, t Type, err erro
 	}
 	return SiteID(parts[1]), parts[3], Type(parts[4]), nil
 }
+
+// CheckSubject verifies that an envelope read from subject says what the
+// subject says: its site, service and type. The server's permissions
+// decide who may publish on a subject, not what the payload claims, so a
+// consumer trusts the envelope only when the two agree.
+func CheckSubject(subject string, env *Envelope) error {
+	site, service, t, err := ParseSubject(subject)
+	if err != nil {
+		return err
+	}
+	switch {
+	case env.Site != site:
+		return fmt.Errorf("%w: envelope %s claims site %q but was published on %s (site %q)", ErrInvalid, env.ID, env.Site, subject, site)
+	case env.Service != service:
+		return fmt.Errorf("%w: envelope %s claims service %q but was published on %s (service %q)", ErrInvalid, env.ID, env.Service, subject, service)
+	case env.Type != t:
+		return fmt.Errorf("%w: envelope %s claims type %q but was published on %s (type %q)", ErrInvalid, env.ID, env.Type, subject, t)
+	}
+	return nil
+}

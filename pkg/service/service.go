@@ -39,17 +39,41 @@ type Deps struct {
 // RunFunc is a service's entry point.
 type RunFunc func(ctx context.Context, deps Deps) error
 
-// Connect dials the site's NATS and returns a bus for service with the
-// site's streams in place. The connection is closed when ctx ends.
-func Connect(ctx context.Context, cfg *config.Config, url, service string, log *slog.Logger, metrics *bus.Metrics, tp trace.TracerProvider) (*bus.Bus, error) {
-	opts := []nats.Option{
-		nats.Name("drwatch-" + cfg.Site.Name + "-" + service),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250 * time.Millisecond),
-	}
-	if cfg.NATS.CredsFile != "" {
+// Credentials are the connect options that authenticate identity (a
+// service's name, bus.IdentitySite or bus.IdentityCLI) to the site's NATS:
+// nats.credsFile for an external server, else the identity's seed in the
+// embedded server's keys directory. Every client of a site connects
+// through it.
+func Credentials(cfg *config.Config, identity string) ([]nats.Option, error) {
+	opts := []nats.Option{nats.Name("drwatch-" + cfg.Site.Name + "-" + identity)}
+	switch {
+	case cfg.NATS.CredsFile != "":
 		opts = append(opts, nats.UserCredentials(cfg.NATS.CredsFile))
+	case cfg.NATS.URL == "":
+		auth, err := bus.ClientAuth(cfg.NATS.Embedded.Keys(), identity)
+		if err != nil {
+			return nil, fmt.Errorf("nats.embedded.keysDir: %w (the site process creates the keys on its first start)", err)
+		}
+		opts = append(opts, auth)
 	}
+	return opts, nil
+}
+
+// streamsWait bounds how long a service waits for the site process to
+// create the streams.
+const streamsWait = 30 * time.Second
+
+// Connect dials the site's NATS and returns a bus for service with the
+// site's streams in place. On the embedded server only the site identity
+// may create them, so a service waits for them instead; on an external
+// server (nats.url) every service ensures them. The connection is closed
+// when ctx ends.
+func Connect(ctx context.Context, cfg *config.Config, url, service string, log *slog.Logger, metrics *bus.Metrics, tp trace.TracerProvider) (*bus.Bus, error) {
+	opts, err := Credentials(cfg, service)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
@@ -66,13 +90,37 @@ func Connect(ctx context.Context, cfg *config.Config, url, service string, log *
 		nc.Close()
 		return nil, err
 	}
-	ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := b.EnsureStreams(ectx); err != nil {
+	if service == bus.IdentitySite || cfg.NATS.URL != "" {
+		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := b.EnsureStreams(ectx); err != nil {
+			nc.Close()
+			return nil, err
+		}
+		return b, nil
+	}
+	if err := waitStreams(ctx, b); err != nil {
 		nc.Close()
 		return nil, err
 	}
 	return b, nil
+}
+
+// waitStreams waits until the site's log exists.
+func waitStreams(ctx context.Context, b *bus.Bus) error {
+	ctx, cancel := context.WithTimeout(ctx, streamsWait)
+	defer cancel()
+	for {
+		_, err := b.JetStream().Stream(ctx, bus.EventsStream)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stream %s: %w (the site process, drwatch run, creates it)", bus.EventsStream, err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // Main runs one service alone: it reads -config and -nats from args,

@@ -124,6 +124,15 @@ func RunWithOptions(ctx context.Context, deps service.Deps, opts Options) error 
 		if cmd.Target != site {
 			return nil // another site's dbmonitor answers it; acked here
 		}
+		// Only this site's orchestrator (a failover step) and operator
+		// (drwatch db) command its databases; the bus has checked that the
+		// envelope's site and service are the subject's, which the NATS
+		// permissions give to those identities alone.
+		if env.Site != site || !commandIssuers[env.Service] {
+			log.Warn("database command from an unexpected publisher ignored", "command", cmd.Command, "database", cmd.Database,
+				"id", env.ID, "publisherSite", env.Site, "publisherService", env.Service)
+			return nil
+		}
 		answer := func(err error) error {
 			_, perr := deps.Bus.Publish(ctx, &events.DatabaseCommandDone{Command: cmd.Command, Database: cmd.Database,
 				FailoverID: cmd.FailoverID, FollowEpoch: cmd.FollowEpoch, Error: err.Error()}, env)
@@ -175,6 +184,9 @@ func RunWithOptions(ctx context.Context, deps service.Deps, opts Options) error 
 	}
 	return nil
 }
+
+// commandIssuers are the services whose DatabaseCommand dbmonitor executes.
+var commandIssuers = map[string]bool{"orchestrator": true, "cli": true}
 
 // CommandsConsumer is the durable consumer of DatabaseCommand events.
 const CommandsConsumer = "dbmonitor-commands"

@@ -504,6 +504,101 @@ func TestCommandsSurviveARestartAndExpire(t *testing.T) {
 
 type jetstreamInfo struct{ pending, ackPending uint64 }
 
+// TestCommandsOnlyFromThisSitesOrchestratorOrOperator: a DatabaseCommand
+// that another of the site's identities publishes (under its own subject,
+// as its NATS permissions allow) is ignored, neither executed nor
+// answered; the operator's (cli) is executed.
+func TestCommandsOnlyFromThisSitesOrchestratorOrOperator(t *testing.T) {
+	cfg := config.Defaults()
+	cfg.Site.Name, cfg.Site.Role = "a", "standby"
+	cfg.MySQL.Enabled = true
+	cfg.MySQL.DSN = config.NewSecret(env(t, "DRWATCH_TEST_MYSQL_REPLICA_DSN"))
+	cfg.MySQL.PeerDSN = config.NewSecret(env(t, "DRWATCH_TEST_MYSQL_PRIMARY_DSN"))
+	cfg.MySQL.ReplicationUser = env(t, "DRWATCH_TEST_MYSQL_REPL_USER")
+	cfg.MySQL.ReplicationPassword = config.NewSecret(env(t, "DRWATCH_TEST_MYSQL_REPL_PASSWORD"))
+	cfg.MySQL.TLS.CA = env(t, "DRWATCH_TEST_TLS_CA")
+	cfg.MySQL.CheckInterval = config.Duration(time.Second)
+	// Should the forged promote act, the pair is put back for the next test.
+	t.Cleanup(func() { testdb(t, "heal", "mysql") })
+	replicateOneWrite(t)
+
+	site := bustest.RunJetStream(t)
+	orch := site.Bus(t, "orchestrator", "")
+	seen := &log{}
+	ctx, cancel := context.WithCancel(context.Background())
+	watching := make(chan error, 1)
+	go func() {
+		watching <- orch.Consume(ctx, bus.ConsumerSpec{Durable: "test-watch", Handler: seen.handle,
+			Filters: []string{events.TypeFilter("DatabaseCommandDone")}})
+	}()
+	deps := service.Deps{Config: &cfg, Bus: site.Bus(t, "dbmonitor", ""), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now}
+	ran := make(chan error, 1)
+	go func() { ran <- dbmonitor.Run(ctx, deps) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-ran; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		<-watching
+	})
+	bustest.WaitFor(t, 10*time.Second, "dbmonitor-commands consumer", func() bool {
+		_, err := orch.JetStream().Consumer(context.Background(), bus.EventsStream, dbmonitor.CommandsConsumer)
+		return err == nil
+	})
+	// Each publisher logs in with its own key, as on a site.
+	publishAs := func(identity string, cmd events.DatabaseCommand) *events.Envelope {
+		t.Helper()
+		b, err := bus.New(site.ConnectAs(t, identity), bus.Options{Source: events.Source{Site: "a", Node: "a-node", Service: identity}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := b.Publish(context.Background(), &cmd, nil)
+		if err != nil {
+			t.Fatalf("publish as %s: %v", identity, err)
+		}
+		return env
+	}
+	var forged []*events.Envelope
+	for _, id := range []string{"heartbeat", "notifier", "filesync", "arbiter", "dbmonitor", bus.IdentitySite} {
+		forged = append(forged, publishAs(id, events.DatabaseCommand{Command: "promote", Database: events.MySQL, Target: "a", FailoverID: "forged-" + id}))
+	}
+	op := publishAs(bus.IdentityCLI, events.DatabaseCommand{Command: "position", Database: events.MySQL, Target: "a"})
+	answer, _ := seen.wait(t, 0, "the operator's position answered", doneFor(t, op))
+	if done, err := events.DecodeInto[events.DatabaseCommandDone](answer); err != nil || !done.OK {
+		t.Errorf("the operator's position: %+v (%v)", done, err)
+	}
+	// Commands are handled in log order: the forged ones before op are
+	// settled, and none was answered.
+	seen.mu.Lock()
+	for _, e := range seen.envs {
+		for _, f := range forged {
+			if e.CausationID == f.ID {
+				t.Errorf("a promote published by %s was answered: %s", f.Service, e.Payload)
+			}
+		}
+	}
+	seen.mu.Unlock()
+
+	replica, err := sql.Open("mysql", env(t, "DRWATCH_TEST_MYSQL_REPLICA_DSN"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replica.Close()
+	var readOnly int
+	if err := replica.QueryRow("SELECT @@read_only").Scan(&readOnly); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := replica.Query("SHOW SLAVE STATUS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicating := rows.Next()
+	rows.Close()
+	if readOnly != 1 || !replicating {
+		t.Errorf("a forged promote acted: read_only=%d, replica configured=%v", readOnly, replicating)
+	}
+}
+
 func TestRunRejectsBadOptions(t *testing.T) {
 	cfg := config.Defaults()
 	err := dbmonitor.RunWithOptions(context.Background(), service.Deps{Config: &cfg}, dbmonitor.Options{})

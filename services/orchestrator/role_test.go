@@ -184,7 +184,7 @@ func TestWipedStoreStartsStandby(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	p.A.Server.Shutdown(ctx)
 	cancel()
-	a := bustest.RunSite(t, "a", bustest.SiteOptions{LeafListen: true, LeafAddr: p.A.LeafAddr})
+	a := bustest.RunSite(t, "a", bustest.SiteOptions{LeafListen: true, LeafAddr: p.A.LeafAddr, Peer: "b"})
 	bustest.WaitFor(t, 15*time.Second, "the link to the new a", func() bool { return a.Server.LeafConnected() > 0 })
 	aBus := a.Bus(t, "orchestrator", "b")
 	vipA := &fakeVIP{}

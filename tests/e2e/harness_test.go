@@ -486,11 +486,17 @@ var siteConfig = template.Must(template.New("site").Parse(`site:
   peerAddresses: [{{.PeerWan}}]
 nats:
   embedded:
+    # Not the example's loopback: the suite reads the log from the host
+    # (as the site's cli, with its key).
     host: 0.0.0.0
     port: 4222
     storeDir: /var/lib/drwatch/nats
     syncAlways: true
+    # In the secrets both containers of the site mount: dbmonitor, in the
+    # PostgreSQL container, connects with its own key too.
+    keysDir: /secrets/nats-{{.Name}}
     leafnode:
+      key: /secrets/leaf.nk
 {{- if eq .Name "a"}}
       listen: 0.0.0.0:7422
 {{- else}}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/drwatch/drwatch/pkg/bus"
 	"github.com/drwatch/drwatch/pkg/checker"
 	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/tests/e2e/internal/secrets"
 )
 
 // logEvent is an event as stored in a site's EVENTS stream.
@@ -26,17 +28,32 @@ type logEvent struct {
 	Subject string          `json:"-"`
 }
 
+// connect logs in to a site's NATS from the host as the site's operator
+// (the cli identity, with its key from the suite's secrets): the server
+// admits no one else.
+func (p *Pair) connect(site string, opts ...nats.Option) (*nats.Conn, error) {
+	auth, err := bus.ClientAuth(filepath.Join(p.dir, "secrets", secrets.NATSKeys(site)), bus.IdentityCLI)
+	if err != nil {
+		return nil, fmt.Errorf("site %s NATS: %w", site, err)
+	}
+	nc, err := nats.Connect("nats://"+p.Sites[site].Addrs.wan+":4222", append([]nats.Option{auth, nats.Timeout(3 * time.Second)}, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("site %s NATS: %w", site, err)
+	}
+	return nc, nil
+}
+
 // ReadLog reads a site's whole EVENTS stream (its own events and the copy
 // of its peer's) over the site's NATS, from the host. It returns nil when
 // the site is not reachable.
 func (p *Pair) ReadLog(t *testing.T, site string) ([]logEvent, error) {
 	t.Helper()
-	nc, err := nats.Connect("nats://"+p.Sites[site].Addrs.wan+":4222", nats.Timeout(3*time.Second), nats.MaxReconnects(0))
+	nc, err := p.connect(site, nats.MaxReconnects(0))
 	if err != nil {
-		return nil, fmt.Errorf("site %s NATS: %w", site, err)
+		return nil, err
 	}
 	defer nc.Close()
-	js, err := jetstream.NewWithDomain(nc, site)
+	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
 	}
@@ -193,16 +210,16 @@ func Count(evs []logEvent, site, typ string, since time.Time) int {
 	return n
 }
 
-// Publish records ev in a site's log as an operator tool on that site
-// would (for commands the drwatch CLI does not offer).
+// Publish records ev in a site's log as the site's operator (the cli
+// identity, which `drwatch db` also publishes as) would.
 func (p *Pair) Publish(t *testing.T, site string, ev events.Event) *events.Envelope {
 	t.Helper()
-	nc, err := nats.Connect("nats://"+p.Sites[site].Addrs.wan+":4222", nats.Timeout(3*time.Second))
+	nc, err := p.connect(site)
 	if err != nil {
-		t.Fatalf("site %s NATS: %v", site, err)
+		t.Fatal(err)
 	}
 	defer nc.Close()
-	b, err := bus.New(nc, bus.Options{Source: events.Source{Site: events.SiteID(site), Node: "e2e", Service: "operator"}, Peer: events.SiteID(peerOf(site))})
+	b, err := bus.New(nc, bus.Options{Source: events.Source{Site: events.SiteID(site), Node: "e2e", Service: bus.IdentityCLI}, Peer: events.SiteID(peerOf(site))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -215,7 +215,9 @@ nats:
     port: 4222
     storeDir: %[6]s
     syncAlways: true
+    keysDir: %[14]s
     leafnode:
+      key: %[15]s
 %[7]s
 vip:
   address: %[8]s/24
@@ -249,8 +251,13 @@ pgsql:
 http:
   listen: %[5]s:8480
 `, s.name, peer.name, role, peer.addr, s.addr, filepath.Join(d.dir, "dw-"+s.name, "nats"), leaf, dwVIP, arb.String(),
-		pgReplUser, pgReplPass, d.pg.data(s), pgBin)
+		pgReplUser, pgReplPass, d.pg.data(s), pgBin, d.keys(s), filepath.Join(d.dir, "leaf.nk"))
 }
+
+// keys is site s's NATS keys directory, made by its drwatch on the first
+// start; the pair's leafnode key beside the sites' folders is made by
+// site a, which starts first, and read by site b.
+func (d *drwatchTool) keys(s node) string { return filepath.Join(d.dir, "dw-"+s.name, "keys") }
 
 func (d *drwatchTool) startSite(ctx context.Context, s node, first bool) error {
 	cfg := filepath.Join(d.dir, "dw-"+s.name+".yaml")
@@ -279,7 +286,7 @@ func (d *drwatchTool) startSite(ctx context.Context, s node, first bool) error {
 			return err
 		}
 	}
-	if err := add(start(d.dir, s, "", "natswatch-"+s.name, nil, d.self, "natswatch", "-url", url)); err != nil {
+	if err := add(start(d.dir, s, "", "natswatch-"+s.name, nil, d.self, "natswatch", "-url", url, "-key", filepath.Join(d.keys(s), "cli.nk"))); err != nil {
 		return err
 	}
 	d.procs[s.name] = ps

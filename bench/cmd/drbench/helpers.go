@@ -23,6 +23,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/vishvananda/netlink"
 
 	"github.com/drwatch/drwatch/bench/internal/nfqdelay"
@@ -205,29 +206,61 @@ func (p *pgWriter) close() {
 	}
 }
 
-// natsWatch prints "<unix ns> <subject>" for every drwatch event of the
-// site's server, reconnecting forever.
+// natsWatch prints "<unix ns> <subject>" for every drwatch event the
+// site's log stores from now on, as it arrives, reconnecting forever. It
+// logs in as the site's operator (the cli seed in -key): no identity may
+// subscribe to the event subjects themselves, so it follows the log with
+// an ordered consumer, as the CLI does.
 func natsWatch(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("natswatch", flag.ContinueOnError)
 	url := fs.String("url", "nats://127.0.0.1:4222", "site server")
+	key := fs.String("key", "", "the site's cli nkey seed (<nats.embedded.keysDir>/cli.nk)")
 	subject := fs.String("subject", "drwatch.*.evt.>", "subjects")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var mu sync.Mutex
-	nc, err := nats.Connect(*url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.RetryOnFailedConnect(true))
+	if *key == "" {
+		return errors.New("natswatch: -key is required (the site's NATS admits no client without one)")
+	}
+	auth, err := nats.NkeyOptionFromSeed(*key)
+	if err != nil {
+		return fmt.Errorf("natswatch: %w", err)
+	}
+	nc, err := nats.Connect(*url, auth, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.RetryOnFailedConnect(true))
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	_, err = nc.Subscribe(*subject, func(m *nats.Msg) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	// The site process creates the log (EVENTS, pkg/bus) just after its
+	// server accepts clients.
+	var stream jetstream.Stream
+	for {
+		if stream, err = js.Stream(ctx, "EVENTS"); err == nil {
+			break
+		}
+		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+			return nil
+		}
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{*subject}, DeliverPolicy: jetstream.DeliverNewPolicy})
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	cc, err := cons.Consume(func(m jetstream.Msg) {
 		mu.Lock()
 		defer mu.Unlock()
-		fmt.Printf("%d %s\n", time.Now().UnixNano(), m.Subject)
+		fmt.Printf("%d %s\n", time.Now().UnixNano(), m.Subject())
 	})
 	if err != nil {
 		return err
 	}
+	defer cc.Stop()
 	<-ctx.Done()
 	return nil
 }

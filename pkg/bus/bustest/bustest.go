@@ -6,12 +6,16 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 
 	"github.com/drwatch/drwatch/pkg/bus"
 	"github.com/drwatch/drwatch/pkg/events"
@@ -24,6 +28,10 @@ type Site struct {
 	URL    string
 	// LeafAddr is the leafnode listener ("127.0.0.1:port"), if any.
 	LeafAddr string
+	// KeysDir holds the seeds of the site's identities (ConnectAs).
+	KeysDir string
+	// admin is the test's own user, with no permission limits.
+	admin nkeys.KeyPair
 }
 
 // SiteOptions tune RunSite.
@@ -39,6 +47,14 @@ type SiteOptions struct {
 	SyncAlways bool
 	// StoreDir reuses a directory (to restart a site); default t.TempDir().
 	StoreDir string
+	// Peer is the other site, whose store the identities may read.
+	Peer events.SiteID
+	// KeysDir reuses the identities' seeds; default StoreDir/keys.
+	KeysDir string
+	// LeafKeyFile is the pair's leafnode seed; default one key shared by
+	// every site of the test binary, so sites restarted in a new store
+	// still join their peer.
+	LeafKeyFile string
 }
 
 // RunJetStream starts a single embedded site "a" with JetStream on a random
@@ -61,7 +77,22 @@ func RunSite(t testing.TB, name events.SiteID, opts SiteOptions) *Site {
 	if so.StoreDir == "" {
 		so.StoreDir = t.TempDir()
 	}
-	s := &Site{Name: name}
+	so.Peer = string(opts.Peer)
+	so.KeysDir = opts.KeysDir
+	if so.KeysDir == "" {
+		so.KeysDir = filepath.Join(so.StoreDir, "keys")
+	}
+	so.LeafKeyFile = opts.LeafKeyFile
+	if so.LeafKeyFile == "" && (opts.LeafListen || opts.LeafRemote != "") {
+		so.LeafKeyFile = sharedLeafKey(t)
+	}
+	admin, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminPub, _ := admin.PublicKey()
+	so.ExtraUsers = []*server.NkeyUser{{Nkey: adminPub}}
+	s := &Site{Name: name, KeysDir: so.KeysDir, admin: admin}
 	if opts.LeafListen {
 		s.LeafAddr = opts.LeafAddr
 		if s.LeafAddr == "" {
@@ -72,7 +103,8 @@ func RunSite(t testing.TB, name events.SiteID, opts SiteOptions) *Site {
 	if opts.LeafRemote != "" {
 		so.LeafRemotes = []string{"nats-leaf://" + opts.LeafRemote}
 	}
-	srv, err := bus.StartServer(so)
+	var srv *bus.Server
+	srv, err = bus.StartServer(so)
 	if err != nil {
 		t.Fatalf("start site %s: %v", name, err)
 	}
@@ -86,12 +118,55 @@ func RunSite(t testing.TB, name events.SiteID, opts SiteOptions) *Site {
 	return s
 }
 
-// Connect opens a NATS connection to the site, closed when the test ends.
+var leafKey struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// sharedLeafKey is the test binary's pair leafnode seed, in a directory of
+// its own under the system's temporary directory.
+func sharedLeafKey(t testing.TB) string {
+	t.Helper()
+	leafKey.once.Do(func() {
+		dir, err := os.MkdirTemp("", "bustest-leaf-")
+		if err != nil {
+			leafKey.err = err
+			return
+		}
+		leafKey.path = filepath.Join(dir, bus.LeafKeyFile)
+		leafKey.err = bus.WriteSeed(leafKey.path)
+	})
+	if leafKey.err != nil {
+		t.Fatal(leafKey.err)
+	}
+	return leafKey.path
+}
+
+// Connect opens a NATS connection to the site as the test's own user,
+// which no permission limits, closed when the test ends.
 func (s *Site) Connect(t testing.TB) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(s.URL, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	pub, _ := s.admin.PublicKey()
+	nc, err := nats.Connect(s.URL, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.Nkey(pub, s.admin.Sign))
 	if err != nil {
 		t.Fatalf("connect to site %s: %v", s.Name, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// ConnectAs opens a NATS connection to the site as one of its identities
+// (bus.Identities), closed when the test ends.
+func (s *Site) ConnectAs(t testing.TB, identity string, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	auth, err := bus.ClientAuth(s.KeysDir, identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(s.URL, append([]nats.Option{auth, nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond)}, opts...)...)
+	if err != nil {
+		t.Fatalf("connect to site %s as %s: %v", s.Name, identity, err)
 	}
 	t.Cleanup(nc.Close)
 	return nc
@@ -227,9 +302,9 @@ type Pair struct {
 // RunPair starts sites a and b joined through a Link.
 func RunPair(t testing.TB) *Pair {
 	t.Helper()
-	a := RunSite(t, "a", SiteOptions{LeafListen: true})
+	a := RunSite(t, "a", SiteOptions{LeafListen: true, Peer: "b"})
 	link := NewLink(t, a.LeafAddr)
-	b := RunSite(t, "b", SiteOptions{LeafRemote: link.Addr})
+	b := RunSite(t, "b", SiteOptions{LeafRemote: link.Addr, Peer: "a"})
 	WaitFor(t, 10*time.Second, "leafnode link up", func() bool {
 		return a.Server.LeafConnected() > 0 && b.Server.LeafConnected() > 0
 	})

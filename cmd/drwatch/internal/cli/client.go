@@ -14,6 +14,7 @@ import (
 	"github.com/drwatch/drwatch/pkg/bus"
 	"github.com/drwatch/drwatch/pkg/config"
 	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/pkg/service"
 )
 
 // errUnreachable marks a site whose NATS server or log cannot be reached;
@@ -43,11 +44,12 @@ type client struct {
 // updates a stream: a site without its log is reported, not repaired.
 func dial(ctx context.Context, cfg *config.Config, timeout time.Duration) (*client, error) {
 	url := siteURL(cfg)
-	opts := []nats.Option{nats.Name("drwatch-" + cfg.Site.Name + "-cli"), nats.Timeout(timeout), nats.NoReconnect()}
-	if cfg.NATS.CredsFile != "" {
-		opts = append(opts, nats.UserCredentials(cfg.NATS.CredsFile))
+	opts, err := service.Credentials(cfg, bus.IdentityCLI)
+	if err != nil {
+		// No key yet: the site process never started here.
+		return nil, fmt.Errorf("%w: site %s: NATS at %s: %v (is the site running? start it with `drwatch start`)", errUnreachable, cfg.Site.Name, url, err)
 	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := nats.Connect(url, append(opts, nats.Timeout(timeout), nats.NoReconnect())...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: site %s: NATS at %s: %v (is the site running? start it with `drwatch start`)", errUnreachable, cfg.Site.Name, url, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/drwatch/drwatch/pkg/bus"
 	"github.com/drwatch/drwatch/pkg/config"
 	"github.com/drwatch/drwatch/pkg/events"
 	"github.com/drwatch/drwatch/pkg/pki"
@@ -121,6 +122,15 @@ func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	} else {
 		fmt.Fprintf(stdout, "using the existing CA %s\n", filepath.Join(tlsDir, "ca.pem"))
 	}
+	// The pair's leafnode key, like the CA, is one file for both sites;
+	// each site's service keys are its own.
+	if _, err := os.Stat(filepath.Join(p.Dir, "nats", bus.LeafKeyFile)); err != nil || *force {
+		_ = os.Remove(filepath.Join(p.Dir, "nats", bus.LeafKeyFile))
+		if err := bus.WriteSeed(filepath.Join(p.Dir, "nats", bus.LeafKeyFile)); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s (copy it to the other site with the CA)\n", filepath.Join(p.Dir, "nats", bus.LeafKeyFile))
+	}
 	secrets := map[string]string{
 		"mysql-rep-pass": u.MySQLRepPass, "mysql-admin-pass": u.MySQLAdminPass,
 		"pgsql-rep-pass": u.PgRepPass, "pgsql-admin-pass": u.PgAdminPass,
@@ -150,6 +160,9 @@ func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		if err := writeFile(filepath.Join(tlsDir, s.Name+"-key.pem"), leaf.KeyPEM, *force); err != nil {
+			return err
+		}
+		if _, err := bus.EnsureKeys(filepath.Join(p.Dir, "nats", s.Name), bus.Identities); err != nil {
 			return err
 		}
 		token := make([]byte, 24)
@@ -342,11 +355,14 @@ site:
 {{- end}}
 nats:
   embedded:
-    host: 0.0.0.0
+    # Only this site's processes connect, each with its key in keysDir.
+    host: 127.0.0.1
     port: {{.NATSPort}}
     storeDir: /var/lib/drwatch/nats
     syncAlways: true
+    keysDir: {{.Dir}}/nats/{{.Name}}
     leafnode:
+      key: {{.Dir}}/nats/leaf.nk
 {{- if .Listen}}
       listen: 0.0.0.0:{{.LeafPort}}
 {{- else}}

@@ -77,7 +77,12 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) error {
 // An update whose file no longer matches, or no longer validates, is
 // logged and the site keeps running as it is.
 func watchConfig(ctx context.Context, cfg *config.Config, url, path, running string, log *slog.Logger, reload context.CancelCauseFunc) {
-	nc, err := nats.Connect(url, nats.Name("drwatch-"+cfg.Site.Name+"-reload"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+	opts, err := service.Credentials(cfg, bus.IdentitySite)
+	if err != nil {
+		log.Error("config watch: connect", "err", err)
+		return
+	}
+	nc, err := nats.Connect(url, append(opts, nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))...)
 	if err != nil {
 		log.Error("config watch: connect", "err", err)
 		return

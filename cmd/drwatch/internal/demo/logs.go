@@ -11,6 +11,7 @@ import (
 	"github.com/drwatch/drwatch/cmd/drwatch/internal/status"
 	"github.com/drwatch/drwatch/pkg/bus"
 	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/pkg/service"
 )
 
 // Record is one event of a site's log with its sequence.
@@ -28,8 +29,12 @@ type logReader struct {
 
 func openLog(site *Site) (*logReader, error) {
 	url := fmt.Sprintf("nats://%s:%d", site.Config.NATS.Embedded.Host, site.Config.NATS.Embedded.Port)
-	nc, err := nats.Connect(url, nats.Name("drwatch-demo-"+site.Name), nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond),
-		nats.RetryOnFailedConnect(true))
+	opts, err := service.Credentials(site.Config, bus.IdentityCLI)
+	if err != nil {
+		return nil, fmt.Errorf("site %s's log: %w", site.Name, err)
+	}
+	nc, err := nats.Connect(url, append(opts, nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond),
+		nats.RetryOnFailedConnect(true))...)
 	if err != nil {
 		return nil, fmt.Errorf("site %s's log: %w", site.Name, err)
 	}

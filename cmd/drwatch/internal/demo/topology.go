@@ -204,6 +204,8 @@ func NewTopology(ctx context.Context, o TopologyOptions) (*Topology, error) {
 		cfg.NATS.Embedded.Host, cfg.NATS.Embedded.Port = "127.0.0.1", ports[name]["nats"]
 		cfg.NATS.Embedded.StoreDir = filepath.Join(o.Dir, name, "nats")
 		cfg.NATS.Embedded.SyncAlways = false
+		// One leafnode key for the pair, as init would copy it to both.
+		cfg.NATS.Embedded.Leafnode.Key = filepath.Join(o.Dir, "leaf.nk")
 		cfg.HTTP.Listen = local(ports[name]["http"])
 		cfg.Core.PeerVIP = "127.0.0.1"
 		hb := &cfg.Watchdog.Heartbeat

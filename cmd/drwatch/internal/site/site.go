@@ -56,6 +56,7 @@ func Run(ctx context.Context, opts Options) error {
 			Site: cfg.Site.Name, Host: e.Host, Port: e.Port, StoreDir: e.StoreDir, SyncAlways: e.SyncAlways,
 			LeafListen: e.Leafnode.Listen, LeafRemotes: e.Leafnode.Remotes,
 			LeafCert: e.Leafnode.TLS.Cert, LeafKey: e.Leafnode.TLS.Key, LeafCA: e.Leafnode.TLS.CA,
+			Peer: cfg.Site.Peer, KeysDir: e.Keys(), LeafKeyFile: e.Leafnode.Key,
 			Logger: log,
 		})
 		if err != nil {
@@ -68,7 +69,7 @@ func Run(ctx context.Context, opts Options) error {
 			log.Info("embedded NATS stopped")
 		}()
 		url = srv.ClientURL()
-		log.Info("embedded NATS with JetStream started", "url", url, "domain", cfg.Site.Name, "storeDir", e.StoreDir, "syncAlways", e.SyncAlways)
+		log.Info("embedded NATS with JetStream started", "url", url, "domain", cfg.Site.Name, "storeDir", e.StoreDir, "syncAlways", e.SyncAlways, "keysDir", e.Keys())
 	}
 
 	reg := prometheus.NewRegistry()

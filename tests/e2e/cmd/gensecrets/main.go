@@ -1,14 +1,16 @@
 // Command gensecrets writes the key material of the example deployment
-// (leafnode TLS, site SSH keys, arbiter host keys, known_hosts): see
-// package secrets for the files.
+// (leafnode TLS, the sites' NATS keys, site SSH keys, arbiter host keys,
+// known_hosts): see package secrets for the files.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
+	"github.com/drwatch/drwatch/pkg/bus"
 	"github.com/drwatch/drwatch/tests/e2e/internal/secrets"
 )
 
@@ -19,7 +21,9 @@ func main() {
 	arbiters := flag.String("arbiters", "172.31.0.31,172.31.0.32,172.31.0.33", "arbiter addresses (host or host:port), comma-separated")
 	force := flag.Bool("force", false, "replace existing files")
 	flag.Parse()
-	if _, err := os.Stat(*dir + "/ca.pem"); err == nil && !*force {
+	// A folder made before the NATS keys existed lacks leaf.nk: make it
+	// all again rather than keys that match nothing.
+	if complete(*dir) && !*force {
 		fmt.Fprintf(os.Stderr, "gensecrets: %s already holds secrets; keeping them (-force replaces them)\n", *dir)
 		return
 	}
@@ -39,6 +43,16 @@ func main() {
 	// Containers read these as other users (sshd, postgres); the directory
 	// is the example's and its keys are worthless outside it.
 	fmt.Fprintf(os.Stderr, "gensecrets: wrote %s\n", *dir)
+}
+
+// complete reports whether dir holds a whole set of secrets.
+func complete(dir string) bool {
+	for _, f := range []string{"ca.pem", bus.LeafKeyFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func split(s string) []string {

@@ -1,8 +1,9 @@
 // Package secrets makes the key material of the example deployment: a CA
-// and one certificate per site for the TLS leafnode link, an SSH key per
-// site for logging in to arbiters, a host key per arbiter, and the
-// known_hosts and authorized_keys files that tie them together. It stands
-// in for `drwatch init` in the example and the end-to-end suite.
+// and one certificate per site for the TLS leafnode link, each site's NATS
+// keys and the pair's leafnode key, an SSH key per site for logging in to
+// arbiters, a host key per arbiter, and the known_hosts and authorized_keys
+// files that tie them together. It stands in for `drwatch init` in the
+// example and the end-to-end suite.
 package secrets
 
 import (
@@ -20,6 +21,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/drwatch/drwatch/pkg/bus"
 	"github.com/drwatch/drwatch/pkg/pki"
 )
 
@@ -45,13 +47,18 @@ type Options struct {
 //
 //	ca.pem                         the leafnode CA
 //	<site>.pem, <site>-key.pem     the site's leafnode certificate (server and client)
+//	nats-<site>/<identity>.nk      the site's NATS keys (nats.embedded.keysDir), one per bus identity
+//	leaf.nk                        the pair's leafnode key (nats.embedded.leafnode.key)
 //	<site>_ssh_key                 the site's SSH key (OpenSSH form)
 //	authorized_keys                every site's public SSH key
 //	arbiter<N>_host_key            arbiter N's ed25519 host key
 //	known_hosts                    every arbiter's host key by address
 //
 // Generate writes them all, keeping none of the previous ones: keys that
-// must match each other are made together.
+// must match each other are made together. The NATS keys live here rather
+// than in a site's store because every container of a site mounts this
+// directory: drwatch's and the PostgreSQL container's dbmonitor connect
+// with their own keys of the same site.
 func Generate(o Options) error {
 	if o.Dir == "" || len(o.Sites) == 0 {
 		return errors.New("secrets: a directory and at least one site are required")
@@ -70,8 +77,22 @@ func Generate(o Options) error {
 	if err := writeFile(filepath.Join(o.Dir, "ca.pem"), ca.CertPEM, 0o644); err != nil {
 		return err
 	}
+	leaf := filepath.Join(o.Dir, bus.LeafKeyFile)
+	if err := os.Remove(leaf); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("secrets: %w", err)
+	}
+	if err := bus.WriteSeed(leaf); err != nil {
+		return fmt.Errorf("secrets: %w", err)
+	}
 	var authorized strings.Builder
 	for _, s := range o.Sites {
+		keys := filepath.Join(o.Dir, NATSKeys(s.Name))
+		if err := os.RemoveAll(keys); err != nil {
+			return fmt.Errorf("secrets: %w", err)
+		}
+		if _, err := bus.EnsureKeys(keys, bus.Identities); err != nil {
+			return fmt.Errorf("secrets: %s: %w", s.Name, err)
+		}
 		// One certificate, made as drwatch init makes it, serves both ends of
 		// the leafnode; the site's name is among the names it covers.
 		leaf, err := ca.Issue("drwatch site "+s.Name, append([]string{s.Name}, s.Hosts...), now, o.Validity)
@@ -110,6 +131,9 @@ func Generate(o Options) error {
 	}
 	return nil
 }
+
+// NATSKeys is the directory, relative to Dir, of site's NATS keys.
+func NATSKeys(site string) string { return "nats-" + site }
 
 func writeFile(path string, data []byte, mode os.FileMode) error {
 	if err := os.WriteFile(path, data, mode); err != nil {

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/drwatch/drwatch/pkg/bus"
 	"github.com/drwatch/drwatch/tests/e2e/internal/secrets"
 )
 
@@ -53,6 +54,23 @@ func TestGenerate(t *testing.T) {
 		if _, err := ssh.ParsePrivateKey(read(s.Name + "_ssh_key")); err != nil {
 			t.Errorf("site %s: SSH key: %v", s.Name, err)
 		}
+		// Every identity's NATS key is there, private, and loads as the
+		// services load it; no site shares one with the other.
+		keys := filepath.Join(dir, secrets.NATSKeys(s.Name))
+		for _, id := range bus.Identities {
+			if m := mode(t, bus.KeyFile(keys, id)); m != 0o600 {
+				t.Errorf("site %s: NATS key of %s: mode %v, want 0600", s.Name, id, m)
+			}
+			if _, err := bus.ClientAuth(keys, id); err != nil {
+				t.Errorf("site %s: %v", s.Name, err)
+			}
+		}
+	}
+	if string(read(secrets.NATSKeys("a")+"/cli.nk")) == string(read(secrets.NATSKeys("b")+"/cli.nk")) {
+		t.Error("sites a and b share a NATS key")
+	}
+	if m := mode(t, filepath.Join(dir, bus.LeafKeyFile)); m != 0o600 {
+		t.Errorf("leafnode key: mode %v, want 0600", m)
 	}
 
 	// Each arbiter's host key is the one known_hosts expects at its address.
@@ -80,4 +98,13 @@ func TestGenerate(t *testing.T) {
 			t.Fatalf("authorized_keys: %v", err)
 		}
 	}
+}
+
+func mode(t *testing.T, path string) os.FileMode {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Mode().Perm()
 }
