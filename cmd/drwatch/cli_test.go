@@ -977,7 +977,7 @@ func TestManualFailoverWithTheOrchestrator(t *testing.T) {
 	if first := roles()[0]; first.To != events.RoleStandby {
 		t.Fatalf("a lone site announced %+v, want standby until the peer or an operator says otherwise", first)
 	}
-	hb, err := bus.New(s.bus.Conn(), bus.Options{Source: events.Source{Site: "a", Node: "test", Service: "heartbeat"}})
+	hb, err := bus.New(s.connectAs(t, "heartbeat"), bus.Options{Source: events.Source{Site: "a", Node: "test", Service: "heartbeat"}})
 	if err != nil {
 		t.Fatal(err)
 	}
