@@ -343,7 +343,10 @@ func (w *Watchdog) Round(ctx context.Context) {
 	}
 	// The site whose databases hold the newest history is the one the
 	// orchestrator's liveness rule makes active again: the grace is its.
-	wasActiveLast := w.state.Leader() == w.state.Site
+	// With no leader (neither log holds an activation) there is nobody
+	// to wait for.
+	leader := w.state.Leader()
+	wasActiveLast := leader == "" || leader == w.state.Site
 	w.mu.Unlock()
 
 	arbitrate := unreachable && (role == events.RoleActive || role == events.RoleStandby)

@@ -239,7 +239,9 @@ func decideStandby(s *pair.State, p Policy, now time.Time) Decision {
 	bothStandby := s.PeerRole == events.RoleStandby
 	switch {
 	case v != nil && v.Action == events.ActionBeActive && (peerDown || bothStandby):
-	case !peerDown && bothStandby && s.Leader() == s.Site:
+	case !peerDown && bothStandby && (s.Leader() == s.Site || s.Leader() == "" && p.Home):
+		// No leader: neither site's log holds an activation or a
+		// promotion (both stores lost): the home site resumes.
 		return resume(s, p, now)
 	case !peerDown && s.PeerRole == events.RoleActive && p.Home && s.LastActive == s.Peer:
 		return failback(s, p, now)

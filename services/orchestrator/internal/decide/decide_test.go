@@ -386,6 +386,15 @@ func TestDecide(t *testing.T) {
 		{name: "two actives at one epoch: the lesser name stays", self: A, role: standby, policy: def,
 			log: with(logEntry{B, time.Minute, role(standby, active, 1)}),
 			now: 2 * time.Minute, action: events.ActionNothing, branch: "active.stay"},
+		// Found by the chaos harness (seed 101): both stores wiped, both
+		// sites standby and in touch, no activation on record anywhere:
+		// nobody resumed. The home site does.
+		{name: "both standby with no leader on record: the home site resumes", self: A, role: standby, policy: home,
+			log: []logEntry{{A, 0, role(standby, standby, 0)}, {B, 0, role(standby, standby, 0)}},
+			now: time.Hour, action: events.ActionBeActive, act: true, branch: "standby.resume", epoch: 1},
+		{name: "both standby with no leader on record: the other site does not", self: B, role: standby, policy: def,
+			log: []logEntry{{A, 0, role(standby, standby, 0)}, {B, 0, role(standby, standby, 0)}},
+			now: time.Hour, action: events.ActionNothing, branch: "standby.no-verdict"},
 		// Found by the simulator (seed 12954): the peer restarted on the
 		// "active at 3" its log kept from before this site's takeover at
 		// 2, and began to stand down; yielding to it demoted the primary

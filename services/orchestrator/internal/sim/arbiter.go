@@ -148,7 +148,7 @@ func (s *site) arbiterRound() {
 			managed = held
 		} else {
 			grace := false
-			if !st.BothStandbySince.IsZero() && st.Leader() != s.id {
+			if leader := st.Leader(); !st.BothStandbySince.IsZero() && leader != "" && leader != s.id {
 				until := st.BothStandbySince.Add(s.policy.WaitDuration)
 				if s.clock().Before(until) {
 					grace, waitUntil = true, &until
