@@ -150,7 +150,8 @@ type State struct {
 	Lag map[events.Database]Lag
 
 	// LastFailoverAt is the end of the last completed failover to active
-	// (either site); Acknowledged says an operator acknowledged it.
+	// (either site); Acknowledged says an operator acknowledged it, or
+	// asked for it (a manual failover needs no acknowledgement).
 	LastFailoverAt time.Time
 	Acknowledged   bool
 
@@ -572,7 +573,11 @@ func (s *State) Apply(env *events.Envelope) {
 	case events.FailoverCompleted:
 		if e.Role == events.RoleActive {
 			s.LastFailoverAt = env.Time
-			s.Acknowledged = false
+			// An operator who asked for the move (manualFailover,
+			// switchover, failover --to) has seen it: only an automatic
+			// promotion opens the block window, as orchestrator blocks
+			// automated recoveries but not the ones a human runs.
+			s.Acknowledged = s.manualSaga(own, e.FailoverID)
 		}
 		if own && s.Saga != nil && s.Saga.ID == e.FailoverID {
 			s.Saga.Finished = true
@@ -694,6 +699,16 @@ func (s *State) Apply(env *events.Envelope) {
 			s.foldLag(e.Database, e.LagBytes, e.LagSeconds, false, env.Time)
 		}
 	}
+}
+
+// manualSaga reports whether the saga id of this site (own) or of the peer
+// answered an operator's request.
+func (s *State) manualSaga(own bool, id string) bool {
+	g := s.PeerSaga
+	if own {
+		g = s.Saga
+	}
+	return g != nil && g.ID == id && g.Manual
 }
 
 func (s *State) answer(id events.ID) {
