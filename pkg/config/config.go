@@ -471,8 +471,8 @@ func Defaults() Config {
 			},
 		},
 		Failover: Failover{
-			Automatic:   true,
-			Failback:    "manual",
+			Automatic: true,
+			Failback:  "manual",
 			// orchestrator's RecoveryPeriodBlockSeconds: long enough to
 			// stop a flapping pair, short enough that a second disaster
 			// the same day is not left to an operator who never saw the
