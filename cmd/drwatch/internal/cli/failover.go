@@ -25,9 +25,11 @@ func manualFailoverCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 	force := fs.Bool("force", false, "promote even when replication is behind (seed 004 force switch)")
 	reason := fs.String("reason", "manual failover by operator", "why, recorded in the log and mails")
 	wait := fs.Duration("timeout", 2*time.Minute, "how long to wait for the outcome (0: do not wait)")
+	asJSON := fs.Bool("json", false, "print the request and each step as JSON lines")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	out := &moveOutput{w: stdout, json: *asJSON}
 	if *active && *standby {
 		return fmt.Errorf("%w: -a and -s exclude each other", errUsage)
 	}
@@ -73,16 +75,16 @@ func manualFailoverCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return fmt.Errorf("record the failover request: %w", err)
 	}
-	fmt.Fprintf(stdout, "requested: site %s to become %s%s (request %s)\n", target, to, map[bool]string{true: " with force"}[*force], env.ID)
+	out.note(fmt.Sprintf("requested: site %s to become %s%s (request %s)", target, to, map[bool]string{true: " with force"}[*force], env.ID))
 	if *wait == 0 {
 		return nil
 	}
-	return followOutcome(ctx, c, from+1, env, *wait, stdout)
+	return followOutcome(ctx, c, from+1, env, *wait, out)
 }
 
 // followOutcome prints the orchestrator's answer to req: a decision, or a
 // saga's steps up to its completion or abort.
-func followOutcome(ctx context.Context, c *client, from uint64, req *events.Envelope, wait time.Duration, stdout io.Writer) error {
+func followOutcome(ctx context.Context, c *client, from uint64, req *events.Envelope, wait time.Duration, out *moveOutput) error {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	r, err := events.DecodeInto[events.FailoverRequested](req)
@@ -131,7 +133,7 @@ func followOutcome(ctx context.Context, c *client, from uint64, req *events.Enve
 				if e.RequestID != req.ID {
 					continue
 				}
-				fmt.Fprintf(stdout, "%s  %s\n", stamp(env), line)
+				out.event(env, line)
 				if e.Blocked || e.Branch == "request.stale" {
 					return fmt.Errorf("refused by site %s: %s (%s)", site, e.Reason, e.Branch)
 				}
@@ -153,16 +155,16 @@ func followOutcome(ctx context.Context, c *client, from uint64, req *events.Enve
 				if e.FailoverID != failoverID || failoverID == "" {
 					continue
 				}
-				fmt.Fprintf(stdout, "%s  %s\n", stamp(env), line)
+				out.event(env, line)
 				return nil
 			case events.FailoverAborted:
 				if e.FailoverID != failoverID || failoverID == "" {
 					continue
 				}
-				fmt.Fprintf(stdout, "%s  %s\n", stamp(env), line)
+				out.event(env, line)
 				return fmt.Errorf("failover %s aborted at step %q: %s", e.FailoverID, e.Step, e.Reason)
 			}
-			fmt.Fprintf(stdout, "%s  %s\n", stamp(env), line)
+			out.event(env, line)
 		}
 	}
 }

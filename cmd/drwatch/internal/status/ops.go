@@ -1,11 +1,13 @@
 package status
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/drwatch/drwatch/pkg/events"
+	"github.com/drwatch/drwatch/pkg/pair"
 )
 
 // Decision is a site's latest recorded decision that held an action back
@@ -138,3 +140,60 @@ func DescribeDecision(d *Decision) string {
 	}
 	return strings.TrimSpace(out)
 }
+
+// ActiveSites are the sites whose latest role is active.
+func (p *Projection) ActiveSites() []events.SiteID {
+	var out []events.SiteID
+	for _, name := range []events.SiteID{p.Self, p.Peer} {
+		if s := p.Sites[name]; s != nil && s.Role == events.RoleActive {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// ViewOf is the pair as site's orchestrator folds it from this log: this
+// site's projection or the peer's (PeerView).
+func (p *Projection) ViewOf(site events.SiteID) *pair.State {
+	if site == p.Peer && p.PeerView != nil {
+		return p.PeerView
+	}
+	return p.State
+}
+
+// SwitchoverTarget checks that a planned switchover can be asked for and
+// returns the site that must become active: to when given, else the site
+// that is not active. A switchover moves the active role between two
+// running sites; when none or both are active, or the active site does not
+// answer, it refuses and names the command that fits.
+func (p *Projection) SwitchoverTarget(to events.SiteID) (events.SiteID, error) {
+	if p.Peer == "" {
+		return "", fmt.Errorf("site %s has no peer (site.peer): nothing to switch over to", p.Self)
+	}
+	if to != "" && to != p.Self && to != p.Peer {
+		return "", fmt.Errorf("%w: --to %q: the pair is %s and %s", ErrBadTarget, to, p.Self, p.Peer)
+	}
+	active := p.ActiveSites()
+	switch len(active) {
+	case 0:
+		return "", fmt.Errorf("no site is active (%s %s, %s %s): a switchover moves the active role; make a site active with drwatch failover --to SITE",
+			p.Self, p.Sites[p.Self].Role, p.Peer, p.Sites[p.Peer].Role)
+	case 2:
+		return "", fmt.Errorf("both %s and %s report active: the epoch fence resolves that; see drwatch status before moving anything", p.Self, p.Peer)
+	}
+	from := active[0]
+	target := p.Peer
+	if from == p.Peer {
+		target = p.Self
+	}
+	if to != "" && to != target {
+		return "", fmt.Errorf("site %s is already active: nothing to switch over (--to %s)", to, to)
+	}
+	if p.State.PeerUnreachable() {
+		return "", fmt.Errorf("site %s does not answer the heartbeat here: a switchover needs both sites; if the active site is down, use drwatch failover --to %s --force", p.Peer, target)
+	}
+	return target, nil
+}
+
+// ErrBadTarget: a site name that is neither site of the pair.
+var ErrBadTarget = errors.New("not a site of the pair")
