@@ -189,6 +189,9 @@ func (p *Projection) SwitchoverTarget(to events.SiteID) (events.SiteID, error) {
 	if to != "" && to != target {
 		return "", fmt.Errorf("site %s is already active: nothing to switch over (--to %s)", to, to)
 	}
+	if r := p.Sites[target].Role; r != events.RoleStandby {
+		return "", fmt.Errorf("site %s is %s here, not standby: its role has not reached this log (is it running, and is the peer log link up? see drwatch health); if site %s is down, use drwatch failover --to %s --force", target, r, target, target)
+	}
 	if p.State.PeerUnreachable() {
 		return "", fmt.Errorf("site %s does not answer the heartbeat here: a switchover needs both sites; if the active site is down, use drwatch failover --to %s --force", p.Peer, target)
 	}
