@@ -154,6 +154,38 @@ func TestTheDayAfterAFailover(t *testing.T) {
 		t.Errorf("switchover route with the peer silent: %d %v", code, body)
 	}
 
+	// pause / resume: pair-wide maintenance, recorded, shown, ended.
+	maint := func() int { return len(s.logOf(t, events.SiteTypeFilter("a", "MaintenanceChanged"))) }
+	s.expectFail(t, 2, `--for: "2x" is not a duration`, "pause", "--for", "2x")
+	r = runCLI(t, cfg, "pause", "--for", "30m", "--reason", "network work")
+	if r.code != 0 || !strings.Contains(r.stdout, "pair paused until") || maint() != 1 {
+		t.Fatalf("pause: %v", r)
+	}
+	if r := runCLI(t, cfg, "status"); !strings.Contains(r.stdout, "MAINTENANCE PAUSED until") || !strings.Contains(r.stdout, "network work") {
+		t.Errorf("status while paused:\n%s", r.stdout)
+	}
+	if r := runCLI(t, cfg, "health"); !strings.Contains(r.stdout, "maintenance") || r.code == 0 {
+		t.Errorf("health while paused: %v", r)
+	}
+	if r := runCLI(t, cfg, "resume"); r.code != 0 || !strings.Contains(r.stdout, "maintenance over") || maint() != 2 {
+		t.Errorf("resume: %v", r)
+	}
+	if r := runCLI(t, cfg, "resume", "--json"); r.code != 0 || !strings.Contains(r.stdout, `"recorded": false`) || maint() != 2 {
+		t.Errorf("resume when not paused: %v", r)
+	}
+	if code, body := post("/api/v1/pause", "s3cret-token", `{"for": "soon"}`); code != http.StatusBadRequest || maint() != 2 {
+		t.Errorf("pause route with a bad duration: %d %v", code, body)
+	}
+	if code, body := post("/api/v1/pause", "s3cret-token", `{"for": "1h", "observeOnly": true}`); code != http.StatusOK || body["mode"] != "observe-only" || maint() != 3 {
+		t.Errorf("pause route: %d %v", code, body)
+	}
+	if r := runCLI(t, cfg, "status", "--json"); !strings.Contains(r.stdout, `"mode": "observe-only"`) {
+		t.Errorf("status --json while observe-only:\n%s", r.stdout)
+	}
+	if code, body := post("/api/v1/resume", "s3cret-token", ``); code != http.StatusOK || body["recorded"] != true || maint() != 4 {
+		t.Errorf("resume route: %d %v", code, body)
+	}
+
 	// history: one line per move, as the log holds them.
 	s.publish(t, events.FailoverStarted{FailoverID: "f-down", From: "active", To: "standby", Epoch: 3, Manual: true, RequestID: "r1", Reason: "request.manual: maintenance", Steps: []string{"release-vip"}}, nil)
 	s.publish(t, events.FailoverAborted{FailoverID: "f-down", Step: "release-vip", Reason: "ip: operation not permitted"}, nil)

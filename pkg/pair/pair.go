@@ -203,6 +203,26 @@ type State struct {
 	// PeerAnswer is the peer's latest answer to a request aimed at it: a
 	// decision (FailoverDecided) or a failover it started for it.
 	PeerAnswer *Answer
+
+	// Maintenance is the pair's latest MaintenanceChanged, recorded by
+	// either site (nil: none); Mode reads it at a given time.
+	Maintenance *events.MaintenanceChanged
+	// MaintenanceBy and MaintenanceAt are the site that recorded it and
+	// when.
+	MaintenanceBy events.SiteID
+	MaintenanceAt time.Time
+}
+
+// Mode is the pair's maintenance mode at now: events.MaintenanceOff,
+// MaintenancePaused or MaintenanceObserveOnly. A timed mode ends at its
+// Until by this site's clock: maintenance holds promotions back only, so
+// two clocks reading its end apart cannot make two actives.
+func (s *State) Mode(now time.Time) string {
+	m := s.Maintenance
+	if m == nil || (m.Until != nil && !now.Before(*m.Until)) {
+		return events.MaintenanceOff
+	}
+	return m.Mode
 }
 
 // Answer is a site's answer to a FailoverRequested.
@@ -494,6 +514,7 @@ var Types = []events.Type{
 	"RemoteReachable", "DatabaseCommandDone", "ReplicationLagHigh",
 	"ReplicationLagRecovered", "DatabaseCommand", "ArbitersClaimed",
 	"PairSettings", "RoleConfirmed", "ArbitersClaimRequested", "PeerVIPMovedLocally",
+	"MaintenanceChanged",
 }
 
 // Apply folds one event into the state. Events it does not know, from a
@@ -609,6 +630,10 @@ func (s *State) Apply(env *events.Envelope) {
 		if !s.LastFailoverAt.IsZero() && !env.Time.Before(s.LastFailoverAt) {
 			s.Acknowledged = true
 		}
+	case events.MaintenanceChanged:
+		// Pair-wide, like the automatic switch.
+		m := e
+		s.Maintenance, s.MaintenanceBy, s.MaintenanceAt = &m, env.Site, env.Time
 	case events.AutomaticFailoverChanged:
 		// A pair-wide switch: honoured whichever site recorded it.
 		s.AutomaticSet, s.Automatic, s.AutomaticUntil = true, e.Enabled, nil

@@ -49,6 +49,8 @@ func Routes(cfg *config.Config, log Log, now func() time.Time) map[string]http.H
 		"GET /api/v1/history":       s.auth(s.history),
 		"POST /api/v1/failover/ack": s.auth(s.ack),
 		"POST /api/v1/switchover":   s.auth(s.switchover),
+		"POST /api/v1/pause":        s.auth(s.pause),
+		"POST /api/v1/resume":       s.auth(s.resume),
 		"GET /role":                 http.HandlerFunc(s.role),
 	}
 }
@@ -265,4 +267,60 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// pause is `drwatch pause`: {"for": "2h", "observeOnly": false,
+// "reason": "..."}; "for" absent or "0" lasts until a resume.
+func (s *server) pause(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		For         string `json:"for"`
+		ObserveOnly bool   `json:"observeOnly"`
+		Reason      string `json:"reason"`
+	}
+	if err := decodeBody(r, &body); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var d time.Duration
+	if body.For != "" && body.For != "0" {
+		var err error
+		if d, err = time.ParseDuration(body.For); err != nil || d <= 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("for %q: want a positive duration such as 2h or 30m, or 0 until resumed", body.For))
+			return
+		}
+	}
+	mode := events.MaintenancePaused
+	if body.ObserveOnly {
+		mode = events.MaintenanceObserveOnly
+	}
+	s.maintain(w, r, mode, d, body.Reason)
+}
+
+// resume is `drwatch resume`: {"reason": "..."}.
+func (s *server) resume(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Reason string `json:"reason"`
+	}
+	if err := decodeBody(r, &body); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.maintain(w, r, events.MaintenanceOff, 0, body.Reason)
+}
+
+func (s *server) maintain(w http.ResponseWriter, r *http.Request, mode string, d time.Duration, reason string) {
+	p, err := status.Load(r.Context(), s.log, s.cfg)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "read the log: "+err.Error())
+		return
+	}
+	res, err := Maintain(r.Context(), s.log, p, mode, d, by(r), reason, "maintenance over the HTTP API of site "+s.cfg.Site.Name, s.now())
+	switch {
+	case errors.Is(err, ErrBadInput):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	default:
+		writeJSON(w, http.StatusOK, res)
+	}
 }

@@ -56,6 +56,9 @@ operator (talk to the running site over its NATS):
                           emergency: make SITE active; --force promotes a lagging replica
   failover ack [--reason R] [--json]
                           acknowledge the last automatic failover: lifts the block window
+  pause [--for D] [--observe-only] [--reason R] [--json] | resume
+                          pair-wide maintenance: no automatic promotion, the VIP and
+                          service monitors stand back (--observe-only: decide, never act)
   manualFailover [-a|-s] [--force] [--json]
                           ask this site to become active (-a) or standby (-s) and wait;
                           bare, the standby becomes active and the active hands over
@@ -144,6 +147,10 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return failoverCmd(ctx, rest, stdin, stdout, stderr)
 	case "history":
 		return historyCmd(ctx, rest, stdout, stderr)
+	case "pause":
+		return pauseCmd(ctx, rest, stdout, stderr)
+	case "resume":
+		return resumeCmd(ctx, rest, stdout, stderr)
 	case "db":
 		return dbCmd(ctx, rest, stdout, stderr)
 	case "toolkit":

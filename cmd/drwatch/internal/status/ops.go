@@ -19,6 +19,7 @@ type Decision struct {
 	Reason      string        `json:"reason"`
 	Blocked     bool          `json:"blocked"`
 	ObserveOnly bool          `json:"observeOnly"`
+	Paused      bool          `json:"paused,omitempty"`
 	RequestID   events.ID     `json:"requestId,omitempty"`
 	At          time.Time     `json:"at"`
 	// Until is when the guard that held it back lifts by itself, when
@@ -59,7 +60,7 @@ func (p *Projection) applyOps(env *events.Envelope, s *Site, ev events.Event) {
 	switch e := ev.(type) {
 	case events.FailoverDecided:
 		s.Decision = &Decision{Action: e.Action, Branch: e.Branch, Reason: e.Reason, Blocked: e.Blocked,
-			ObserveOnly: e.ObserveOnly, RequestID: e.RequestID, At: env.Time}
+			ObserveOnly: e.ObserveOnly, Paused: e.Paused, RequestID: e.RequestID, At: env.Time}
 	case events.FailoverStarted:
 		s.Decision = nil
 	case events.RoleChanged:
@@ -131,6 +132,9 @@ func (p *Projection) decisions(now time.Time) {
 // DescribeDecision is one line on a held-back decision.
 func DescribeDecision(d *Decision) string {
 	what := "held back"
+	if d.Paused {
+		what = "paused"
+	}
 	if d.ObserveOnly {
 		what = "observe-only"
 	}
@@ -200,3 +204,29 @@ func (p *Projection) SwitchoverTarget(to events.SiteID) (events.SiteID, error) {
 
 // ErrBadTarget: a site name that is neither site of the pair.
 var ErrBadTarget = errors.New("not a site of the pair")
+
+// Maintenance is the pair's maintenance mode in force (drwatch pause).
+type Maintenance struct {
+	Mode   string        `json:"mode"`
+	Until  *time.Time    `json:"until,omitempty"`
+	By     string        `json:"by"`
+	Reason string        `json:"reason"`
+	Site   events.SiteID `json:"site"`
+	At     time.Time     `json:"at"`
+}
+
+// MaintenanceAt returns the maintenance in force at now, nil when none.
+func (p *Projection) MaintenanceAt(now time.Time) *Maintenance {
+	m := p.State.Maintenance
+	if p.State.Mode(now) == events.MaintenanceOff || m == nil {
+		return nil
+	}
+	return &Maintenance{Mode: m.Mode, Until: m.Until, By: m.By, Reason: m.Reason, Site: p.State.MaintenanceBy, At: p.State.MaintenanceAt}
+}
+
+func timeOr(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}

@@ -149,6 +149,9 @@ func (p *Projection) Checks(now time.Time) []Check {
 	if p.cfg.Failover.ObserveOnly {
 		add("observe-only", LevelWarn, "", "failover.observeOnly: decisions are recorded, never carried out")
 	}
+	if m := p.MaintenanceAt(now); m != nil {
+		add("maintenance", LevelWarn, "", "pair %s %s by %s: %s", m.Mode, ifs(m.Until != nil, "until "+timeOr(m.Until), "until drwatch resume"), m.By, m.Reason)
+	}
 	window := "failover.blockWindow " + p.cfg.Failover.BlockWindow.D().String()
 	if b := p.Block(now); b != nil {
 		add("block window", LevelWarn, window, "automatic failover blocked until %s after the automatic failover %s completed at %s; `drwatch failover ack` lifts it",
@@ -306,6 +309,8 @@ type Pair struct {
 	VIPHolders []events.SiteID `json:"vipHolders"`
 	// BlockWindow is the block window in force, nil when none.
 	BlockWindow *BlockWindow `json:"blockWindow,omitempty"`
+	// Maintenance is the pair's maintenance in force, nil when none.
+	Maintenance *Maintenance `json:"maintenance,omitempty"`
 	LastAck     *Ack         `json:"lastAcknowledgement,omitempty"`
 	Sites       []*Site      `json:"sites"`
 }
@@ -319,6 +324,7 @@ func (p *Projection) Pair(now time.Time) Pair {
 	if p.Peer != "" {
 		out.Sites = append(out.Sites, p.Sites[p.Peer])
 	}
+	out.Maintenance = p.MaintenanceAt(now)
 	for _, s := range out.Sites {
 		if s.VIP != nil && s.VIP.Held {
 			out.VIPHolders = append(out.VIPHolders, s.Name)
@@ -342,6 +348,10 @@ func vipLine(pair Pair) string {
 func WritePair(w io.Writer, pair Pair) {
 	now := pair.Time
 	fmt.Fprintf(w, "PAIR %s/%s   epoch %d   VIP: %s   automatic failover: %s%s\n", pair.Self, pair.Peer, pair.MaxEpoch, vipLine(pair), pair.Automatic.Describe(now), ifs(pair.ObserveOnly, "   OBSERVE-ONLY"))
+	if m := pair.Maintenance; m != nil {
+		fmt.Fprintf(w, "MAINTENANCE %s %s by %s: %s; end it with: drwatch resume\n", strings.ToUpper(m.Mode),
+			ifs(m.Until != nil, "until "+timeOr(m.Until), "until drwatch resume"), m.By, m.Reason)
+	}
 	if b := pair.BlockWindow; b != nil {
 		fmt.Fprintf(w, "BLOCKED automatic failover until %s (block window after %s completed %s ago); lift it with: drwatch failover ack\n",
 			b.Until.UTC().Format(time.RFC3339), orDash(b.Failover, "the last automatic failover"), age(now, b.Since))
