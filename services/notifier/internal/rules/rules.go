@@ -107,6 +107,26 @@ func Table() []Rule {
 				}
 				return one(Alert{Summary: "automatic failover enabled again", Facts: []Fact{{"Reason", ev.Reason}, {"By", ev.By}}})
 			}),
+		rule([]string{"MaintenanceChanged"}, false, "the pair paused or made observe-only (drwatch pause)",
+			func(env *events.Envelope, ev events.MaintenanceChanged) []Alert {
+				if ev.Mode == events.MaintenanceOff {
+					return nil
+				}
+				until := "until drwatch resume"
+				if ev.Until != nil {
+					until = "until " + ev.Until.UTC().Format(time.RFC3339)
+				}
+				return one(Alert{Summary: "pair in maintenance (" + ev.Mode + ") " + until,
+					Facts: []Fact{{"Mode", ev.Mode}, {"Reason", ev.Reason}, {"By", ev.By}, {"Until", until}},
+					Todo:  "while in maintenance a dead active site is not replaced automatically; end it with `drwatch resume`"})
+			}),
+		rule([]string{"MaintenanceChanged"}, true, "maintenance over (drwatch resume)",
+			func(env *events.Envelope, ev events.MaintenanceChanged) []Alert {
+				if ev.Mode != events.MaintenanceOff {
+					return nil
+				}
+				return one(Alert{Summary: "pair out of maintenance", Facts: []Fact{{"Reason", ev.Reason}, {"By", ev.By}}})
+			}),
 		rule([]string{"ArbiterQuorumLow"}, false, "always: reachable arbiters below threshold.warning",
 			func(env *events.Envelope, ev events.ArbiterQuorumLow) []Alert {
 				return one(Alert{Summary: fmt.Sprintf("only %d of %d arbiters reachable (%.0f%% < warning %.0f%%)", ev.Reachable, ev.N, ev.Share*100, ev.Warning*100),

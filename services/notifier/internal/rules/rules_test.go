@@ -54,6 +54,8 @@ func TestAlerts(t *testing.T) {
 			[]got{{KindTakeoverBlocked, "guard.block-window", false}}, "site b held back an automatic takeover: guard.block-window"},
 		{"a refused request is not mailed", events.FailoverDecided{Action: events.ActionBeActive, Branch: "guard.lag", Reason: "behind", Blocked: true, Manual: true, RequestID: "r1"}, nil, ""},
 		{"observe-only is not a held-back takeover", events.FailoverDecided{Action: events.ActionBeActive, Branch: "standby.takeover", Reason: "observe-only: would", ObserveOnly: true}, nil, ""},
+		{"paused", events.MaintenanceChanged{Mode: events.MaintenancePaused, Reason: "network work", By: "op"}, []got{{"MaintenanceChanged", "", false}}, "pair in maintenance (paused) until drwatch resume"},
+		{"resumed", events.MaintenanceChanged{Mode: events.MaintenanceOff, Reason: "done", By: "op"}, []got{{"MaintenanceChanged", "", true}}, "out of maintenance"},
 		{"not mailed", events.PeerVIPMovedLocally{Peer: "a", Line: "vip", VIP: "v", AnsweringNodes: []string{"n"}}, nil, ""},
 	}
 	table := Table()
