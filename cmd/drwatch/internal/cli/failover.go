@@ -179,6 +179,7 @@ func watchdogCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	enable := fs.Bool("enable-automatic-failover", false, "enable automatic failover")
 	disable := fs.String("disable-automatic-failover", "", "disable it for DURATION: 2h, 30m, a bare number of hours, or 0 until enabled")
 	reason := fs.String("reason", "", "why, recorded in the log")
+	asJSON := fs.Bool("json", false, "print the switch as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -209,6 +210,9 @@ func watchdogCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if err != nil {
 			return fmt.Errorf("read the log: %w", err)
 		}
+		if *asJSON {
+			return writeJSON(stdout, map[string]any{"automaticFailover": p.Automatic, "on": p.Automatic.On(now)})
+		}
 		fmt.Fprintf(stdout, "automatic failover: %s\n", p.Automatic.Describe(now))
 		return nil
 	}
@@ -220,8 +224,12 @@ func watchdogCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if ev.Reason == "" {
 		ev.Reason = "toolkit watchdog status on site " + cfg.Site.Name
 	}
-	if _, err := c.bus.Publish(ctx, ev, nil); err != nil {
+	env, err := c.bus.Publish(ctx, ev, nil)
+	if err != nil {
 		return fmt.Errorf("record the change: %w", err)
+	}
+	if *asJSON {
+		return writeJSON(stdout, map[string]any{"recorded": true, "id": env.ID, "enabled": ev.Enabled, "until": ev.Until})
 	}
 	switch {
 	case *enable:
