@@ -40,7 +40,7 @@ func PreviewRequest(cfg *config.Config, st *pair.State, req events.FailoverReque
 		return Preview{}, err
 	}
 	s := st.Clone()
-	s.Pending = &pair.Request{ID: "preview", FailoverRequested: req, At: now}
+	s.Pending = &pair.Request{ID: "preview", FailoverRequested: req, At: now, Received: now}
 	d := decide.Decide(s, decide.Input{Policy: o.Policy}, now)
 	p := Preview{Action: d.Action, Act: d.Act, Blocked: d.Blocked, Branch: d.Branch, Reason: d.Reason, Epoch: d.Epoch}
 	if d.Act {
