@@ -388,8 +388,9 @@ type Failover struct {
 	Automatic bool `yaml:"automatic"`
 	// Failback is "manual" (default, seeds 001/002) or "automatic".
 	Failback string `yaml:"failback"`
-	// BlockWindow blocks further automatic failovers after one until an
-	// operator acknowledges or the window ends.
+	// BlockWindow blocks further automatic failovers after an automatic
+	// one until an operator acknowledges it (drwatch failover ack) or the
+	// window ends; 0 never blocks.
 	BlockWindow Duration `yaml:"blockWindow"`
 	// MaxLagBytes refuses automatic promotion of a standby further behind.
 	MaxLagBytes int64 `yaml:"maxLagBytes"`
@@ -492,9 +493,13 @@ func Defaults() Config {
 			},
 		},
 		Failover: Failover{
-			Automatic:   true,
-			Failback:    "manual",
-			BlockWindow: Duration(8 * time.Hour),
+			Automatic: true,
+			Failback:  "manual",
+			// orchestrator's RecoveryPeriodBlockSeconds: long enough to
+			// stop a flapping pair, short enough that a second disaster
+			// the same day is not left to an operator who never saw the
+			// first mail. Failovers an operator asked for open none.
+			BlockWindow: Duration(time.Hour),
 			MaxLagBytes: 1 << 20,
 			// Explicit: a MariaDB replica behind by even one transaction
 			// is not promoted automatically.

@@ -39,6 +39,7 @@ func Examples() []Event {
 		AutomaticFailoverChanged{Enabled: false, Until: &until, Reason: "maintenance", By: "operator"},
 		FailoverDecided{Action: ActionBeActive, Branch: "guard.lag", Reason: "lag 5242880 bytes > 1048576", Blocked: true},
 		FailoverAcknowledged{By: "root@a", Reason: "checked after failover"},
+		MaintenanceChanged{Mode: MaintenancePaused, Until: &until, Reason: "network work", By: "root@a"},
 		VIPChanged{Address: "10.0.0.10/24", Interface: "eth0", Held: true, Role: RoleActive, Reason: "active site did not hold the VIP"},
 		NotificationSent{Key: "b/ArbiterQuorumLow", Kind: "ArbiterQuorumLow", Recipients: []string{"ops@example.com"}, Subject: "x", Cause: "id"},
 		NotificationSuppressed{Key: "b/ArbiterQuorumLow", Kind: "ArbiterQuorumLow", Reason: "mailed within 1h0m0s", Until: until, Cause: "id"},

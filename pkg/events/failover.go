@@ -148,10 +148,42 @@ type FailoverDecided struct {
 	Manual      bool `json:"manual"`
 	Force       bool `json:"force"`
 	RequestID   ID   `json:"requestId,omitempty" validate:"max=64"`
+	// Paused: maintenance (MaintenanceChanged, drwatch pause) held the
+	// action back; Blocked is set too.
+	Paused bool `json:"paused,omitempty"`
 }
 
 // EventType implements Event.
 func (FailoverDecided) EventType() Type { return "FailoverDecided" }
+
+// Maintenance modes of the pair (MaintenanceChanged.Mode).
+const (
+	// MaintenanceOff: everything automatic acts.
+	MaintenanceOff = "off"
+	// MaintenancePaused: no automatic promotion (takeover, resume,
+	// failback), and the VIP and service monitors stand back. What keeps
+	// the pair from two actives still acts (the epoch fence, an active
+	// standing down when it lost its arbiters), and so do operators'
+	// requests.
+	MaintenancePaused = "paused"
+	// MaintenanceObserveOnly: failover.observeOnly switched on at run
+	// time: decisions are recorded, never carried out, and the VIP
+	// monitor only reports.
+	MaintenanceObserveOnly = "observe-only"
+)
+
+// MaintenanceChanged puts the pair into or out of maintenance (drwatch
+// pause / resume). It is pair-wide: honoured whichever site recorded it.
+type MaintenanceChanged struct {
+	Mode string `json:"mode" validate:"oneof=off paused observe-only"`
+	// Until ends the mode; nil: until changed again.
+	Until  *time.Time `json:"until,omitempty"`
+	Reason string     `json:"reason" validate:"required,max=1024"`
+	By     string     `json:"by" validate:"required,max=128"`
+}
+
+// EventType implements Event.
+func (MaintenanceChanged) EventType() Type { return "MaintenanceChanged" }
 
 // FailoverAcknowledged is an operator's acknowledgement of the last
 // failover; it lifts the block window (failover.blockWindow) early.

@@ -62,6 +62,7 @@ var registry = indexKinds(
 	register[AutomaticFailoverChanged](),
 	register[FailoverDecided](),
 	register[FailoverAcknowledged](),
+	register[MaintenanceChanged](),
 	register[VIPChanged](),
 	register[PairSettings](),
 

@@ -155,7 +155,8 @@ type State struct {
 	Lag map[events.Database]Lag
 
 	// LastFailoverAt is the end of the last completed failover to active
-	// (either site); Acknowledged says an operator acknowledged it.
+	// (either site); Acknowledged says an operator acknowledged it, or
+	// asked for it (a manual failover needs no acknowledgement).
 	LastFailoverAt time.Time
 	Acknowledged   bool
 
@@ -207,6 +208,26 @@ type State struct {
 	// PeerAnswer is the peer's latest answer to a request aimed at it: a
 	// decision (FailoverDecided) or a failover it started for it.
 	PeerAnswer *Answer
+
+	// Maintenance is the pair's latest MaintenanceChanged, recorded by
+	// either site (nil: none); Mode reads it at a given time.
+	Maintenance *events.MaintenanceChanged
+	// MaintenanceBy and MaintenanceAt are the site that recorded it and
+	// when.
+	MaintenanceBy events.SiteID
+	MaintenanceAt time.Time
+}
+
+// Mode is the pair's maintenance mode at now: events.MaintenanceOff,
+// MaintenancePaused or MaintenanceObserveOnly. A timed mode ends at its
+// Until by this site's clock: maintenance holds promotions back only, so
+// two clocks reading its end apart cannot make two actives.
+func (s *State) Mode(now time.Time) string {
+	m := s.Maintenance
+	if m == nil || (m.Until != nil && !now.Before(*m.Until)) {
+		return events.MaintenanceOff
+	}
+	return m.Mode
 }
 
 // Answer is a site's answer to a FailoverRequested.
@@ -498,6 +519,7 @@ var Types = []events.Type{
 	"RemoteReachable", "DatabaseCommandDone", "ReplicationLagHigh",
 	"ReplicationLagRecovered", "DatabaseCommand", "ArbitersClaimed",
 	"PairSettings", "RoleConfirmed", "ArbitersClaimRequested", "PeerVIPMovedLocally",
+	"MaintenanceChanged",
 }
 
 // Apply folds one event into the state. Events it does not know, from a
@@ -577,7 +599,11 @@ func (s *State) Apply(env *events.Envelope) {
 	case events.FailoverCompleted:
 		if e.Role == events.RoleActive {
 			s.LastFailoverAt = env.Time
-			s.Acknowledged = false
+			// An operator who asked for the move (manualFailover,
+			// switchover, failover --to) has seen it: only an automatic
+			// promotion opens the block window, as orchestrator blocks
+			// automated recoveries but not the ones a human runs.
+			s.Acknowledged = s.manualSaga(own, e.FailoverID)
 		}
 		if own && s.Saga != nil && s.Saga.ID == e.FailoverID {
 			s.Saga.Finished = true
@@ -609,6 +635,10 @@ func (s *State) Apply(env *events.Envelope) {
 		if !s.LastFailoverAt.IsZero() && !env.Time.Before(s.LastFailoverAt) {
 			s.Acknowledged = true
 		}
+	case events.MaintenanceChanged:
+		// Pair-wide, like the automatic switch.
+		m := e
+		s.Maintenance, s.MaintenanceBy, s.MaintenanceAt = &m, env.Site, env.Time
 	case events.AutomaticFailoverChanged:
 		// A pair-wide switch: honoured whichever site recorded it.
 		s.AutomaticSet, s.Automatic, s.AutomaticUntil = true, e.Enabled, nil
@@ -699,6 +729,16 @@ func (s *State) Apply(env *events.Envelope) {
 			s.foldLag(e.Database, e.LagBytes, e.LagSeconds, false, env.Time)
 		}
 	}
+}
+
+// manualSaga reports whether the saga id of this site (own) or of the peer
+// answered an operator's request.
+func (s *State) manualSaga(own bool, id string) bool {
+	g := s.PeerSaga
+	if own {
+		g = s.Saga
+	}
+	return g != nil && g.ID == id && g.Manual
 }
 
 func (s *State) answer(id events.ID) {

@@ -240,3 +240,49 @@ func TestLeaderFromTheLatestRolesAlone(t *testing.T) {
 		t.Errorf("leader from the whole log %q, from the latest roles alone %q; want a from both", full.Leader(), kept.Leader())
 	}
 }
+
+// TestBlockWindowOpensOnlyOnAutomaticFailovers: a failover an operator
+// asked for needs no acknowledgement; an automatic one blocks the next
+// automatic one until acknowledged or the window ends, whichever site
+// ran it.
+func TestBlockWindowOpensOnlyOnAutomaticFailovers(t *testing.T) {
+	t0 := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	saga := func(manual bool) []events.Event {
+		return []events.Event{
+			events.FailoverStarted{FailoverID: "f1", From: events.RoleStandby, To: events.RoleActive, Epoch: 2, Manual: manual, Reason: "r", Steps: []string{"announce"}},
+			events.RoleChanged{From: events.RoleStandby, To: events.RoleActive, Epoch: 2, Reason: "r", FailoverID: "f1"},
+			events.FailoverCompleted{FailoverID: "f1", Role: events.RoleActive, Epoch: 2},
+		}
+	}
+	ack := events.FailoverAcknowledged{By: "ops", Reason: "checked"}
+	tests := []struct {
+		name string
+		by   events.SiteID // the site that ran the saga
+		log  []events.Event
+		at   time.Duration // of now, after t0
+		want bool
+	}{
+		{"automatic, here", "a", saga(false), time.Minute, true},
+		{"automatic, on the peer", "b", saga(false), time.Minute, true},
+		{"automatic, window over", "a", saga(false), 2 * time.Hour, false},
+		{"automatic, then acknowledged", "a", append(saga(false), ack), time.Minute, false},
+		{"manual, here", "a", saga(true), time.Minute, false},
+		{"manual, on the peer", "b", saga(true), time.Minute, false},
+		{"manual then automatic", "a", append(saga(true), append([]events.Event{events.FailoverStarted{FailoverID: "f2", From: events.RoleStandby, To: events.RoleActive, Epoch: 4, Reason: "r", Steps: []string{"announce"}}}, events.FailoverCompleted{FailoverID: "f2", Role: events.RoleActive, Epoch: 4})...), time.Minute, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New("a", "b", events.RoleStandby, []string{"default"})
+			for i, ev := range tt.log {
+				env, err := events.New(events.Source{Site: tt.by, Node: "n", Service: "orchestrator"}, ev, t0.Add(time.Duration(i)*time.Second), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.Apply(env)
+			}
+			if got := s.Blocked(time.Hour, t0.Add(tt.at)); got != tt.want {
+				t.Errorf("Blocked = %v, want %v (acknowledged %v, last failover %s)", got, tt.want, s.Acknowledged, s.LastFailoverAt)
+			}
+		})
+	}
+}

@@ -235,7 +235,7 @@ func (r *runner) run(ctx context.Context) error {
 		svcmon.Monitor(ctx, svcmon.Controller{Timeout: r.opts.Hooks.Timeout}, r.opts.Services, r.opts.ServiceInterval, func() (events.Role, bool) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
-			return r.st.Role, r.sagaActive || r.st.SagaRunning() || r.held
+			return r.st.Role, r.sagaActive || r.st.SagaRunning() || r.held || r.st.Mode(r.deps.Now()) == events.MaintenancePaused
 		}, r.log.With("component", "serviceMonitor"))
 	}()
 
@@ -254,7 +254,9 @@ func (r *runner) run(ctx context.Context) error {
 			m.Run(ctx, r.opts.VIPInterval, func() vipmon.Status {
 				r.mu.Lock()
 				defer r.mu.Unlock()
-				return vipmon.Status{Role: r.st.Role, Paused: r.sagaActive || r.st.SagaRunning() || r.held, ObserveOnly: r.opts.Policy.ObserveOnly}
+				mode := r.st.Mode(r.deps.Now())
+				return vipmon.Status{Role: r.st.Role, Paused: r.sagaActive || r.st.SagaRunning() || r.held || mode == events.MaintenancePaused,
+					ObserveOnly: r.opts.Policy.ObserveOnly || mode == events.MaintenanceObserveOnly}
 			})
 		}()
 	}
@@ -355,7 +357,13 @@ func (r *runner) step(ctx context.Context, x *saga.Executor) error {
 		return err
 	}
 	now := r.deps.Now()
-	d := decide.Decide(st, decide.Input{Policy: r.opts.Policy}, now)
+	pol := r.opts.Policy
+	mode := st.Mode(now)
+	if mode == events.MaintenanceObserveOnly {
+		pol.ObserveOnly = true
+	}
+	d := decide.Decide(st, decide.Input{Policy: pol}, now)
+	d, paused := pauseHold(d, mode, st)
 	if d.Act {
 		return r.start(ctx, x, st, d)
 	}
@@ -368,7 +376,7 @@ func (r *runner) step(ctx context.Context, x *saga.Executor) error {
 	}
 	r.log.Info("failover decision", "action", d.Action, "branch", d.Branch, "blocked", d.Blocked, "observeOnly", d.ObserveOnly, "reason", d.Reason)
 	ev := events.FailoverDecided{Action: d.Action, Branch: d.Branch, Reason: clip(d.Reason, 1024), Blocked: d.Blocked,
-		ObserveOnly: d.ObserveOnly, Manual: d.Manual, Force: d.Force, RequestID: d.RequestID}
+		ObserveOnly: d.ObserveOnly, Manual: d.Manual, Force: d.Force, RequestID: d.RequestID, Paused: paused}
 	if _, err := r.deps.Bus.Publish(ctx, ev, nil); err != nil {
 		return fmt.Errorf("record decision: %w", err)
 	}

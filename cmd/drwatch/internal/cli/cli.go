@@ -23,6 +23,8 @@ const (
 	exitUnreachable = 3
 	// exitTimeout: a request was recorded but no answer came in time.
 	exitTimeout = 4
+	// exitWarn: health found warnings and no failure.
+	exitWarn = 5
 )
 
 const usage = `usage: drwatch <command> [flags]
@@ -41,10 +43,25 @@ site process:
                           take over when site a is powered off
 
 operator (talk to the running site over its NATS):
-  health                  table of checks; exit 0 healthy, 1 problems
-  status [--json]         both sites: role, epoch, heartbeat, arbiters, replication, files
-  manualFailover [-a|-s] [--force]
-                          ask this site to become active (-a) or standby (-s) and wait
+  health [--json]         OK/WARN/FAIL per check with its threshold; exit 0 all OK,
+                          5 warnings only, 1 any failure
+  status [--json] [--watch [--interval D]]
+                          both sites: role, epoch, VIP, heartbeat, arbiters, replication,
+                          files, block window, decisions held back and until when
+  history [--json]        one line per failover or switchover (patronictl history)
+  switchover [--to SITE] [--yes] [--dry-run] [--scheduled TIME] [--json]
+                          planned move of the active role to the peer, from either site:
+                          shows plan, guards and lag, asks, then streams the steps
+  failover --to SITE [--force] [--yes] [--dry-run] [--json]
+                          emergency: make SITE active; --force promotes a lagging replica
+  failover ack [--reason R] [--json]
+                          acknowledge the last automatic failover: lifts the block window
+  pause [--for D] [--observe-only] [--reason R] [--json] | resume
+                          pair-wide maintenance: no automatic promotion, the VIP and
+                          service monitors stand back (--observe-only: decide, never act)
+  manualFailover [-a|-s] [--force] [--json]
+                          ask this site to become active (-a) or standby (-s) and wait;
+                          bare, the standby becomes active and the active hands over
   db resync|position --database mysql|pgsql
                           ask this site's dbmonitor to rebuild replication from the
                           primary (after divergence or purged logs) or report its position
@@ -59,11 +76,12 @@ operator (talk to the running site over its NATS):
 
 Every command takes -config (default $DRWATCH_CONFIG or /etc/drwatch/site.yaml).
 Exit codes: 0 ok, 1 failed or unhealthy, 2 bad usage, 3 site unreachable,
-4 request recorded but not answered in time. See docs/cli.md.
+4 request recorded but not answered in time, 5 health warnings. See docs/cli.md.
 `
 
-// Main runs the command in args and returns the process exit code.
-func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// Main runs the command in args and returns the process exit code; stdin
+// answers confirmations (switchover, failover --to).
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
@@ -72,10 +90,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
-	err := dispatch(ctx, args, stdout, stderr)
+	err := dispatch(ctx, args, stdin, stdout, stderr)
+	var warn errWarnings
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &warn):
+		return exitWarn
 	case errors.Is(err, flag.ErrHelp):
 		return exitUsage
 	case errors.Is(err, errUsage):
@@ -93,7 +114,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "run":
@@ -120,6 +141,16 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return statusCmd(ctx, rest, stdout, stderr)
 	case "manualFailover":
 		return manualFailoverCmd(ctx, rest, stdout, stderr)
+	case "switchover":
+		return switchoverCmd(ctx, rest, stdin, stdout, stderr)
+	case "failover":
+		return failoverCmd(ctx, rest, stdin, stdout, stderr)
+	case "history":
+		return historyCmd(ctx, rest, stdout, stderr)
+	case "pause":
+		return pauseCmd(ctx, rest, stdout, stderr)
+	case "resume":
+		return resumeCmd(ctx, rest, stdout, stderr)
 	case "db":
 		return dbCmd(ctx, rest, stdout, stderr)
 	case "toolkit":

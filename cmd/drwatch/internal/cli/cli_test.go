@@ -95,7 +95,7 @@ func runValidate(t *testing.T, yaml string, args ...string) (code int, stdout, s
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
-	code = Main(context.Background(), append([]string{"validate", "-config", path}, args...), &out, &errb)
+	code = Main(context.Background(), append([]string{"validate", "-config", path}, args...), strings.NewReader(""), &out, &errb)
 	return code, out.String(), errb.String()
 }
 

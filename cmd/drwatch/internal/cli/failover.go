@@ -25,9 +25,11 @@ func manualFailoverCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 	force := fs.Bool("force", false, "promote even when replication is behind (seed 004 force switch)")
 	reason := fs.String("reason", "manual failover by operator", "why, recorded in the log and mails")
 	wait := fs.Duration("timeout", 2*time.Minute, "how long to wait for the outcome (0: do not wait)")
+	asJSON := fs.Bool("json", false, "print the request and each step as JSON lines")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	out := &moveOutput{w: stdout, json: *asJSON}
 	if *active && *standby {
 		return fmt.Errorf("%w: -a and -s exclude each other", errUsage)
 	}
@@ -73,16 +75,16 @@ func manualFailoverCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return fmt.Errorf("record the failover request: %w", err)
 	}
-	fmt.Fprintf(stdout, "requested: site %s to become %s%s (request %s)\n", target, to, map[bool]string{true: " with force"}[*force], env.ID)
+	out.note(fmt.Sprintf("requested: site %s to become %s%s (request %s)", target, to, map[bool]string{true: " with force"}[*force], env.ID))
 	if *wait == 0 {
 		return nil
 	}
-	return followOutcome(ctx, c, from+1, env, *wait, stdout)
+	return followOutcome(ctx, c, from+1, env, *wait, out)
 }
 
 // followOutcome prints the orchestrator's answer to req: a decision, or a
 // saga's steps up to its completion or abort.
-func followOutcome(ctx context.Context, c *client, from uint64, req *events.Envelope, wait time.Duration, stdout io.Writer) error {
+func followOutcome(ctx context.Context, c *client, from uint64, req *events.Envelope, wait time.Duration, out *moveOutput) error {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	r, err := events.DecodeInto[events.FailoverRequested](req)
@@ -131,7 +133,7 @@ func followOutcome(ctx context.Context, c *client, from uint64, req *events.Enve
 				if e.RequestID != req.ID {
 					continue
 				}
-				fmt.Fprintf(stdout, "%s  %s\n", stamp(env), line)
+				out.event(env, line)
 				if e.Blocked || e.Branch == "request.stale" {
 					return fmt.Errorf("refused by site %s: %s (%s)", site, e.Reason, e.Branch)
 				}
@@ -153,16 +155,16 @@ func followOutcome(ctx context.Context, c *client, from uint64, req *events.Enve
 				if e.FailoverID != failoverID || failoverID == "" {
 					continue
 				}
-				fmt.Fprintf(stdout, "%s  %s\n", stamp(env), line)
+				out.event(env, line)
 				return nil
 			case events.FailoverAborted:
 				if e.FailoverID != failoverID || failoverID == "" {
 					continue
 				}
-				fmt.Fprintf(stdout, "%s  %s\n", stamp(env), line)
+				out.event(env, line)
 				return fmt.Errorf("failover %s aborted at step %q: %s", e.FailoverID, e.Step, e.Reason)
 			}
-			fmt.Fprintf(stdout, "%s  %s\n", stamp(env), line)
+			out.event(env, line)
 		}
 	}
 }
@@ -177,6 +179,7 @@ func watchdogCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	enable := fs.Bool("enable-automatic-failover", false, "enable automatic failover")
 	disable := fs.String("disable-automatic-failover", "", "disable it for DURATION: 2h, 30m, a bare number of hours, or 0 until enabled")
 	reason := fs.String("reason", "", "why, recorded in the log")
+	asJSON := fs.Bool("json", false, "print the switch as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -207,6 +210,9 @@ func watchdogCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if err != nil {
 			return fmt.Errorf("read the log: %w", err)
 		}
+		if *asJSON {
+			return writeJSON(stdout, map[string]any{"automaticFailover": p.Automatic, "on": p.Automatic.On(now)})
+		}
 		fmt.Fprintf(stdout, "automatic failover: %s\n", p.Automatic.Describe(now))
 		return nil
 	}
@@ -218,8 +224,12 @@ func watchdogCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if ev.Reason == "" {
 		ev.Reason = "toolkit watchdog status on site " + cfg.Site.Name
 	}
-	if _, err := c.bus.Publish(ctx, ev, nil); err != nil {
+	env, err := c.bus.Publish(ctx, ev, nil)
+	if err != nil {
 		return fmt.Errorf("record the change: %w", err)
+	}
+	if *asJSON {
+		return writeJSON(stdout, map[string]any{"recorded": true, "id": env.ID, "enabled": ev.Enabled, "until": ev.Until})
 	}
 	switch {
 	case *enable:

@@ -18,10 +18,19 @@ func (e errProblems) Error() string {
 	return fmt.Sprintf("%d of %d checks failed", e.failed, e.total)
 }
 
+// errWarnings: health found warnings and no failure (exit 5).
+type errWarnings struct{ warned, total int }
+
+func (e errWarnings) Error() string {
+	return fmt.Sprintf("%d of %d checks warn", e.warned, e.total)
+}
+
 // healthCmd is seed 000's `jmp-dr health`: the configuration, the site
-// process, its peer link, then every check the log supports, as a table;
-// exit 0 when all pass, 1 otherwise (an unreachable site is a failing
-// check here, not exit 3: health answers "is it healthy", and it is not).
+// process, its peer link, then every check the log supports, as a table
+// of OK/WARN/FAIL with the threshold each compares with. Exit 0 when all
+// are OK, 5 when some warn and none fails, 1 when any fails (an
+// unreachable site is a failing check here, not exit 3: health answers
+// "is it healthy", and it is not).
 func healthCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("health", stderr)
 	r := remoteFlags(fs)
@@ -29,22 +38,29 @@ func healthCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	checks := healthChecks(ctx, r, time.Now())
+	checks := status.Finish(healthChecks(ctx, r, time.Now()))
+	level := status.Worst(checks)
 	if *asJSON {
-		if err := writeJSON(stdout, map[string]any{"healthy": status.Healthy(checks), "checks": checks}); err != nil {
+		if err := writeJSON(stdout, map[string]any{"healthy": status.Healthy(checks), "level": level, "checks": checks}); err != nil {
 			return err
 		}
 	} else {
 		status.WriteChecks(stdout, checks)
 	}
-	if !status.Healthy(checks) {
-		failed := 0
+	count := func(l status.Level) int {
+		n := 0
 		for _, c := range checks {
-			if !c.OK {
-				failed++
+			if c.Level == l {
+				n++
 			}
 		}
-		return errProblems{failed, len(checks)}
+		return n
+	}
+	switch level {
+	case status.LevelFail:
+		return errProblems{count(status.LevelFail), len(checks)}
+	case status.LevelWarn:
+		return errWarnings{count(status.LevelWarn), len(checks)}
 	}
 	return nil
 }
@@ -115,27 +131,56 @@ func trimNL(s string) string {
 	return s
 }
 
-// statusCmd is one screen of both sites (cmviewcl -v, patronictl list).
+// statusCmd is one screen of both sites (cmviewcl -v, patronictl list);
+// --watch redraws it every --interval until interrupted.
 func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("status", stderr)
 	r := remoteFlags(fs)
-	asJSON := fs.Bool("json", false, "print as JSON")
+	asJSON := fs.Bool("json", false, "print as JSON (with --watch: one document per line)")
+	watch := fs.Bool("watch", false, "redraw until interrupted")
+	interval := fs.Duration("interval", 2*time.Second, "how often --watch redraws")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *watch && *interval < 100*time.Millisecond {
+		return fmt.Errorf("%w: --interval %s is below 100ms", errUsage, *interval)
 	}
 	_, c, err := r.dial(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	p, err := c.project(ctx)
-	if err != nil {
-		return fmt.Errorf("read the log: %w", err)
+	draw := func() error {
+		p, err := c.project(ctx)
+		if err != nil {
+			return fmt.Errorf("read the log: %w", err)
+		}
+		pair := p.Pair(time.Now())
+		switch {
+		case *asJSON && *watch:
+			return writeJSONLine(stdout, pair)
+		case *asJSON:
+			return writeJSON(stdout, pair)
+		case *watch:
+			// Clear the screen and home the cursor, as watch(1) does.
+			fmt.Fprint(stdout, "\x1b[H\x1b[2J")
+		}
+		status.WritePair(stdout, pair)
+		return nil
 	}
-	pair := p.Pair(time.Now())
-	if *asJSON {
-		return writeJSON(stdout, pair)
+	if err := draw(); err != nil || !*watch {
+		return err
 	}
-	status.WritePair(stdout, pair)
-	return nil
+	tick := time.NewTicker(*interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if err := draw(); err != nil {
+				return err
+			}
+		}
+	}
 }

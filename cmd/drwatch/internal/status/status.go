@@ -103,8 +103,15 @@ type Site struct {
 	LastFailover *Saga             `json:"lastFailover,omitempty"`
 	// LastTransition is "active_to_standby", "standby_to_active" or "".
 	LastTransition string `json:"lastTransition"`
+	// Decision is the site's standing decision that held an action back,
+	// nil when none stands.
+	Decision *Decision `json:"heldBack,omitempty"`
+	// VIP is the site's last recorded hold on the service address.
+	VIP *VIPHold `json:"vip,omitempty"`
 
 	states map[string]*state
+	// quorumShare is the reachable share of the last ArbiterQuorumLow.
+	quorumShare float64
 }
 
 // Automatic is the pair-wide automatic-failover switch.
@@ -138,7 +145,14 @@ type Projection struct {
 	// from the same log: roles, epochs and the switch shown here are read
 	// from it, not folded a second time.
 	State *pair.State
-	cfg   *config.Config
+	// PeerView is the same log folded from the peer's side, so a command
+	// run here can tell what the peer's orchestrator would decide (drwatch
+	// switchover aimed at the peer).
+	PeerView *pair.State
+	// LastAck is the last acknowledgement of a failover.
+	LastAck *Ack
+	history history
+	cfg     *config.Config
 }
 
 // New returns the projection before any event: both sites in their
@@ -150,6 +164,11 @@ func New(cfg *config.Config) *Projection {
 		Automatic: Automatic{Enabled: cfg.Failover.Automatic, Configured: true},
 		State:     pair.New(events.SiteID(cfg.Site.Name), events.SiteID(cfg.Site.Peer), events.Role(cfg.Site.Role), cfg.HeartbeatLineNames()),
 		cfg:       cfg,
+	}
+	if p.Peer != "" {
+		// The peer's configured role is unknown here; its RoleChanged
+		// events set it.
+		p.PeerView = pair.New(p.Peer, p.Self, "", cfg.HeartbeatLineNames())
 	}
 	p.site(p.Self).Role = events.Role(cfg.Site.Role)
 	if p.Peer != "" {
@@ -185,12 +204,16 @@ func (p *Projection) Apply(env *events.Envelope) {
 		return
 	}
 	p.State.Apply(env)
+	if p.PeerView != nil {
+		p.PeerView.Apply(env)
+	}
 	p.fromPair()
 	s := p.site(env.Site)
 	if env.Time.After(s.LastEvent) {
 		s.LastEvent = env.Time
 	}
 	s.applyState(env, ev)
+	p.applyOps(env, s, ev)
 	switch e := ev.(type) {
 	case events.RoleChanged:
 		if t := transition(e.From, e.To); t != "" {
@@ -217,7 +240,7 @@ func (p *Projection) Apply(env *events.Envelope) {
 			s.QuorumLow = ""
 		}
 	case events.ArbiterQuorumLow:
-		s.QuorumLow = quorumText(e)
+		s.QuorumLow, s.quorumShare = quorumText(e), e.Share
 	case events.ReplicationBroken:
 		r := s.Replication[e.Database]
 		r.State, r.Detail, r.At = "broken", e.Check+": "+e.Error, env.Time

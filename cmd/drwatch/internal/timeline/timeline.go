@@ -175,7 +175,7 @@ func Describe(ev events.Event) (string, bool) {
 	case events.FailoverAborted:
 		return fmt.Sprintf("failover %s ABORTED at %s: %s", e.FailoverID, orDash(e.Step), e.Reason), true
 	case events.FailoverDecided:
-		return fmt.Sprintf("decided %s (%s)%s%s: %s", e.Action, e.Branch, flag(e.Blocked, " BLOCKED"), flag(e.ObserveOnly, " observe-only"), e.Reason), e.Blocked
+		return fmt.Sprintf("decided %s (%s)%s%s%s: %s", e.Action, e.Branch, flag(e.Blocked, " BLOCKED"), flag(e.Paused, " paused"), flag(e.ObserveOnly, " observe-only"), e.Reason), e.Blocked
 	case events.RoleChanged:
 		return fmt.Sprintf("role %s→%s epoch %d: %s", e.From, e.To, e.Epoch, e.Reason), false
 	case events.AutomaticFailoverChanged:
@@ -189,6 +189,14 @@ func Describe(ev events.Event) (string, bool) {
 		return s + " by " + e.By + ": " + e.Reason, false
 	case events.FailoverAcknowledged:
 		return "failover acknowledged by " + e.By + ": " + e.Reason, false
+	case events.MaintenanceChanged:
+		s := "maintenance " + e.Mode
+		if e.Mode == events.MaintenanceOff {
+			s = "maintenance over"
+		} else if e.Until != nil {
+			s += " until " + e.Until.UTC().Format(time.RFC3339)
+		}
+		return s + " by " + e.By + ": " + e.Reason, false
 	case events.RemoteUnreachable:
 		return fmt.Sprintf("peer %s unreachable on line %s for %.0fs", e.Peer, e.Line, e.DownForSeconds), true
 	case events.RemoteReachable:

@@ -75,6 +75,7 @@ func one(a Alert) []Alert { return []Alert{a} }
 // Error kinds mailed. Most are the event type that raises them; the
 // ArbitrationDecided verdict raises three kinds of its own.
 const (
+	KindTakeoverBlocked                = "TakeoverBlocked"
 	KindFailoverDisabledByConnectivity = "AutomaticFailoverDisabledByConnectivity"
 	KindCannotArbitrate                = "CannotArbitrate"
 	KindArbiterSSHFailed               = "ArbiterSSHFailed"
@@ -106,6 +107,26 @@ func Table() []Rule {
 				}
 				return one(Alert{Summary: "automatic failover enabled again", Facts: []Fact{{"Reason", ev.Reason}, {"By", ev.By}}})
 			}),
+		rule([]string{"MaintenanceChanged"}, false, "the pair paused or made observe-only (drwatch pause)",
+			func(env *events.Envelope, ev events.MaintenanceChanged) []Alert {
+				if ev.Mode == events.MaintenanceOff {
+					return nil
+				}
+				until := "until drwatch resume"
+				if ev.Until != nil {
+					until = "until " + ev.Until.UTC().Format(time.RFC3339)
+				}
+				return one(Alert{Summary: "pair in maintenance (" + ev.Mode + ") " + until,
+					Facts: []Fact{{"Mode", ev.Mode}, {"Reason", ev.Reason}, {"By", ev.By}, {"Until", until}},
+					Todo:  "while in maintenance a dead active site is not replaced automatically; end it with `drwatch resume`"})
+			}),
+		rule([]string{"MaintenanceChanged"}, true, "maintenance over (drwatch resume)",
+			func(env *events.Envelope, ev events.MaintenanceChanged) []Alert {
+				if ev.Mode != events.MaintenanceOff {
+					return nil
+				}
+				return one(Alert{Summary: "pair out of maintenance", Facts: []Fact{{"Reason", ev.Reason}, {"By", ev.By}}})
+			}),
 		rule([]string{"ArbiterQuorumLow"}, false, "always: reachable arbiters below threshold.warning",
 			func(env *events.Envelope, ev events.ArbiterQuorumLow) []Alert {
 				return one(Alert{Summary: fmt.Sprintf("only %d of %d arbiters reachable (%.0f%% < warning %.0f%%)", ev.Reachable, ev.N, ev.Share*100, ev.Warning*100),
@@ -123,6 +144,15 @@ func Table() []Rule {
 				return one(Alert{Key: ev.Step, Summary: fmt.Sprintf("failover %s aborted at step %s", ev.FailoverID, orNone(ev.Step)),
 					Facts: []Fact{{"Failover", ev.FailoverID}, {"Step", ev.Step}, {"Reason", ev.Reason}},
 					Todo:  "the roles are as they were before the failover's failed step; check the step's error and retry with manualFailover"})
+			}),
+		rule([]string{KindTakeoverBlocked}, false, "an automatic promotion held back by a guard (block window, lag, wait window, automatic failover off, an aborted attempt), keyed by the guard: a second disaster that does not fail over is mailed, once per interval and guard",
+			func(env *events.Envelope, ev events.FailoverDecided) []Alert {
+				if !ev.Blocked || ev.Action != events.ActionBeActive || ev.RequestID != "" {
+					return nil // a refused request is answered at the operator's terminal
+				}
+				return one(Alert{Key: ev.Branch, Summary: fmt.Sprintf("site %s held back an automatic takeover: %s", env.Site, ev.Branch),
+					Facts: []Fact{{"Guard", ev.Branch}, {"Reason", ev.Reason}},
+					Todo:  blockedTodo(ev.Branch)})
 			}),
 		rule([]string{"FileSyncFailed"}, false, "always: the standby cannot fetch, verify or write the active site's files (keyed by transport)",
 			func(env *events.Envelope, ev events.FileSyncFailed) []Alert {
@@ -216,6 +246,21 @@ func Table() []Rule {
 					Facts: []Fact{{"Problems", strings.Join(ev.Problems, "\n  ")}}})
 			}),
 	}
+}
+
+// blockedTodo says what lifts the guard that held a takeover back.
+func blockedTodo(branch string) string {
+	switch branch {
+	case "guard.block-window":
+		return "an automatic failover completed within failover.blockWindow; if the pair is sound, `drwatch failover ack` lets the next one happen (or make a site active with `drwatch failover --to SITE`)"
+	case "guard.lag":
+		return "the standby's replica is behind the lag limits; promoting it loses those writes: `drwatch failover --to SITE --force` if the active site is gone for good"
+	case "guard.automatic-off":
+		return "automatic failover is off; re-enable it with `drwatch toolkit watchdog status --enable-automatic-failover` or run `drwatch failover --to SITE`"
+	case "guard.wait-window":
+		return "both sites are standby and the site active last has waitDuration to come back; `drwatch failover --to SITE` ends the wait"
+	}
+	return "see `drwatch status` for the decision and `drwatch failover --to SITE` to act by hand"
 }
 
 // arbitration reads a verdict. Seed 000 mails "automatic failover disabled

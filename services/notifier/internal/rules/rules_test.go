@@ -50,6 +50,12 @@ func TestAlerts(t *testing.T) {
 		{"reachable", events.RemoteReachable{Peer: "a", Line: "vip", Target: "10.0.0.1"}, []got{{"RemoteUnreachable", "a vip", true}}, "reachable again"},
 		{"monitor", events.MonitorTripped{Monitor: "jboss", Kind: "service", Failures: 5}, []got{{"MonitorTripped", "jboss", false}}, "monitor jboss"},
 		{"aborted", events.FailoverAborted{FailoverID: "f1", Step: "veto", Reason: "veto hook exit 1"}, []got{{"FailoverAborted", "veto", false}}, "failover f1 aborted at step veto"},
+		{"takeover held back", events.FailoverDecided{Action: events.ActionBeActive, Branch: "guard.block-window", Reason: "a failover completed at …", Blocked: true},
+			[]got{{KindTakeoverBlocked, "guard.block-window", false}}, "site b held back an automatic takeover: guard.block-window"},
+		{"a refused request is not mailed", events.FailoverDecided{Action: events.ActionBeActive, Branch: "guard.lag", Reason: "behind", Blocked: true, Manual: true, RequestID: "r1"}, nil, ""},
+		{"observe-only is not a held-back takeover", events.FailoverDecided{Action: events.ActionBeActive, Branch: "standby.takeover", Reason: "observe-only: would", ObserveOnly: true}, nil, ""},
+		{"paused", events.MaintenanceChanged{Mode: events.MaintenancePaused, Reason: "network work", By: "op"}, []got{{"MaintenanceChanged", "", false}}, "pair in maintenance (paused) until drwatch resume"},
+		{"resumed", events.MaintenanceChanged{Mode: events.MaintenanceOff, Reason: "done", By: "op"}, []got{{"MaintenanceChanged", "", true}}, "out of maintenance"},
 		{"not mailed", events.PeerVIPMovedLocally{Peer: "a", Line: "vip", VIP: "v", AnsweringNodes: []string{"n"}}, nil, ""},
 	}
 	table := Table()
