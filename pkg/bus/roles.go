@@ -15,8 +15,10 @@ import (
 	"github.com/drwatch/drwatch/pkg/events"
 )
 
-// durableTypes are the event types RolesStream keeps.
-var durableTypes = []events.Type{"RoleChanged", "AutomaticFailoverChanged"}
+// durableTypes are the event types RolesStream keeps: the roles and the
+// pair-wide switches (automatic failover, maintenance), which must outlive
+// the log's retention as long as they are in force.
+var durableTypes = []events.Type{"RoleChanged", "AutomaticFailoverChanged", "MaintenanceChanged"}
 
 // durableFilters are the subjects RolesStream keeps: per type, this site's
 // and the peer's.
@@ -44,7 +46,7 @@ func (b *Bus) RolesConfig() jetstream.StreamConfig {
 	}
 	return jetstream.StreamConfig{
 		Name:              RolesStream,
-		Description:       "latest role of each site of the pair and the automatic-failover switch, kept beyond the log's retention",
+		Description:       "latest role of each site of the pair and the pair-wide switches, kept beyond the log's retention",
 		Storage:           jetstream.FileStorage,
 		Retention:         jetstream.LimitsPolicy,
 		Discard:           jetstream.DiscardOld,
