@@ -2,12 +2,15 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nkeys"
 )
 
 // arbiterUser is the login the sites use on the arbiters: a system user
@@ -269,6 +272,7 @@ nats:
     storeDir: %[6]s
     syncAlways: true
     leafnode:
+      key: %[14]s
 %[7]s
 vip:
   address: %[8]s/24
@@ -301,10 +305,27 @@ mysql:
 http:
   listen: %[5]s:8480
 `, s.name, peer.name, role, peer.addr, s.addr, w.storeDir(s), leaf, vipAddr, arb.String(),
-		dbAdmin, dbAdminPass, replUser, replPass)
+		dbAdmin, dbAdminPass, replUser, replPass, w.leafKey())
 }
 
+// leafKey is the pair's leafnode key, outside both stores (a wiped store
+// keeps the pair linked), written by writeConfigs.
+func (w *world) leafKey() string { return filepath.Join(w.dir, "leaf.nk") }
+
 func (w *world) writeConfigs() error {
+	if _, err := os.Stat(w.leafKey()); errors.Is(err, os.ErrNotExist) {
+		kp, err := nkeys.CreateUser()
+		if err != nil {
+			return fmt.Errorf("leafnode key: %w", err)
+		}
+		seed, err := kp.Seed()
+		if err != nil {
+			return fmt.Errorf("leafnode key: %w", err)
+		}
+		if err := writeFile(w.leafKey(), string(seed)+"\n", 0o600); err != nil {
+			return err
+		}
+	}
 	for _, s := range sites {
 		if err := writeFile(w.cfgPath(s), w.siteConfig(s), 0o644); err != nil {
 			return err
