@@ -181,7 +181,11 @@ func TestSwitchoverRoundTrip(t *testing.T) {
 
 	// b's replica reported far behind: the switchover is refused before
 	// anything is recorded, and a stays active.
-	nc, err := nats.Connect(topo.Site("b").NATSURL)
+	auth, err := bus.ClientAuth(topo.Site("b").Config.NATS.Embedded.Keys(), "dbmonitor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(topo.Site("b").NATSURL, auth)
 	if err != nil {
 		t.Fatal(err)
 	}

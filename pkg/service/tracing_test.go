@@ -60,6 +60,8 @@ func TestTracesExportedOverOTLPWhenConfigured(t *testing.T) {
 	site := bustest.RunJetStream(t)
 	cfg := config.Defaults()
 	cfg.Site.Name, cfg.Site.Peer, cfg.Site.Node = "a", "b", "n1"
+	cfg.NATS.Embedded.KeysDir = site.KeysDir
+	site.Bus(t, "site", "") // the site process makes the streams
 	b, err := Connect(ctx, &cfg, site.URL, "heartbeat", slog.New(slog.DiscardHandler), bus.NewMetrics(nil), tp)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ package line
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/drwatch/drwatch/pkg/events"
@@ -283,7 +284,7 @@ func (m *Machine) transition(now time.Time, to Status, answering string) []event
 				Peer:           m.cfg.Peer,
 				Line:           m.cfg.Name,
 				VIP:            m.cfg.VIP,
-				AnsweringNodes: append([]string(nil), m.answered...),
+				AnsweringNodes: slices.Sorted(slices.Values(m.answered)),
 			})
 		}
 	}
