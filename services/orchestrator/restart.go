@@ -138,8 +138,12 @@ func (r *runner) claimOnRestart(ctx context.Context, d decide.RestartDecision) d
 func (r *runner) startStandDown(ctx context.Context, rc events.RoleChanged) error {
 	id := uuid.Must(uuid.NewV7()).String()
 	plan := (&saga.Executor{Peer: r.opts.Peer, VIP: r.sagaVIP(), Services: r.opts.Services, Hooks: r.opts.Hooks, Databases: r.opts.Databases}).Plan(events.RoleStandby, false)
+	// Not a restart stand-down (StandDown): such a site was active last
+	// by its own log, which this one cannot say; the restart yield that
+	// follows a stand-down would only hold back a standby that never was
+	// active (a pair's first start seen from its second site).
 	ev := events.FailoverStarted{FailoverID: id, From: events.RoleStandby, To: events.RoleStandby, Epoch: rc.Epoch,
-		Reason: rc.Reason, StandDown: true, Steps: plan}
+		Reason: rc.Reason, Steps: plan}
 	r.log.Info("standing down before announcing standby: this site may have been active", "epoch", rc.Epoch, "why", rc.Reason, "steps", plan)
 	r.mu.Lock()
 	r.started[id] = true

@@ -36,6 +36,11 @@ func mailsSince(ms []mailMessage, since time.Time, words ...string) []mailMessag
 func waitRole(t *testing.T, p *Pair, site, role string, limit time.Duration) time.Time {
 	t.Helper()
 	var at time.Time
+	defer func() {
+		if t.Failed() {
+			logDecisions(t, p, site)
+		}
+	}()
 	waitFor(t, limit, "site "+site+" "+role, func() (bool, string) {
 		evs, err := p.ReadLog(t, site)
 		rc := RoleChanges(site, evs)
@@ -47,6 +52,22 @@ func waitRole(t *testing.T, p *Pair, site, role string, limit time.Duration) tim
 		return last.To == role, fmt.Sprintf("%s at epoch %d", last.To, last.Epoch)
 	})
 	return at
+}
+
+// logDecisions prints what site's orchestrator decided and ran, payloads
+// included, so a role that never came says why.
+func logDecisions(t *testing.T, p *Pair, site string) {
+	evs, err := p.ReadLog(t, site)
+	if err != nil {
+		t.Logf("site %s's log: %v", site, err)
+		return
+	}
+	for _, ev := range evs {
+		switch ev.Type {
+		case "FailoverDecided", "FailoverStarted", "FailoverStepDone", "FailoverAborted", "RoleChanged", "ArbitersClaimed", "RemoteUnreachable", "RemoteReachable":
+			t.Logf("%s %s.%s %s", ev.Time.Format("15:04:05.000"), ev.Site, ev.Type, ev.Payload)
+		}
+	}
 }
 
 // assertNothingMovedSince fails when either site logged a role change, or

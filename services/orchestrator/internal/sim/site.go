@@ -257,7 +257,7 @@ func (s *site) start(initial bool) {
 			s.own[id] = true
 			s.w.tracef("%s has no role of its own in its log: stands down", s.id)
 			s.publish(&events.FailoverStarted{FailoverID: id, From: events.RoleStandby, To: events.RoleStandby, Epoch: s.st.MaxEpoch,
-				Reason: "no role of its own in the log: starts standby", StandDown: true, Steps: s.plan(events.RoleStandby, false)})
+				Reason: "no role of its own in the log: starts standby", Steps: s.plan(events.RoleStandby, false)})
 		}
 	}
 	s.hbDown = false
