@@ -63,11 +63,15 @@ func (r *runner) announceInitialRole(ctx context.Context) (awaiting bool, err er
 		rc = r.configured(st, reasonFirstStart)
 	}
 	rc.From = rc.To
-	if rc.To == events.RoleStandby && rc.Reason != reasonFirstStart {
-		// This site may have been active before its store was lost: its
-		// VIP may be up and its databases may accept writes. Standby is
-		// recorded once they are fenced, by a stand-down the loop runs
-		// first (its completion records the RoleChanged).
+	_, hadRole := roles(peer)[r.opts.Site]
+	if rc.To == events.RoleStandby && (awaiting || hadRole) {
+		// This site may have been active before its store was lost (the
+		// peer's store holds a role of it, or the peer cannot be asked):
+		// its VIP may be up and its databases may accept writes. Standby
+		// is recorded once they are fenced, by a stand-down the loop
+		// runs first (its completion records the RoleChanged). A site
+		// the peer's store never heard of (the pair's first start seen
+		// from its second site) has nothing to fence.
 		return awaiting, r.startStandDown(ctx, rc)
 	}
 	st, _ = r.snapshot()

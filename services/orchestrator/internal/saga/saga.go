@@ -448,11 +448,11 @@ func (x *Executor) fence(ctx context.Context, s *pair.Saga) (string, error) {
 		// counted from a loss this site's heartbeat sees too. So the
 		// heartbeat must lose it first; then the takeover hold and the
 		// claim decide, as for any unreachable peer.
-		left := max(x.FenceTimeout-time.Since(start), 0)
-		st, err = x.Wait(ctx, func(st *pair.State) bool {
+		answeredOrLost := func(st *pair.State) bool {
 			settled, _, _ := FenceAnswer(st, env.ID)
 			return settled || st.PeerUnreachable()
-		}, left)
+		}
+		st, err = x.waitFor(ctx, answeredOrLost, x.FenceTimeout-time.Since(start))
 		if err != nil {
 			if ctx.Err() != nil {
 				return "", ctx.Err()
@@ -488,7 +488,7 @@ func (x *Executor) awaitFenceAnswer(ctx context.Context, id events.ID) (*pair.St
 	}
 	for {
 		left := x.FenceTimeout - time.Since(start)
-		st, err := x.Wait(ctx, done, min(quick, max(left, 0)))
+		st, err := x.waitFor(ctx, done, min(quick, left))
 		if err == nil || ctx.Err() != nil {
 			return st, 0, err
 		}
@@ -499,6 +499,19 @@ func (x *Executor) awaitFenceAnswer(ctx context.Context, id events.ID) (*pair.St
 			return st, x.FenceTimeout, err
 		}
 	}
+}
+
+// waitFor is Wait for cond with a bound that may have run out: it fails
+// unless cond holds by then (Wait with no time left only looks).
+func (x *Executor) waitFor(ctx context.Context, cond func(*pair.State) bool, timeout time.Duration) (*pair.State, error) {
+	if timeout <= 0 {
+		st, _ := x.Wait(ctx, cond, 0)
+		if cond(st) {
+			return st, nil
+		}
+		return st, errors.New("no time left")
+	}
+	return x.Wait(ctx, cond, timeout)
 }
 
 // FenceAnswer reads the peer's answer to fence request id in st: settled

@@ -712,6 +712,13 @@ func TestFenceStep(t *testing.T) {
 		// once skipped the takeover hold.
 		{name: "standby by a stale copy, silent, the heartbeat still reaches it: refused", peer: []events.Event{events.RoleChanged{From: standby, To: standby, Reason: "x"}},
 			silent: true, claim: &events.ArbitersClaimed{Outcome: events.ClaimClear, N: 3, Held: 3}, requested: true, ok: false},
+		// A failover of the peer's running in this site's copy gives it
+		// the whole fence timeout to answer; when that runs out, "no time
+		// left" must not read as "the heartbeat lost it".
+		{name: "silent while its own failover runs, the heartbeat still reaches it: refused", peer: []events.Event{
+			events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"},
+			events.FailoverStarted{FailoverID: "b-x", From: active, To: standby, Epoch: 1, Reason: "x", Steps: []string{"release-vip"}}},
+			silent: true, claim: &events.ArbitersClaimed{Outcome: events.ClaimClear, N: 3, Held: 3}, requested: true, ok: false},
 		{name: "active, silent, the heartbeat still reaches it: refused even forced", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
 			silent: true, manual: true, force: true, claim: &events.ArbitersClaimed{Outcome: events.ClaimFailed, N: 3, Unreachable: 3}, requested: true, ok: false},
 		{name: "lost while being fenced, the claim conflicts: refused even forced", peer: []events.Event{events.RoleChanged{From: standby, To: active, Epoch: 1, Reason: "x"}},
