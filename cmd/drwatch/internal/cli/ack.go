@@ -31,7 +31,7 @@ func ackCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer c.Close()
 	p, err := c.project(ctx)
 	if err != nil {
-		return fmt.Errorf("read the log: %w", err)
+		return err
 	}
 	res, err := api.Acknowledge(ctx, c.bus, p, operator(), *reason, "drwatch failover ack on site "+cfg.Site.Name, time.Now())
 	if errors.Is(err, api.ErrBadInput) {
@@ -63,7 +63,7 @@ func historyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer c.Close()
 	p, err := c.project(ctx)
 	if err != nil {
-		return fmt.Errorf("read the log: %w", err)
+		return err
 	}
 	h := p.History()
 	if *asJSON {

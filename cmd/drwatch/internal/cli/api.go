@@ -49,7 +49,7 @@ func apiCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		defer c.Close()
 		p, err := c.project(ctx)
 		if err != nil {
-			return fmt.Errorf("read the log: %w", err)
+			return err
 		}
 		rt = p.Runtime(time.Now())
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"time"
@@ -51,7 +52,11 @@ func (r *remote) dial(ctx context.Context) (*config.Config, *client, error) {
 
 // project replays the site's log.
 func (c *client) project(ctx context.Context) (*status.Projection, error) {
-	return status.Load(ctx, c.bus, c.cfg)
+	p, err := status.Load(ctx, c.bus, c.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("read the log: %w", err)
+	}
+	return p, nil
 }
 
 func writeJSON(w io.Writer, v any) error {

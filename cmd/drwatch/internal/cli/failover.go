@@ -45,7 +45,7 @@ func manualFailoverCmd(ctx context.Context, args []string, stdout, stderr io.Wri
 
 	p, err := c.project(ctx)
 	if err != nil {
-		return fmt.Errorf("read the log: %w", err)
+		return err
 	}
 	target, to := self, events.RoleActive
 	switch {
@@ -208,7 +208,7 @@ func watchdogCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if !*enable && !disabling {
 		p, err := c.project(ctx)
 		if err != nil {
-			return fmt.Errorf("read the log: %w", err)
+			return err
 		}
 		if *asJSON {
 			return writeJSON(stdout, map[string]any{"automaticFailover": p.Automatic, "on": p.Automatic.On(now)})

@@ -82,7 +82,7 @@ func healthChecks(ctx context.Context, r *remote, now time.Time) []status.Check 
 	}
 	p, err := c.project(ctx)
 	if err != nil {
-		return append(checks, status.Check{Name: "event log", Detail: "replay: " + err.Error()})
+		return append(checks, status.Check{Name: "event log", Detail: err.Error()})
 	}
 	return append(checks, p.Checks(now)...)
 }
@@ -153,7 +153,7 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	draw := func() error {
 		p, err := c.project(ctx)
 		if err != nil {
-			return fmt.Errorf("read the log: %w", err)
+			return err
 		}
 		pair := p.Pair(time.Now())
 		switch {

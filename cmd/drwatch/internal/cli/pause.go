@@ -56,7 +56,7 @@ func recordMaintenance(ctx context.Context, r *remote, mode string, d time.Durat
 	defer c.Close()
 	p, err := c.project(ctx)
 	if err != nil {
-		return fmt.Errorf("read the log: %w", err)
+		return err
 	}
 	verb := map[bool]string{true: "resume", false: "pause"}[mode == events.MaintenanceOff]
 	res, err := api.Maintain(ctx, c.bus, p, mode, d, operator(), reason, "drwatch "+verb+" on site "+cfg.Site.Name, time.Now())

@@ -150,7 +150,7 @@ func (m *move) run(ctx context.Context, r *remote, stdin io.Reader, stdout io.Wr
 	plan := func() (*status.Projection, events.FailoverRequested, orchestrator.Preview, error) {
 		p, err := c.project(ctx)
 		if err != nil {
-			return nil, events.FailoverRequested{}, orchestrator.Preview{}, fmt.Errorf("read the log: %w", err)
+			return nil, events.FailoverRequested{}, orchestrator.Preview{}, err
 		}
 		t, err := target(p)
 		if err != nil {
