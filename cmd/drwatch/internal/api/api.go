@@ -88,9 +88,8 @@ func (s *server) config(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	p, err := status.Load(r.Context(), s.log, s.cfg)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "read the log: "+err.Error())
+	p, ok := s.project(w, r)
+	if !ok {
 		return
 	}
 	out, err := s.cfg.APISections(p.Runtime(s.now()), names...)
@@ -102,9 +101,8 @@ func (s *server) config(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) status(w http.ResponseWriter, r *http.Request) {
-	p, err := status.Load(r.Context(), s.log, s.cfg)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "read the log: "+err.Error())
+	p, ok := s.project(w, r)
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, p.Pair(s.now()))
@@ -113,9 +111,8 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 // health answers 200 when no check fails (warnings allowed), 503
 // otherwise, with the checks and the worst level either way.
 func (s *server) health(w http.ResponseWriter, r *http.Request) {
-	p, err := status.Load(r.Context(), s.log, s.cfg)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "read the log: "+err.Error())
+	p, ok := s.project(w, r)
+	if !ok {
 		return
 	}
 	checks := p.Checks(s.now())
@@ -127,9 +124,8 @@ func (s *server) health(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) history(w http.ResponseWriter, r *http.Request) {
-	p, err := status.Load(r.Context(), s.log, s.cfg)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "read the log: "+err.Error())
+	p, ok := s.project(w, r)
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, p.History())
@@ -166,6 +162,17 @@ func decodeBody(r *http.Request, v any) error {
 	return nil
 }
 
+// project replays the log into the status projection, answering 503
+// itself when it cannot.
+func (s *server) project(w http.ResponseWriter, r *http.Request) (*status.Projection, bool) {
+	p, err := status.Load(r.Context(), s.log, s.cfg)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "read the log: "+err.Error())
+		return nil, false
+	}
+	return p, true
+}
+
 // by names who asked over HTTP, as events record it.
 func by(r *http.Request) string {
 	return "http-api@" + r.RemoteAddr
@@ -180,9 +187,8 @@ func (s *server) ack(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	p, err := status.Load(r.Context(), s.log, s.cfg)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "read the log: "+err.Error())
+	p, ok := s.project(w, r)
+	if !ok {
 		return
 	}
 	res, err := Acknowledge(r.Context(), s.log, p, by(r), body.Reason, "acknowledged over the HTTP API of site "+s.cfg.Site.Name, s.now())
@@ -218,9 +224,8 @@ func (s *server) switchover(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("reason is %d bytes, at most 1024", len(body.Reason)))
 		return
 	}
-	p, err := status.Load(r.Context(), s.log, s.cfg)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "read the log: "+err.Error())
+	p, ok := s.project(w, r)
+	if !ok {
 		return
 	}
 	target, err := p.SwitchoverTarget(body.To)
@@ -309,9 +314,8 @@ func (s *server) resume(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) maintain(w http.ResponseWriter, r *http.Request, mode string, d time.Duration, reason string) {
-	p, err := status.Load(r.Context(), s.log, s.cfg)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "read the log: "+err.Error())
+	p, ok := s.project(w, r)
+	if !ok {
 		return
 	}
 	res, err := Maintain(r.Context(), s.log, p, mode, d, by(r), reason, "maintenance over the HTTP API of site "+s.cfg.Site.Name, s.now())
