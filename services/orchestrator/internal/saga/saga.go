@@ -247,7 +247,7 @@ func (x *Executor) Resume(ctx context.Context, s *pair.Saga) error {
 
 func (x *Executor) complete(ctx context.Context, s *pair.Saga, start time.Time) error {
 	if !s.RoleChanged {
-		st, _ := x.Wait(ctx, func(*pair.State) bool { return true }, 0)
+		st := x.state(ctx)
 		rc := events.RoleChanged{From: s.From, To: s.To, Epoch: s.Epoch, Reason: clip1k(s.Reason), FailoverID: s.ID}
 		rc.Lineage = st.LineageAfter(rc)
 		if err := x.publish(ctx, rc); err != nil {
@@ -408,7 +408,7 @@ func (x *Executor) eachService(ctx context.Context, role events.Role) error {
 // while being fenced — may be active behind the cut: the promotion goes on
 // only with the arbiters claimed (fenceUnreachable).
 func (x *Executor) fence(ctx context.Context, s *pair.Saga) (string, error) {
-	st, _ := x.Wait(ctx, func(*pair.State) bool { return true }, 0)
+	st := x.state(ctx)
 	if st.PeerUnreachable() {
 		return x.fenceUnreachable(ctx, s, "unreachable")
 	}
@@ -564,7 +564,7 @@ func (x *Executor) fenceUnreachable(ctx context.Context, s *pair.Saga, how strin
 		}
 		what = held + what
 		c, err := x.Claim(ctx, s.ID+"/fence", what+": "+s.Reason)
-		if err != nil && ForcedPastClaim(s, c, st(ctx, x)) && ctx.Err() == nil {
+		if err != nil && ForcedPastClaim(s, c, x.state(ctx)) && ctx.Err() == nil {
 			return fmt.Sprintf("%s; forced, proceeding on the operator's word although the claim failed (%v): no arbiter shows the peer managing it", what, err), nil
 		}
 		if err != nil {
@@ -575,14 +575,14 @@ func (x *Executor) fenceUnreachable(ctx context.Context, s *pair.Saga, how strin
 		// A custom failure-detection script's verdict is the only
 		// authority such a site has; it started this takeover.
 		return what + "; no arbiters to claim: proceeding on the failure-detection verdict", nil
-	case s.Force && st(ctx, x).PeerUnreachable():
+	case s.Force && x.state(ctx).PeerUnreachable():
 		return what + "; no arbiters to claim: forced, proceeding on the operator's word", nil
 	}
 	return "", fmt.Errorf("%s and this site has no arbiters to claim (none configured, or a custom failure-detection script): only a forced failover proceeds", what)
 }
 
-// st is the projection as it stands.
-func st(ctx context.Context, x *Executor) *pair.State {
+// state is the projection as it stands.
+func (x *Executor) state(ctx context.Context) *pair.State {
 	s, _ := x.Wait(ctx, func(*pair.State) bool { return true }, 0)
 	return s
 }
@@ -604,7 +604,7 @@ func ForcedPastClaim(s *pair.Saga, c events.ArbitersClaimed, st *pair.State) boo
 // of config.Timing), so the claim that follows cannot complete beside a
 // writable primary. It reports the wait for the step's record.
 func (x *Executor) holdTakeover(ctx context.Context) (string, error) {
-	st, _ := x.Wait(ctx, func(*pair.State) bool { return true }, 0)
+	st := x.state(ctx)
 	if x.TakeoverHold <= 0 || !st.PeerUnreachable() || st.UnreachableSince.IsZero() {
 		return "", nil
 	}
@@ -709,7 +709,7 @@ func (x *Executor) databaseAs(ctx context.Context, s *pair.Saga, id, command str
 // question is asked again for up to positionPatience before refusing. A
 // forced failover goes on and records what it overrode.
 func (x *Executor) checkPosition(ctx context.Context, s *pair.Saga) (string, error) {
-	st, _ := x.Wait(ctx, func(*pair.State) bool { return true }, 0)
+	st := x.state(ctx)
 	patience := time.Duration(0)
 	if !st.PeerUnreachable() && st.PeerRole == events.RoleActive {
 		patience = positionPatience
@@ -737,7 +737,7 @@ const positionPatience = 3 * time.Second
 // check-position's. An unreachable peer was not fenced over the link and
 // its primaries cannot be asked: nothing to wait for.
 func (x *Executor) catchUp(ctx context.Context, s *pair.Saga) (string, error) {
-	st, _ := x.Wait(ctx, func(*pair.State) bool { return true }, 0)
+	st := x.state(ctx)
 	if st.PeerUnreachable() {
 		return "peer " + string(x.Peer) + " unreachable: its primaries cannot be asked; check-position judged the replicas", nil
 	}
@@ -770,7 +770,7 @@ func (x *Executor) positions(ctx context.Context, s *pair.Saga, tag string, lim 
 	deadline := time.Now().Add(patience)
 	for round := 1; ; round++ {
 		var lines, problems []string
-		st, _ := x.Wait(ctx, func(*pair.State) bool { return true }, 0)
+		st := x.state(ctx)
 		for _, db := range x.Databases {
 			done, err := x.askAs(ctx, s, s.ID+"/"+tag+"/"+strconv.Itoa(round), "position", db)
 			if ctx.Err() != nil {
