@@ -136,40 +136,42 @@ func (r *runner) claimOnRestart(ctx context.Context, d decide.RestartDecision) d
 // first, like every demotion, then rc as the saga's RoleChanged. It
 // returns once the projection holds the saga; the loop runs it.
 func (r *runner) startStandDown(ctx context.Context, rc events.RoleChanged) error {
-	id := uuid.Must(uuid.NewV7()).String()
-	plan := (&saga.Executor{Peer: r.opts.Peer, VIP: r.sagaVIP(), Services: r.opts.Services, Hooks: r.opts.Hooks, Databases: r.opts.Databases}).Plan(events.RoleStandby, false)
+	r.log.Info("standing down before announcing standby: this site may have been active", "epoch", rc.Epoch, "why", rc.Reason)
 	// Not a restart stand-down (StandDown): such a site was active last
 	// by its own log, which this one cannot say; the restart yield that
 	// follows a stand-down would only hold back a standby that never was
 	// active (a pair's first start seen from its second site).
-	ev := events.FailoverStarted{FailoverID: id, From: events.RoleStandby, To: events.RoleStandby, Epoch: rc.Epoch,
-		Reason: rc.Reason, Steps: plan}
-	r.log.Info("standing down before announcing standby: this site may have been active", "epoch", rc.Epoch, "why", rc.Reason, "steps", plan)
-	r.mu.Lock()
-	r.started[id] = true
-	r.mu.Unlock()
-	if _, err := r.deps.Bus.Publish(ctx, ev, nil); err != nil {
-		return fmt.Errorf("record the stand-down: %w", err)
+	id, err := r.recordDemotion(ctx, events.FailoverStarted{From: events.RoleStandby, Epoch: rc.Epoch, Reason: rc.Reason})
+	if err != nil {
+		return err
 	}
-	_, err := r.wait(ctx, func(s *pair.State) bool { return s.Saga != nil && s.Saga.ID == id }, 10*time.Second)
+	_, err = r.wait(ctx, func(s *pair.State) bool { return s.Saga != nil && s.Saga.ID == id }, 10*time.Second)
 	return err
 }
 
 func (r *runner) standDown(ctx context.Context, st *pair.State, why string) error {
 	epoch := max(st.Epoch, st.MaxEpoch)
 	r.log.Warn("restarted active without its peer: standing down", "epoch", epoch, "why", why)
-	id := uuid.Must(uuid.NewV7()).String()
-	plan := (&saga.Executor{Peer: r.opts.Peer, VIP: r.sagaVIP(), Services: r.opts.Services, Hooks: r.opts.Hooks, Databases: r.opts.Databases}).Plan(events.RoleStandby, false)
-	ev := events.FailoverStarted{FailoverID: id, From: events.RoleActive, To: events.RoleStandby, Epoch: epoch,
-		Reason: pair.RestartStandDownReason, StandDown: true, Steps: plan}
-	r.mu.Lock()
-	r.started[id] = true
-	r.mu.Unlock()
-	if _, err := r.deps.Bus.Publish(ctx, ev, nil); err != nil {
-		return fmt.Errorf("record the stand-down: %w", err)
+	id, err := r.recordDemotion(ctx, events.FailoverStarted{From: events.RoleActive, Epoch: epoch, Reason: pair.RestartStandDownReason, StandDown: true})
+	if err != nil {
+		return err
 	}
-	_, err := r.wait(ctx, func(s *pair.State) bool {
+	_, err = r.wait(ctx, func(s *pair.State) bool {
 		return s.Saga != nil && s.Saga.ID == id && s.Saga.Finished && s.Role != events.RoleActive
 	}, 30*time.Minute)
 	return err
+}
+
+// recordDemotion records ev, with a new ID and the demotion's plan, as a
+// saga of this process's own for the loop to run, and returns its ID.
+func (r *runner) recordDemotion(ctx context.Context, ev events.FailoverStarted) (string, error) {
+	ev.FailoverID, ev.To = uuid.Must(uuid.NewV7()).String(), events.RoleStandby
+	ev.Steps = (&saga.Executor{Peer: r.opts.Peer, VIP: r.sagaVIP(), Services: r.opts.Services, Hooks: r.opts.Hooks, Databases: r.opts.Databases}).Plan(events.RoleStandby, false)
+	r.mu.Lock()
+	r.started[ev.FailoverID] = true
+	r.mu.Unlock()
+	if _, err := r.deps.Bus.Publish(ctx, ev, nil); err != nil {
+		return "", fmt.Errorf("record the stand-down: %w", err)
+	}
+	return ev.FailoverID, nil
 }
